@@ -1,0 +1,370 @@
+// posenc: multi-head self-attention over any encoder (conventions.md section 6), with a KV
+// cache for incremental decoding.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <vector>
+
+#include "encoder.hpp"
+#include "types.hpp"
+
+namespace posenc {
+
+template <class T>
+struct AttentionOptions {
+  /// H; D must be a multiple of it.
+  Index heads = 1;
+  /// S[i, j] = -inf where p_j > p_i.
+  bool causal = false;
+  /// p_i = offset + i, unless `positions` is non-empty.
+  std::int64_t offset = 0;
+  std::vector<std::int64_t> positions;
+  /// Score scale; 1/sqrt(Dh) when absent (T5 uses 1).
+  std::optional<T> scale;
+};
+
+namespace detail {
+
+inline void check_projection(const char* name, Index rows, Index cols, Index d) {
+  require(rows == d && cols == d, "attention: ", name, " is [", rows, ", ", cols,
+          "], expected [D, D] = [", d, ", ", d, "]");
+}
+
+template <class T>
+Positions positions_of(const AttentionOptions<T>& opt, Index n) {
+  if (opt.positions.empty()) return Positions(opt.offset, n);
+  require(static_cast<Index>(opt.positions.size()) == n, "attention: positions has ",
+          opt.positions.size(), " entries, X has N = ", n, " rows");
+  return Positions(opt.positions);
+}
+
+template <class T>
+T score_scale(const AttentionOptions<T>& opt, Index head_dim) {
+  if (!opt.scale) return static_cast<T>(1.0 / std::sqrt(static_cast<double>(head_dim)));
+  require(std::isfinite(static_cast<double>(*opt.scale)), "attention: scale = ", *opt.scale,
+          " must be finite");
+  return *opt.scale;
+}
+
+inline void check_heads(Index d, Index heads) {
+  require(heads > 0, "attention: heads H = ", heads, " must be > 0");
+  require(d % heads == 0, "attention: heads H = ", heads, " does not divide D = ", d);
+}
+
+/// The encoder's per-call score-bias object, or a placeholder for encoders without one.
+template <class E>
+auto make_score_bias(const E& enc, const Positions& qpos, const Positions& kpos, Index heads,
+                     Index head_dim, typename E::Scalar scale) {
+  if constexpr (encoder_traits<E>::biases_scores)
+    return enc.score_bias(qpos, kpos, heads, head_dim, scale);
+  else
+    return 0;
+}
+
+/// Scores, mask, softmax and values for every head: out [Nq, D] = softmax(S) V per head, with
+/// S = scale Q_h K_h^T + the encoder's bias. Tiled over queries and keys with an online
+/// softmax (Milakov & Gimelshein 2018), so no [Nq, Nk] matrix is formed; under a causal mask,
+/// key tiles entirely in a query tile's future are skipped.
+template <class E>
+void attend(const E& enc, const ConstMatrixRef<typename E::Scalar>& q,
+            const ConstMatrixRef<typename E::Scalar>& k, const ConstMatrixRef<typename E::Scalar>& v,
+            const Positions& qpos, const Positions& kpos, Index heads, typename E::Scalar scale,
+            bool causal, MatrixRef<typename E::Scalar> out) {
+  using T = typename E::Scalar;
+  const Index nq = q.rows(), nk = k.rows(), d = q.cols(), dh = d / heads;
+  POSENC_ASSERT(out.rows() == nq && out.cols() == d && v.rows() == nk);
+  if (nq == 0) return;
+  if (causal) {
+    const std::int64_t kmin = nk > 0 ? kpos.min() : std::numeric_limits<std::int64_t>::max();
+    for (Index i = 0; i < nq; ++i)
+      require(qpos[i] >= kmin, "attention: query ", i, " at position ", qpos[i],
+              " has every key masked (causal, the earliest key is at ",
+              nk > 0 ? kpos.min() : -1, ")");
+  } else {
+    require(nk > 0, "attention: no keys to attend to");
+  }
+
+  constexpr Index bq = 64, bk = 128;
+  const Index q_tiles = (nq + bq - 1) / bq, k_tiles = (nk + bk - 1) / bk;
+  std::vector<std::int64_t> ktile_min(static_cast<std::size_t>(k_tiles)),
+      ktile_max(static_cast<std::size_t>(k_tiles));
+  for (Index t = 0; t < k_tiles; ++t) {
+    const Positions tile = kpos.contiguous() ? Positions(kpos.offset() + t * bk, std::min(bk, nk - t * bk))
+                                             : kpos.slice(t * bk, std::min(bk, nk - t * bk));
+    ktile_min[static_cast<std::size_t>(t)] = tile.min();
+    ktile_max[static_cast<std::size_t>(t)] = tile.max();
+  }
+
+  constexpr bool has_bias = encoder_traits<E>::biases_scores;
+  constexpr bool has_values = adds_values<E>();
+  const auto bias = make_score_bias(enc, qpos, kpos, heads, dh, scale);
+  std::atomic<bool> empty_row{false};
+  const T neg_inf = -std::numeric_limits<T>::infinity();
+
+  const Index work = heads * q_tiles;
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(dynamic, 1) if (work > 1 && nq * nk * d > 32768)
+#endif
+  for (Index w = 0; w < work; ++w) {
+    const Index h = w / q_tiles, i0 = (w % q_tiles) * bq, bi = std::min(bq, nq - i0);
+    std::int64_t qmin = std::numeric_limits<std::int64_t>::max(), qmax = -1;
+    for (Index i = 0; i < bi; ++i) {
+      qmin = std::min(qmin, qpos[i0 + i]);
+      qmax = std::max(qmax, qpos[i0 + i]);
+    }
+    const auto qh = q.block(i0, h * dh, bi, dh);
+    Matrix<T> acc = Matrix<T>::Zero(bi, dh), s(bi, bk), p(bi, bk);
+    Vector<T> row_max = Vector<T>::Constant(bi, neg_inf), row_sum = Vector<T>::Zero(bi);
+    Vector<T> new_max(bi), alpha(bi);
+    for (Index t = 0; t < k_tiles; ++t) {
+      const Index j0 = t * bk, bj = std::min(bk, nk - j0);
+      if (causal && ktile_min[static_cast<std::size_t>(t)] > qmax) continue;
+      const auto kh = k.block(j0, h * dh, bj, dh);
+      auto st = s.leftCols(bj);
+      st.noalias() = scale * (qh * kh.transpose());
+      if constexpr (has_bias) bias.add(h, i0, j0, qh, kh, st);
+      if (causal && ktile_max[static_cast<std::size_t>(t)] > qmin) {
+        for (Index i = 0; i < bi; ++i) {
+          const std::int64_t pi = qpos[i0 + i];
+          for (Index j = 0; j < bj; ++j)
+            if (kpos[j0 + j] > pi) st(i, j) = neg_inf;
+        }
+      }
+      // online softmax: m' = max(m, max_j s_ij); acc = acc e^(m - m') + e^(s - m') V
+      new_max = row_max.cwiseMax(st.rowwise().maxCoeff());
+      for (Index i = 0; i < bi; ++i) {
+        const T m = new_max(i);
+        const bool none = m == neg_inf;
+        alpha(i) = (row_max(i) == neg_inf) ? T(0) : std::exp(row_max(i) - m);
+        new_max(i) = none ? T(0) : m;
+      }
+      auto pt = p.leftCols(bj);
+      pt.array() = (st.array().colwise() - new_max.array()).exp();
+      for (Index i = 0; i < bi; ++i)
+        if (row_max(i) == neg_inf && new_max(i) == T(0) && !(st.row(i).maxCoeff() > neg_inf))
+          new_max(i) = neg_inf;  // still nothing unmasked in this row
+      row_sum = row_sum.cwiseProduct(alpha) + pt.rowwise().sum();
+      acc = alpha.asDiagonal() * acc;
+      acc.noalias() += pt * v.block(j0, h * dh, bj, dh);
+      if constexpr (has_values) bias.add_values(h, i0, j0, pt, acc);
+      row_max = new_max;
+    }
+    for (Index i = 0; i < bi; ++i)
+      if (!(row_sum(i) > T(0))) empty_row = true;
+    out.block(i0, h * dh, bi, dh) = row_sum.cwiseInverse().asDiagonal() * acc;
+  }
+  require(!empty_row, "attention: a query row has every score masked or -inf");
+}
+
+}  // namespace detail
+
+/// Multi-head self-attention with encoder `enc` (conventions.md section 6):
+///   X' = X + PE (additive encoders);  Q = X' Wq, K = X' Wk, V = X' Wv;  RoPE rotates Q_h, K_h;
+///   S_h = scale Q_h K_h^T + B_h (+ content terms);  O_h = softmax(S_h) V_h;  Y = [O_0 ... O_{H-1}] Wo.
+/// x is [N, D]; the weights are [D, D] and applied as x W. Writes y [N, D].
+template <class E>
+void attention(const ConstMatrixRef<typename E::Scalar>& x, const ConstMatrixRef<typename E::Scalar>& wq,
+               const ConstMatrixRef<typename E::Scalar>& wk, const ConstMatrixRef<typename E::Scalar>& wv,
+               const ConstMatrixRef<typename E::Scalar>& wo, const E& enc,
+               const AttentionOptions<typename E::Scalar>& opt, MatrixRef<typename E::Scalar> y) {
+  using T = typename E::Scalar;
+  const Index n = x.rows(), d = x.cols();
+  detail::check_heads(d, opt.heads);
+  detail::check_projection("Wq", wq.rows(), wq.cols(), d);
+  detail::check_projection("Wk", wk.rows(), wk.cols(), d);
+  detail::check_projection("Wv", wv.rows(), wv.cols(), d);
+  detail::check_projection("Wo", wo.rows(), wo.cols(), d);
+  detail::require(y.rows() == n && y.cols() == d, "attention: output is [", y.rows(), ", ",
+                  y.cols(), "], expected [", n, ", ", d, "]");
+  if constexpr (encoder_traits<E>::checks_shape) enc.check(d, opt.heads);
+  const Positions pos = detail::positions_of(opt, n);
+  const T scale = detail::score_scale(opt, d / opt.heads);
+  if (n == 0) return;
+
+  Matrix<T> q(n, d), k(n, d), v(n, d);
+  if constexpr (encoder_traits<E>::adds_to_input) {
+    Matrix<T> xe = x;
+    enc.add_to_input(xe, pos);
+    q.noalias() = xe * wq;
+    k.noalias() = xe * wk;
+    v.noalias() = xe * wv;
+  } else {
+    q.noalias() = x * wq;
+    k.noalias() = x * wk;
+    v.noalias() = x * wv;
+  }
+  if constexpr (encoder_traits<E>::rotates_qk) {
+    enc.rotate(q, pos, opt.heads);
+    enc.rotate(k, pos, opt.heads);
+  }
+  Matrix<T> o(n, d);
+  detail::attend(enc, q, k, v, pos, pos, opt.heads, scale, opt.causal, o);
+  y.noalias() = o * wo;
+}
+
+/// As above, returning y.
+template <class E>
+Matrix<typename E::Scalar> attention(const ConstMatrixRef<typename E::Scalar>& x,
+                                     const ConstMatrixRef<typename E::Scalar>& wq,
+                                     const ConstMatrixRef<typename E::Scalar>& wk,
+                                     const ConstMatrixRef<typename E::Scalar>& wv,
+                                     const ConstMatrixRef<typename E::Scalar>& wo, const E& enc,
+                                     const AttentionOptions<typename E::Scalar>& opt) {
+  Matrix<typename E::Scalar> y(x.rows(), x.cols());
+  attention(x, wq, wk, wv, wo, enc, opt, y);
+  return y;
+}
+
+/// Keys (after rotation) and values of the tokens seen so far, with their positions, for
+/// incremental decoding. Capacity grows geometrically.
+template <class T>
+class KVCache {
+ public:
+  KVCache() = default;
+  KVCache(Index d_model, Index capacity) { reserve(d_model, capacity); }
+
+  Index size() const { return size_; }
+  Index d_model() const { return k_.cols(); }
+  /// Keys [size, D] and values [size, D].
+  auto keys() const { return k_.topRows(size_); }
+  auto values() const { return v_.topRows(size_); }
+  const std::vector<std::int64_t>& positions() const { return pos_; }
+  /// The position after the last cached token (or -1 when empty).
+  std::int64_t next_position() const { return pos_.empty() ? -1 : pos_.back() + 1; }
+
+  void clear() {
+    size_ = 0;
+    pos_.clear();
+  }
+  void reserve(Index d_model, Index capacity) {
+    detail::require(size_ == 0 || d_model == k_.cols(), "KVCache: d_model = ", d_model,
+                    " differs from the cached D = ", k_.cols());
+    if (capacity <= k_.rows() && d_model == k_.cols()) return;
+    Matrix<T> k(capacity, d_model), v(capacity, d_model);
+    if (size_ > 0) {
+      k.topRows(size_) = k_.topRows(size_);
+      v.topRows(size_) = v_.topRows(size_);
+    }
+    k_.swap(k);
+    v_.swap(v);
+  }
+  /// Appends rows k, v [n, D] at positions pos.
+  void append(const ConstMatrixRef<T>& k, const ConstMatrixRef<T>& v, const Positions& pos) {
+    detail::require(k.rows() == pos.size() && v.rows() == pos.size() && k.cols() == v.cols(),
+                    "KVCache::append: k is [", k.rows(), ", ", k.cols(), "], v is [", v.rows(),
+                    ", ", v.cols(), "], expected [", pos.size(), ", D] each");
+    if (size_ + k.rows() > k_.rows() || k.cols() != k_.cols())
+      reserve(k.cols(), std::max(size_ + k.rows(), 2 * k_.rows()));
+    k_.middleRows(size_, k.rows()) = k;
+    v_.middleRows(size_, v.rows()) = v;
+    for (Index i = 0; i < pos.size(); ++i) pos_.push_back(pos[i]);
+    size_ += k.rows();
+  }
+
+ private:
+  Matrix<T> k_, v_;
+  Index size_ = 0;
+  std::vector<std::int64_t> pos_;
+};
+
+/// Attention for new tokens x_new [n, D] given a cache of earlier ones: the new tokens sit at
+/// positions cache.next_position() ... (opt.offset ... for an empty cache, or opt.positions),
+/// their keys and values are appended, and each attends to every cached key allowed by the
+/// mask. With causal attention the outputs equal those of a full recomputation.
+template <class E>
+void attention_step(const ConstMatrixRef<typename E::Scalar>& x_new,
+                    const ConstMatrixRef<typename E::Scalar>& wq,
+                    const ConstMatrixRef<typename E::Scalar>& wk,
+                    const ConstMatrixRef<typename E::Scalar>& wv,
+                    const ConstMatrixRef<typename E::Scalar>& wo, const E& enc,
+                    const AttentionOptions<typename E::Scalar>& opt, KVCache<typename E::Scalar>& cache,
+                    MatrixRef<typename E::Scalar> y) {
+  using T = typename E::Scalar;
+  const Index n = x_new.rows(), d = x_new.cols();
+  detail::check_heads(d, opt.heads);
+  detail::check_projection("Wq", wq.rows(), wq.cols(), d);
+  detail::check_projection("Wk", wk.rows(), wk.cols(), d);
+  detail::check_projection("Wv", wv.rows(), wv.cols(), d);
+  detail::check_projection("Wo", wo.rows(), wo.cols(), d);
+  detail::require(cache.size() == 0 || cache.d_model() == d, "attention_step: x_new has D = ", d,
+                  ", the cache holds D = ", cache.d_model());
+  detail::require(y.rows() == n && y.cols() == d, "attention_step: output is [", y.rows(), ", ",
+                  y.cols(), "], expected [", n, ", ", d, "]");
+  if constexpr (encoder_traits<E>::checks_shape) enc.check(d, opt.heads);
+  const Positions pos = opt.positions.empty()
+                            ? Positions(cache.size() ? cache.next_position() : opt.offset, n)
+                            : detail::positions_of(opt, n);
+  const T scale = detail::score_scale(opt, d / opt.heads);
+  if (n == 0) return;
+
+  Matrix<T> q(n, d), k(n, d), v(n, d);
+  if constexpr (encoder_traits<E>::adds_to_input) {
+    Matrix<T> xe = x_new;
+    enc.add_to_input(xe, pos);
+    q.noalias() = xe * wq;
+    k.noalias() = xe * wk;
+    v.noalias() = xe * wv;
+  } else {
+    q.noalias() = x_new * wq;
+    k.noalias() = x_new * wk;
+    v.noalias() = x_new * wv;
+  }
+  if constexpr (encoder_traits<E>::rotates_qk) {
+    enc.rotate(q, pos, opt.heads);
+    enc.rotate(k, pos, opt.heads);
+  }
+  cache.append(k, v, pos);
+  const Positions kpos(cache.positions());
+  Matrix<T> o(n, d);
+  detail::attend(enc, q, cache.keys(), cache.values(), pos, kpos, opt.heads, scale, opt.causal, o);
+  y.noalias() = o * wo;
+}
+
+/// Weights, encoder and options of one attention layer, for repeated calls.
+template <class E>
+class MultiHeadAttention {
+ public:
+  using Scalar = typename E::Scalar;
+  using T = Scalar;
+
+  MultiHeadAttention(const ConstMatrixRef<T>& wq, const ConstMatrixRef<T>& wk,
+                     const ConstMatrixRef<T>& wv, const ConstMatrixRef<T>& wo, E encoder,
+                     AttentionOptions<T> options)
+      : wq_(wq), wk_(wk), wv_(wv), wo_(wo), enc_(std::move(encoder)), opt_(std::move(options)) {
+    const Index d = wq_.rows();
+    detail::check_heads(d, opt_.heads);
+    detail::check_projection("Wq", wq_.rows(), wq_.cols(), d);
+    detail::check_projection("Wk", wk_.rows(), wk_.cols(), d);
+    detail::check_projection("Wv", wv_.rows(), wv_.cols(), d);
+    detail::check_projection("Wo", wo_.rows(), wo_.cols(), d);
+    if constexpr (encoder_traits<E>::checks_shape) enc_.check(d, opt_.heads);
+  }
+
+  const E& encoder() const { return enc_; }
+  E& encoder() { return enc_; }
+  const AttentionOptions<T>& options() const { return opt_; }
+  Index d_model() const { return wq_.rows(); }
+
+  /// Y for the whole sequence x [N, D].
+  Matrix<T> operator()(const ConstMatrixRef<T>& x) const {
+    return attention(x, wq_, wk_, wv_, wo_, enc_, opt_);
+  }
+  /// Y for new tokens, appended to cache.
+  Matrix<T> step(const ConstMatrixRef<T>& x_new, KVCache<T>& cache) const {
+    Matrix<T> y(x_new.rows(), x_new.cols());
+    attention_step(x_new, wq_, wk_, wv_, wo_, enc_, opt_, cache, y);
+    return y;
+  }
+
+ private:
+  Matrix<T> wq_, wk_, wv_, wo_;
+  E enc_;
+  AttentionOptions<T> opt_;
+};
+
+}  // namespace posenc

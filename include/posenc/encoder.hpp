@@ -1,0 +1,116 @@
+// posenc: the common, static interface of every encoder.
+//
+// An encoder is any class with a `Scalar` type that provides some of these hooks (const
+// member functions); the attention kernel detects which exist at compile time and calls only
+// those, so an absent hook costs nothing (conventions.md section 6 says where each one acts):
+//
+//   void check(Index d_model, Index heads) const;
+//       throws posenc::error if the encoder does not fit an attention of that shape.
+//   void add_to_input(MatrixRef<Scalar> x, const Positions& pos) const;
+//       X' = X + PE(p), x is [N, D] (sinusoidal, learned).
+//   void rotate(MatrixRef<Scalar> qk, const Positions& pos, Index heads) const;
+//       rotates every head of Q or K in place, qk is [N, heads * Dh] (RoPE).
+//   ScoreBias score_bias(const Positions& query_pos, const Positions& key_pos,
+//                        Index heads, Index head_dim, Scalar scale) const;
+//       returns a per-call object b (ALiBi, T5, Shaw, Transformer-XL) with
+//         void add(Index h, Index i0, Index j0, const ConstMatrixRef<Scalar>& q,
+//                  const ConstMatrixRef<Scalar>& k, MatrixRef<Scalar> s) const;
+//       which adds the bias of head h to a tile of scores s [bi, bj] whose rows are queries
+//       i0 .. i0+bi-1 and whose columns are keys j0 .. j0+bj-1; q [bi, Dh] and k [bj, Dh] are
+//       that tile's queries and keys (after any rotation), for content-dependent terms. s
+//       already holds scale * q k^T. Optionally b also has
+//         void add_values(Index h, Index i0, Index j0, const ConstMatrixRef<Scalar>& p,
+//                         MatrixRef<Scalar> out) const;
+//       which adds sum_j p_ij * a(i, j) to out [bi, Dh] (Shaw's A_V term); p may be
+//       unnormalised (the kernel normalises afterwards), so the hook must be linear in p.
+//
+// A user-defined encoder is one small class with the hooks it needs; see
+// examples/custom_encoder.cpp.
+#pragma once
+
+#include <type_traits>
+#include <utility>
+
+#include "types.hpp"
+
+namespace posenc {
+
+namespace detail {
+template <class...>
+using void_t = void;
+
+template <class E, class = void>
+struct has_check : std::false_type {};
+template <class E>
+struct has_check<E, void_t<decltype(std::declval<const E&>().check(Index{}, Index{}))>>
+    : std::true_type {};
+
+template <class E, class = void>
+struct has_add_to_input : std::false_type {};
+template <class E>
+struct has_add_to_input<E, void_t<decltype(std::declval<const E&>().add_to_input(
+                               std::declval<MatrixRef<typename E::Scalar>>(),
+                               std::declval<const Positions&>()))>> : std::true_type {};
+
+template <class E, class = void>
+struct has_rotate : std::false_type {};
+template <class E>
+struct has_rotate<E, void_t<decltype(std::declval<const E&>().rotate(
+                         std::declval<MatrixRef<typename E::Scalar>>(),
+                         std::declval<const Positions&>(), Index{}))>> : std::true_type {};
+
+template <class E, class = void>
+struct has_score_bias : std::false_type {};
+template <class E>
+struct has_score_bias<E, void_t<decltype(std::declval<const E&>().score_bias(
+                             std::declval<const Positions&>(), std::declval<const Positions&>(),
+                             Index{}, Index{}, typename E::Scalar{}))>> : std::true_type {};
+
+template <class B, class T, class = void>
+struct has_add_values : std::false_type {};
+template <class B, class T>
+struct has_add_values<B, T,
+                      void_t<decltype(std::declval<const B&>().add_values(
+                          Index{}, Index{}, Index{}, std::declval<const ConstMatrixRef<T>&>(),
+                          std::declval<MatrixRef<T>>()))>> : std::true_type {};
+
+template <class E, class = void>
+struct has_scalar : std::false_type {};
+template <class E>
+struct has_scalar<E, void_t<typename E::Scalar>> : std::true_type {};
+}  // namespace detail
+
+/// Which hooks encoder type E provides; read with `if constexpr`.
+template <class E>
+struct encoder_traits {
+  static_assert(detail::has_scalar<E>::value,
+                "a posenc encoder must declare `using Scalar = float` (or double)");
+  using Scalar = typename E::Scalar;
+  static constexpr bool checks_shape = detail::has_check<E>::value;
+  static constexpr bool adds_to_input = detail::has_add_to_input<E>::value;
+  static constexpr bool rotates_qk = detail::has_rotate<E>::value;
+  static constexpr bool biases_scores = detail::has_score_bias<E>::value;
+};
+
+/// The score-bias object returned by E::score_bias.
+template <class E>
+using score_bias_t = decltype(std::declval<const E&>().score_bias(
+    std::declval<const Positions&>(), std::declval<const Positions&>(), Index{}, Index{},
+    typename E::Scalar{}));
+
+/// True when E's score-bias object also adds a value term (Shaw's A_V).
+template <class E>
+constexpr bool adds_values() {
+  if constexpr (encoder_traits<E>::biases_scores)
+    return detail::has_add_values<score_bias_t<E>, typename E::Scalar>::value;
+  else
+    return false;
+}
+
+/// No position information at all: attention is then permutation-equivariant.
+template <class T>
+struct NoEncoding {
+  using Scalar = T;
+};
+
+}  // namespace posenc

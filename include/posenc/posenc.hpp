@@ -1,0 +1,20 @@
+// posenc: Transformer positional encodings, header-only (C++17, Eigen 3.4).
+//
+// Sinusoidal, learned absolute, RoPE (with its context-extension scalings), ALiBi, T5, Shaw
+// and Transformer-XL relative encodings behind one static interface (encoder.hpp), and the
+// multi-head self-attention kernel that consumes them (attention.hpp).
+#pragma once
+
+#define POSENC_VERSION_MAJOR 0
+#define POSENC_VERSION_MINOR 1
+#define POSENC_VERSION_PATCH 0
+
+#include "error.hpp"
+#include "types.hpp"
+#include "encoder.hpp"
+#include "sinusoidal.hpp"
+#include "learned.hpp"
+#include "rope.hpp"
+#include "alibi.hpp"
+#include "relative.hpp"
+#include "attention.hpp"

@@ -1,0 +1,342 @@
+// posenc: rotary position embedding, RoPE (Su et al. 2021), with partial rotary width, both
+// pair layouts and the context-extension scalings of Hugging Face's `rope_type`.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "detail/row_cache.hpp"
+#include "types.hpp"
+
+namespace posenc {
+
+/// Which dimensions form a rotated pair: `half` (i, i + R/2), GPT-NeoX and Hugging Face
+/// LLaMA's rotate_half; `interleaved` (2i, 2i+1), RoFormer, GPT-J and Meta's LLaMA.
+enum class RotaryLayout { half, interleaved };
+
+/// Context-extension scalings (conventions.md section 3), each changing inv_freq and an
+/// output factor only.
+enum class RopeScaling { none, linear, ntk, dynamic, yarn, llama3, longrope };
+
+struct RotaryOptions {
+  double base = 10000.0;
+  /// R: rotated dimensions per head (even, <= head_dim); 0 means all of them.
+  Index rotary_dim = 0;
+  RotaryLayout layout = RotaryLayout::half;
+  RopeScaling scaling = RopeScaling::none;
+  /// Scaling factor; required by linear, ntk, dynamic, yarn and longrope; llama3 defaults to 8.
+  std::optional<double> factor;
+  /// M, the original context: required by dynamic, yarn and longrope; llama3 defaults to 8192.
+  std::optional<std::int64_t> original_max_positions;
+  // yarn (Peng et al. 2023)
+  double beta_fast = 32.0;
+  double beta_slow = 1.0;
+  bool truncate = true;
+  /// yarn and longrope: multiplies the rotated dimensions; derived from factor when absent.
+  std::optional<double> attention_factor;
+  /// yarn: mscale and mscale_all_dim (DeepSeek); 0 counts as absent, as in Hugging Face.
+  std::optional<double> mscale;
+  std::optional<double> mscale_all_dim;
+  // llama3
+  double low_freq_factor = 1.0;
+  double high_freq_factor = 4.0;
+  // longrope (Phi-3): R/2 per-frequency factors each
+  std::vector<double> short_factors;
+  std::vector<double> long_factors;
+};
+
+/// Rotates pairs of query/key dimensions by p * inv_freq_i:
+///   x'_a = x_a cos(theta) - x_b sin(theta),  x'_b = x_b cos(theta) + x_a sin(theta),
+///   theta = p * inv_freq_i,  inv_freq_i = base^(-2i/R)  (Su et al. 2021, eq. 34).
+/// Angles are computed in double; the cos/sin rows are cached per frequency set and reused.
+template <class T>
+class RotaryEncoding {
+ public:
+  using Scalar = T;
+
+  explicit RotaryEncoding(Index head_dim, RotaryOptions options = {})
+      : head_dim_(head_dim), options_(std::move(options)) {
+    validate();
+    rotary_dim_ = options_.rotary_dim == 0 ? head_dim_ : options_.rotary_dim;
+    const Index half = rotary_dim_ / 2;
+    const double r = static_cast<double>(rotary_dim_);
+    base_inv_freq_.resize(static_cast<std::size_t>(half));
+    for (Index i = 0; i < half; ++i)
+      base_inv_freq_[static_cast<std::size_t>(i)] = std::pow(options_.base, -2.0 * i / r);
+    static_inv_freq_ = compute_inv_freq(0, false);
+    if (options_.scaling == RopeScaling::longrope) long_inv_freq_ = compute_inv_freq(0, true);
+  }
+
+  Index head_dim() const { return head_dim_; }
+  Index rotary_dim() const { return rotary_dim_; }
+  const RotaryOptions& options() const { return options_; }
+
+  /// The effective inv_freq for a call whose largest position is max_position
+  /// (only dynamic and longrope depend on it).
+  std::vector<double> inv_freq(std::int64_t max_position = 0) const {
+    if (options_.scaling == RopeScaling::dynamic) return compute_inv_freq(max_position + 1, false);
+    if (options_.scaling == RopeScaling::longrope && uses_long(max_position)) return long_inv_freq_;
+    return static_inv_freq_;
+  }
+
+  /// The factor applied to the rotated dimensions (yarn, longrope; 1 otherwise).
+  double attention_factor() const {
+    if (options_.attention_factor) return *options_.attention_factor;
+    const double f = options_.factor.value_or(1.0);
+    if (options_.scaling == RopeScaling::yarn) {
+      const double m = options_.mscale.value_or(0.0), mall = options_.mscale_all_dim.value_or(0.0);
+      if (m != 0.0 && mall != 0.0) return yarn_g(f, m) / yarn_g(f, mall);
+      return yarn_g(f, 1.0);
+    }
+    if (options_.scaling == RopeScaling::longrope) {
+      // sqrt(1 + ln(factor) / ln(M))  (Phi-3 longrope)
+      if (f <= 1.0) return 1.0;
+      return std::sqrt(1.0 + std::log(f) / std::log(static_cast<double>(*options_.original_max_positions)));
+    }
+    return 1.0;
+  }
+
+  /// Rotates x [N, heads * head_dim] in place, row i at position pos[i]; every head's first
+  /// R dimensions rotate, the rest pass through.
+  void rotate(MatrixRef<T> x, const Positions& pos, Index heads) const {
+    detail::require(heads > 0, "RotaryEncoding: heads = ", heads, " must be > 0");
+    detail::require(x.rows() == pos.size() && x.cols() == heads * head_dim_,
+                    "RotaryEncoding: input is [", x.rows(), ", ", x.cols(), "], expected [",
+                    pos.size(), ", ", heads * head_dim_, "] (positions x heads*head_dim, heads = ",
+                    heads, ", head_dim = ", head_dim_, ")");
+    if (pos.empty()) return;
+    const std::int64_t pmax = pos.max();
+    const bool dyn_long = options_.scaling == RopeScaling::dynamic &&
+                          pmax + 1 > *options_.original_max_positions;
+    const bool long_set = options_.scaling == RopeScaling::longrope && uses_long(pmax);
+    const std::vector<double>& freq = long_set ? long_inv_freq_ : static_inv_freq_;
+    const double af = attention_factor();
+    if (!dyn_long) {
+      auto& cache = long_set ? long_cache_ : cache_;
+      auto table = cache.get(freq, static_cast<Index>(pmax) + 1, rotary_dim_,
+                             [&](Index p0, Index p1, MatrixRef<T> out) {
+                               for (Index p = p0; p < p1; ++p)
+                                 cos_sin_row(static_cast<double>(p), freq, af, out.row(p - p0).data());
+                             });
+      if (table) {
+        for (Index i = 0; i < pos.size(); ++i) rotate_row(x.row(i).data(), table->rows.row(pos[i]).data(), heads);
+        return;
+      }
+    }
+    // Uncached: a dynamic-NTK base for this call, or positions beyond the cache cap.
+    const std::vector<double> f = dyn_long ? compute_inv_freq(pmax + 1, false) : freq;
+    Vector<T> cs(rotary_dim_);
+    for (Index i = 0; i < pos.size(); ++i) {
+      cos_sin_row(static_cast<double>(pos[i]), f, af, cs.data());
+      rotate_row(x.row(i).data(), cs.data(), heads);
+    }
+  }
+  /// Single-head form: x is [N, head_dim].
+  void rotate(MatrixRef<T> x, const Positions& pos) const { rotate(x, pos, 1); }
+
+  void check(Index d_model, Index heads) const {
+    detail::require(heads > 0 && d_model == heads * head_dim_, "RotaryEncoding: head_dim = ",
+                    head_dim_, " does not match D / H = ", d_model, " / ", heads);
+  }
+
+  /// Caps each cos/sin cache at n scalars (0 disables caching).
+  void set_cache_limit(Index n) {
+    cache_.set_max_elements(n);
+    long_cache_.set_max_elements(n);
+  }
+
+ private:
+  static double yarn_g(double s, double m) { return s <= 1.0 ? 1.0 : 0.1 * m * std::log(s) + 1.0; }
+
+  bool uses_long(std::int64_t max_position) const {
+    return max_position + 1 > *options_.original_max_positions;
+  }
+
+  void validate() const {
+    const RotaryOptions& o = options_;
+    detail::require(head_dim_ > 0, "RotaryEncoding: head_dim = ", head_dim_, " must be > 0");
+    const Index r = o.rotary_dim == 0 ? head_dim_ : o.rotary_dim;
+    detail::require(r > 0 && r % 2 == 0 && r <= head_dim_, "RotaryEncoding: rotary_dim = ", r,
+                    " must be even and in [2, head_dim = ", head_dim_, "]");
+    detail::require(std::isfinite(o.base) && o.base > 0.0, "RotaryEncoding: base = ", o.base,
+                    " must be finite and > 0");
+    const RopeScaling s = o.scaling;
+    const char* name = scaling_name(s);
+    if (o.factor)
+      detail::require(std::isfinite(*o.factor) && *o.factor > 0.0, "RotaryEncoding: factor = ",
+                      *o.factor, " must be finite and > 0");
+    if (s == RopeScaling::linear || s == RopeScaling::ntk || s == RopeScaling::dynamic ||
+        s == RopeScaling::yarn || (s == RopeScaling::longrope && !o.attention_factor))
+      detail::require(o.factor.has_value(), "RotaryEncoding: scaling ", name, " needs factor");
+    if (s == RopeScaling::dynamic || s == RopeScaling::yarn || s == RopeScaling::longrope)
+      detail::require(o.original_max_positions.has_value(), "RotaryEncoding: scaling ", name,
+                      " needs original_max_positions");
+    if (o.original_max_positions)
+      detail::require(*o.original_max_positions > 0, "RotaryEncoding: original_max_positions = ",
+                      *o.original_max_positions, " must be > 0");
+    if (s == RopeScaling::ntk || s == RopeScaling::dynamic)
+      detail::require(r > 2, "RotaryEncoding: scaling ", name, " needs rotary_dim > 2 (R/(R-2)), got ", r);
+    if (s == RopeScaling::yarn) {
+      detail::require(o.base != 1.0, "RotaryEncoding: yarn needs base != 1, got ", o.base);
+      detail::require(std::isfinite(o.beta_fast) && o.beta_fast > 0.0,
+                      "RotaryEncoding: beta_fast = ", o.beta_fast, " must be finite and > 0");
+      detail::require(std::isfinite(o.beta_slow) && o.beta_slow > 0.0,
+                      "RotaryEncoding: beta_slow = ", o.beta_slow, " must be finite and > 0");
+      if (o.mscale)
+        detail::require(std::isfinite(*o.mscale), "RotaryEncoding: mscale = ", *o.mscale, " must be finite");
+      if (o.mscale_all_dim)
+        detail::require(std::isfinite(*o.mscale_all_dim), "RotaryEncoding: mscale_all_dim = ",
+                        *o.mscale_all_dim, " must be finite");
+    }
+    if (o.attention_factor)
+      detail::require(std::isfinite(*o.attention_factor) && *o.attention_factor > 0.0,
+                      "RotaryEncoding: attention_factor = ", *o.attention_factor,
+                      " must be finite and > 0");
+    if (s == RopeScaling::llama3) {
+      detail::require(std::isfinite(o.low_freq_factor) && o.low_freq_factor > 0.0,
+                      "RotaryEncoding: low_freq_factor = ", o.low_freq_factor, " must be finite and > 0");
+      detail::require(std::isfinite(o.high_freq_factor) && o.high_freq_factor > o.low_freq_factor,
+                      "RotaryEncoding: high_freq_factor = ", o.high_freq_factor,
+                      " must be finite and > low_freq_factor = ", o.low_freq_factor);
+    }
+    if (s == RopeScaling::longrope) {
+      const std::size_t half = static_cast<std::size_t>(r / 2);
+      detail::require(o.short_factors.size() == half && o.long_factors.size() == half,
+                      "RotaryEncoding: longrope short_factors and long_factors have ",
+                      o.short_factors.size(), " and ", o.long_factors.size(),
+                      " entries, expected rotary_dim / 2 = ", half);
+      for (std::size_t i = 0; i < half; ++i)
+        detail::require(std::isfinite(o.short_factors[i]) && o.short_factors[i] > 0.0 &&
+                            std::isfinite(o.long_factors[i]) && o.long_factors[i] > 0.0,
+                        "RotaryEncoding: longrope factors[", i, "] = ", o.short_factors[i], ", ",
+                        o.long_factors[i], " must be finite and > 0");
+    }
+  }
+
+  static const char* scaling_name(RopeScaling s) {
+    switch (s) {
+      case RopeScaling::none: return "none";
+      case RopeScaling::linear: return "linear";
+      case RopeScaling::ntk: return "ntk";
+      case RopeScaling::dynamic: return "dynamic";
+      case RopeScaling::yarn: return "yarn";
+      case RopeScaling::llama3: return "llama3";
+      case RopeScaling::longrope: return "longrope";
+    }
+    return "?";
+  }
+
+  // inv_freq after scaling, for a call of length L (dynamic) or the long set (longrope).
+  std::vector<double> compute_inv_freq(std::int64_t L, bool long_set) const {
+    const RotaryOptions& o = options_;
+    const double r = static_cast<double>(rotary_dim_);
+    const std::size_t half = base_inv_freq_.size();
+    std::vector<double> f = base_inv_freq_;
+    const auto with_base = [&](double b) {
+      for (std::size_t i = 0; i < half; ++i) f[i] = std::pow(b, -2.0 * static_cast<double>(i) / r);
+    };
+    switch (o.scaling) {
+      case RopeScaling::none: break;
+      case RopeScaling::linear:  // position interpolation (Chen et al. 2023): inv_freq / factor
+        for (double& v : f) v /= *o.factor;
+        break;
+      case RopeScaling::ntk:  // base' = base * factor^(R/(R-2))
+        with_base(o.base * std::pow(*o.factor, r / (r - 2.0)));
+        break;
+      case RopeScaling::dynamic: {  // base' = base * (factor*L/M - (factor-1))^(R/(R-2)) if L > M
+        const double m = static_cast<double>(*o.original_max_positions);
+        const double len = static_cast<double>(L);
+        if (len > m)
+          with_base(o.base * std::pow(*o.factor * len / m - (*o.factor - 1.0), r / (r - 2.0)));
+        break;
+      }
+      case RopeScaling::yarn: {  // Peng et al. 2023; Hugging Face _compute_yarn_parameters
+        const double m = static_cast<double>(*o.original_max_positions);
+        const double two_pi = 6.283185307179586;
+        const auto corr = [&](double rot) { return r * std::log(m / (two_pi * rot)) / (2.0 * std::log(o.base)); };
+        double lo = corr(o.beta_fast), hi = corr(o.beta_slow);
+        if (o.truncate) {
+          lo = std::floor(lo);
+          hi = std::ceil(hi);
+        }
+        lo = std::max(lo, 0.0);
+        hi = std::min(hi, r - 1.0);
+        if (lo == hi) hi += 0.001;
+        for (std::size_t i = 0; i < half; ++i) {
+          const double ramp = std::clamp((static_cast<double>(i) - lo) / (hi - lo), 0.0, 1.0);
+          const double e = 1.0 - ramp;
+          f[i] = (f[i] / *o.factor) * (1.0 - e) + f[i] * e;
+        }
+        break;
+      }
+      case RopeScaling::llama3: {  // Meta Llama 3.1 apply_scaling
+        const double factor = o.factor.value_or(8.0);
+        const double m = static_cast<double>(o.original_max_positions.value_or(8192));
+        const double two_pi = 6.283185307179586;
+        for (double& v : f) {
+          const double lambda = two_pi / v;
+          if (lambda < m / o.high_freq_factor) continue;
+          if (lambda > m / o.low_freq_factor) {
+            v /= factor;
+          } else {
+            const double s = (m / lambda - o.low_freq_factor) / (o.high_freq_factor - o.low_freq_factor);
+            v = (1.0 - s) * v / factor + s * v;
+          }
+        }
+        break;
+      }
+      case RopeScaling::longrope: {  // inv_freq_i = 1 / (f_i * base^(2i/R))
+        const std::vector<double>& ext = long_set ? o.long_factors : o.short_factors;
+        for (std::size_t i = 0; i < half; ++i) f[i] = 1.0 / (ext[i] * std::pow(o.base, 2.0 * static_cast<double>(i) / r));
+        break;
+      }
+    }
+    return f;
+  }
+
+  // One row [cos_0 .. cos_{R/2-1}, sin_0 .. sin_{R/2-1}] times the attention factor.
+  void cos_sin_row(double p, const std::vector<double>& freq, double af, T* out) const {
+    const std::size_t half = freq.size();
+    for (std::size_t i = 0; i < half; ++i) {
+      const double angle = p * freq[i];
+      out[i] = static_cast<T>(af * std::cos(angle));
+      out[half + i] = static_cast<T>(af * std::sin(angle));
+    }
+  }
+
+  void rotate_row(T* x, const T* cs, Index heads) const {
+    const Index half = rotary_dim_ / 2;
+    const T* c = cs;
+    const T* s = cs + half;
+    for (Index h = 0; h < heads; ++h) {
+      T* xh = x + h * head_dim_;
+      if (options_.layout == RotaryLayout::half) {
+        T* a = xh;
+        T* b = xh + half;
+        for (Index i = 0; i < half; ++i) {
+          const T xa = a[i], xb = b[i];
+          a[i] = xa * c[i] - xb * s[i];
+          b[i] = xb * c[i] + xa * s[i];
+        }
+      } else {
+        for (Index i = 0; i < half; ++i) {
+          const T xa = xh[2 * i], xb = xh[2 * i + 1];
+          xh[2 * i] = xa * c[i] - xb * s[i];
+          xh[2 * i + 1] = xb * c[i] + xa * s[i];
+        }
+      }
+    }
+  }
+
+  Index head_dim_;
+  Index rotary_dim_ = 0;
+  RotaryOptions options_;
+  std::vector<double> base_inv_freq_, static_inv_freq_, long_inv_freq_;
+  detail::RowCache<T> cache_, long_cache_;
+};
+
+}  // namespace posenc

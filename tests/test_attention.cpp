@@ -1,0 +1,395 @@
+// The self-attention kernel (conventions.md section 6) with every encoder: float64 reference
+// outputs, the mission's word-order example, tiling, the KV cache, a user-defined encoder and
+// bad input.
+#include "test_support.hpp"
+
+using namespace posenc_test;
+using namespace posenc;
+
+namespace {
+
+template <class T>
+struct Weights {
+  Matrix<T> x, wq, wk, wv, wo;
+  explicit Weights(const std::string& prefix)
+      : x(load<T>(prefix + "_x")),
+        wq(load<T>(prefix + "_wq")),
+        wk(load<T>(prefix + "_wk")),
+        wv(load<T>(prefix + "_wv")),
+        wo(load<T>(prefix + "_wo")) {}
+  Weights(Index n, Index d, std::uint64_t seed)
+      : x(random_matrix<T>(n, d, seed)),
+        wq(random_matrix<T>(d, d, seed + 1, 1.0 / std::sqrt(double(d)))),
+        wk(random_matrix<T>(d, d, seed + 2, 1.0 / std::sqrt(double(d)))),
+        wv(random_matrix<T>(d, d, seed + 3, 1.0 / std::sqrt(double(d)))),
+        wo(random_matrix<T>(d, d, seed + 4, 1.0 / std::sqrt(double(d)))) {}
+
+  template <class E>
+  Matrix<T> run(const E& enc, const AttentionOptions<T>& opt) const {
+    return attention(x, wq, wk, wv, wo, enc, opt);
+  }
+};
+
+template <class T>
+AttentionOptions<T> options(Index heads, bool causal, std::int64_t offset = 0) {
+  AttentionOptions<T> o;
+  o.heads = heads;
+  o.causal = causal;
+  o.offset = offset;
+  return o;
+}
+
+template <class T>
+double attn_tol() {
+  return std::is_same<T, float>::value ? 2e-5 : 1e-12;
+}
+
+RotaryOptions rope_options(Index rotary_dim, RotaryLayout layout) {
+  RotaryOptions o;
+  o.rotary_dim = rotary_dim;
+  o.layout = layout;
+  return o;
+}
+
+template <class T>
+TransformerXLEncoding<T> xl_encoding(std::int64_t clamp_len) {
+  TransformerXLOptions o;
+  o.clamp_len = clamp_len;
+  return TransformerXLEncoding<T>(load<T>("attn_xl_u"), load<T>("attn_xl_v"), load<T>("attn_xl_wr"), o);
+}
+
+template <class T>
+T5Encoding<T> t5_encoding(bool bidirectional) {
+  T5Options o;
+  o.bidirectional = bidirectional;
+  return T5Encoding<T>(load<T>("attn_t5_table"), o);
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("attention: every encoder matches the float64 reference", "[attention]", float,
+                   double) {
+  using T = TestType;
+  const Weights<T> w("attn");
+  const auto check = [&](const char* file, const auto& enc, const AttentionOptions<T>& opt) {
+    INFO(file);
+    CHECK(max_abs_diff(w.run(enc, opt), load<double>(file)) <= attn_tol<T>());
+  };
+  check("attn_none_bidir", NoEncoding<T>{}, options<T>(2, false));
+  check("attn_none_causal", NoEncoding<T>{}, options<T>(2, true));
+  auto scaled = options<T>(2, false);
+  scaled.scale = T(0.5);
+  check("attn_none_scale0.5", NoEncoding<T>{}, scaled);
+  check("attn_sinusoidal_causal", SinusoidalEncoding<T>(16), options<T>(2, true, 3));
+  check("attn_learned_bidir", LearnedEncoding<T>(load<T>("attn_learned_table"), 2),
+        options<T>(2, false, 1));
+  check("attn_rope_half_causal", RotaryEncoding<T>(8, rope_options(8, RotaryLayout::half)),
+        options<T>(2, true, 5));
+  check("attn_rope_interleaved_R4_bidir",
+        RotaryEncoding<T>(8, rope_options(4, RotaryLayout::interleaved)), options<T>(2, false));
+  check("attn_alibi_causal", AlibiEncoding<T>(2), options<T>(2, true));
+  check("attn_alibi_bidir", AlibiEncoding<T>(2), options<T>(2, false));
+  auto t5_opt = options<T>(2, false);
+  t5_opt.scale = T(1);
+  check("attn_t5_bidir", t5_encoding<T>(true), t5_opt);
+  t5_opt.causal = true;
+  check("attn_t5_causal", t5_encoding<T>(false), t5_opt);
+  const ShawEncoding<T> shaw(load<T>("attn_shaw_ak"), load<T>("attn_shaw_av"));
+  check("attn_shaw_bidir", shaw, options<T>(2, false));
+  check("attn_shaw_causal", shaw, options<T>(2, true));
+  check("attn_xl_causal", xl_encoding<T>(-1), options<T>(2, true));
+  check("attn_xl_bidir_clamp3", xl_encoding<T>(3), options<T>(2, false));
+
+  const Weights<T> w3("attn3");
+  INFO("attn3: D = 24, H = 3");
+  CHECK(max_abs_diff(w3.run(AlibiEncoding<T>(3), options<T>(3, true)),
+                     load<double>("attn3_alibi_causal")) <= attn_tol<T>());
+  CHECK(max_abs_diff(w3.run(RotaryEncoding<T>(8), options<T>(3, false, 2)),
+                     load<double>("attn3_rope_half_bidir")) <= attn_tol<T>());
+}
+
+TEST_CASE("attention: the word-order example", "[attention][property]") {
+  // "猫追老鼠" (the cat chases the mouse) and "老鼠追猫" (the mouse chases the cat): the same
+  // four characters 猫 追 老 鼠 in another order. Without position information, attention is
+  // permutation-equivariant: the second sentence's outputs are the first's, permuted.
+  const Index d = 16;
+  const Matrix<double> vocab = random_matrix<double>(4, d, 2024);  // 猫, 追, 老, 鼠
+  const std::vector<Index> s1 = {0, 1, 2, 3}, s2 = {2, 3, 1, 0};
+  Matrix<double> x1(4, d), x2(4, d);
+  for (Index i = 0; i < 4; ++i) {
+    x1.row(i) = vocab.row(s1[static_cast<std::size_t>(i)]);
+    x2.row(i) = vocab.row(s2[static_cast<std::size_t>(i)]);
+  }
+  const Weights<double> w(4, d, 99);
+  const auto opt = options<double>(2, false);
+  // Row i of sentence 2 holds the token that sentence 1 has at row perm[i].
+  const std::vector<Index> perm = {2, 3, 1, 0};
+  const auto gap = [&](const auto& enc) {
+    const Matrix<double> y1 = attention(x1, w.wq, w.wk, w.wv, w.wo, enc, opt);
+    const Matrix<double> y2 = attention(x2, w.wq, w.wk, w.wv, w.wo, enc, opt);
+    double m = 0;
+    for (Index i = 0; i < 4; ++i)
+      m = std::max(m, (y2.row(i) - y1.row(perm[static_cast<std::size_t>(i)])).cwiseAbs().maxCoeff());
+    return m;
+  };
+  CHECK(gap(NoEncoding<double>{}) < 1e-12);
+  const double tell_apart = 1e-3;
+  CHECK(gap(SinusoidalEncoding<double>(d)) > tell_apart);
+  CHECK(gap(LearnedEncoding<double>::normal(8, d, 5, 0.5)) > tell_apart);
+  CHECK(gap(RotaryEncoding<double>(8)) > tell_apart);
+  CHECK(gap(AlibiEncoding<double>(2)) > tell_apart);
+  CHECK(gap(T5Encoding<double>(random_matrix<double>(32, 2, 6))) > tell_apart);
+  CHECK(gap(ShawEncoding<double>(random_matrix<double>(7, 8, 7), random_matrix<double>(7, 8, 8))) >
+        tell_apart);
+  CHECK(gap(TransformerXLEncoding<double>(random_matrix<double>(2, 8, 9), random_matrix<double>(2, 8, 10),
+                                          random_matrix<double>(d, d, 11, 0.25))) > tell_apart);
+}
+
+namespace {
+
+// A direct single-tile evaluation of section 6 through the encoder's own hooks: S for all
+// queries and keys at once, then mask, a plain softmax and P V. It checks the kernel's tiling,
+// key-tile skipping and online softmax (the formulas themselves are checked by the goldens).
+template <class E>
+Matrix<typename E::Scalar> single_tile(const Weights<typename E::Scalar>& w, const E& enc,
+                                       const AttentionOptions<typename E::Scalar>& opt) {
+  using T = typename E::Scalar;
+  const Index n = w.x.rows(), d = w.x.cols(), h_n = opt.heads, dh = d / h_n;
+  const Positions pos(opt.offset, n);
+  Matrix<T> x = w.x;
+  if constexpr (encoder_traits<E>::adds_to_input) enc.add_to_input(x, pos);
+  Matrix<T> q = x * w.wq, k = x * w.wk, v = x * w.wv, o(n, d);
+  if constexpr (encoder_traits<E>::rotates_qk) {
+    enc.rotate(q, pos, h_n);
+    enc.rotate(k, pos, h_n);
+  }
+  const T scale = opt.scale ? *opt.scale : T(1 / std::sqrt(double(dh)));
+  for (Index h = 0; h < h_n; ++h) {
+    Matrix<T> s = scale * q.middleCols(h * dh, dh) * k.middleCols(h * dh, dh).transpose();
+    if constexpr (encoder_traits<E>::biases_scores) {
+      const auto b = enc.score_bias(pos, pos, h_n, dh, scale);
+      b.add(h, 0, 0, q.middleCols(h * dh, dh), k.middleCols(h * dh, dh), s);
+    }
+    if (opt.causal)
+      for (Index i = 0; i < n; ++i)
+        for (Index j = i + 1; j < n; ++j) s(i, j) = -std::numeric_limits<T>::infinity();
+    Matrix<T> p = (s.colwise() - s.rowwise().maxCoeff()).array().exp();
+    const Vector<T> sum = p.rowwise().sum();
+    p = sum.cwiseInverse().asDiagonal() * p;
+    Matrix<T> oh = p * v.middleCols(h * dh, dh);
+    if constexpr (adds_values<E>()) {
+      const auto b = enc.score_bias(pos, pos, h_n, dh, scale);
+      b.add_values(h, 0, 0, p, oh);
+    }
+    o.middleCols(h * dh, dh) = oh;
+  }
+  return o * w.wo;
+}
+
+template <class T, class F>
+void for_each_encoder(Index d, Index heads, F&& f) {
+  const Index dh = d / heads;
+  f("none", NoEncoding<T>{});
+  f("sinusoidal", SinusoidalEncoding<T>(d));
+  f("learned", LearnedEncoding<T>::normal(512, d, 3, 0.3));
+  f("rope", RotaryEncoding<T>(dh));
+  f("rope interleaved partial", RotaryEncoding<T>(dh, rope_options(dh / 2, RotaryLayout::interleaved)));
+  f("alibi", AlibiEncoding<T>(heads));
+  f("t5", T5Encoding<T>(random_matrix<T>(32, heads, 4)));
+  f("shaw", ShawEncoding<T>(random_matrix<T>(9, dh, 5), random_matrix<T>(9, dh, 6)));
+  f("xl", TransformerXLEncoding<T>(random_matrix<T>(heads, dh, 7), random_matrix<T>(heads, dh, 8),
+                                   random_matrix<T>(d, d, 9, 1.0 / std::sqrt(double(d)))));
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("attention: tiled kernel equals a single-tile evaluation", "[attention]", float,
+                   double) {
+  using T = TestType;
+  // N = 1, N below, at and across the tile sizes (64 queries, 128 keys).
+  for (Index n : {1, 5, 64, 129, 200}) {
+    for (bool causal : {false, true}) {
+      for (std::int64_t offset : {0, 37}) {
+        const Index d = 16, heads = 2;
+        const Weights<T> w(n, d, static_cast<std::uint64_t>(n * 7 + offset));
+        const auto opt = options<T>(heads, causal, offset);
+        for_each_encoder<T>(d, heads, [&](const char* name, const auto& enc) {
+          INFO(name << ", N = " << n << (causal ? ", causal" : "") << ", offset " << offset);
+          CHECK(max_abs_diff(w.run(enc, opt), single_tile(w, enc, opt)) <= 10 * attn_tol<T>());
+        });
+      }
+    }
+  }
+}
+
+TEMPLATE_TEST_CASE("attention: the KV cache equals full recomputation", "[attention][kv]", float,
+                   double) {
+  using T = TestType;
+  const Index n = 23, d = 16, heads = 2;
+  const Weights<T> w(n, d, 77);
+  for (std::int64_t offset : {0, 9}) {
+    const auto opt = options<T>(heads, true, offset);
+    for_each_encoder<T>(d, heads, [&](const char* name, const auto& enc) {
+      const Matrix<T> full = w.run(enc, opt);
+      // Token by token, then in uneven chunks.
+      for (Index chunk : {1, 4, 7}) {
+        INFO(name << ", chunk " << chunk << ", offset " << offset);
+        KVCache<T> cache;
+        Matrix<T> y(n, d);
+        for (Index i = 0; i < n; i += chunk) {
+          const Index c = std::min(chunk, n - i);
+          attention_step(w.x.middleRows(i, c), w.wq, w.wk, w.wv, w.wo, enc, opt, cache,
+                         y.middleRows(i, c));
+        }
+        CHECK(cache.size() == n);
+        CHECK(cache.positions().front() == offset);
+        CHECK(cache.next_position() == offset + n);
+        CHECK(max_abs_diff(y, full) <= 10 * attn_tol<T>());
+      }
+    });
+  }
+  // The same through MultiHeadAttention.
+  const MultiHeadAttention<RotaryEncoding<T>> layer(w.wq, w.wk, w.wv, w.wo, RotaryEncoding<T>(8),
+                                                    options<T>(heads, true));
+  KVCache<T> cache;
+  Matrix<T> y(n, d);
+  for (Index i = 0; i < n; ++i) y.row(i) = layer.step(w.x.row(i), cache);
+  CHECK(max_abs_diff(y, layer(w.x)) <= 10 * attn_tol<T>());
+}
+
+TEST_CASE("attention: accepts maps and blocks of the caller's buffers", "[attention]") {
+  const Index n = 6, d = 8;
+  const Weights<float> w(n, d, 5);
+  std::vector<float> xs(static_cast<std::size_t>(n * d)), ys(static_cast<std::size_t>(n * d));
+  Eigen::Map<Matrix<float>>(xs.data(), n, d) = w.x;
+  const Eigen::Map<const Matrix<float>> xmap(xs.data(), n, d);
+  Eigen::Map<Matrix<float>> ymap(ys.data(), n, d);
+  const AlibiEncoding<float> enc(2);
+  attention(xmap, w.wq, w.wk, w.wv, w.wo, enc, options<float>(2, true), ymap);
+  CHECK(max_abs_diff(ymap, w.run(enc, options<float>(2, true))) == 0.0);
+  // Weights as blocks of a larger matrix (outer stride != D).
+  Matrix<float> all(d, 4 * d);
+  all << w.wq, w.wk, w.wv, w.wo;
+  const Matrix<float> y = attention(w.x, all.middleCols(0, d), all.middleCols(d, d),
+                                    all.middleCols(2 * d, d), all.middleCols(3 * d, d), enc,
+                                    options<float>(2, true));
+  CHECK(max_abs_diff(y, w.run(enc, options<float>(2, true))) == 0.0);
+}
+
+namespace {
+// A user-defined encoder: one small class with only the score hook. It adds -slope_h * |i - j|,
+// so with ALiBi's slopes it must reproduce ALiBi exactly.
+struct LinearDistancePenalty {
+  using Scalar = double;
+  std::vector<double> slopes;
+
+  struct Bias {
+    const LinearDistancePenalty* self;
+    Positions q, k;
+    void add(Index h, Index i0, Index j0, const ConstMatrixRef<double>&,
+             const ConstMatrixRef<double>&, MatrixRef<double> s) const {
+      for (Index i = 0; i < s.rows(); ++i)
+        for (Index j = 0; j < s.cols(); ++j)
+          s(i, j) -= self->slopes[static_cast<std::size_t>(h)] *
+                     static_cast<double>(std::llabs(q[i0 + i] - k[j0 + j]));
+    }
+  };
+  Bias score_bias(const Positions& q, const Positions& k, Index, Index, double) const {
+    return Bias{this, q, k};
+  }
+};
+
+// A user-defined additive encoder: adds a constant ramp c * p to every feature.
+struct PositionRamp {
+  using Scalar = float;
+  float c = 0.01f;
+  void add_to_input(MatrixRef<float> x, const Positions& pos) const {
+    for (Index i = 0; i < x.rows(); ++i) x.row(i).array() += c * static_cast<float>(pos[i]);
+  }
+};
+// An encoder whose bias masks every score.
+struct MaskAll {
+  using Scalar = float;
+  struct Bias {
+    void add(Index, Index, Index, const ConstMatrixRef<float>&, const ConstMatrixRef<float>&,
+             MatrixRef<float> s) const {
+      s.setConstant(-std::numeric_limits<float>::infinity());
+    }
+  };
+  Bias score_bias(const Positions&, const Positions&, Index, Index, float) const { return {}; }
+};
+}  // namespace
+
+TEST_CASE("attention: a user-defined encoder plugs in with only the hooks it needs",
+          "[attention][custom]") {
+  static_assert(!encoder_traits<NoEncoding<float>>::adds_to_input &&
+                !encoder_traits<NoEncoding<float>>::rotates_qk &&
+                !encoder_traits<NoEncoding<float>>::biases_scores);
+  static_assert(encoder_traits<SinusoidalEncoding<float>>::adds_to_input &&
+                !encoder_traits<SinusoidalEncoding<float>>::rotates_qk);
+  static_assert(encoder_traits<RotaryEncoding<float>>::rotates_qk &&
+                !encoder_traits<RotaryEncoding<float>>::biases_scores);
+  static_assert(encoder_traits<AlibiEncoding<float>>::biases_scores &&
+                !adds_values<AlibiEncoding<float>>());
+  static_assert(adds_values<ShawEncoding<float>>() && !adds_values<TransformerXLEncoding<float>>());
+  static_assert(encoder_traits<LinearDistancePenalty>::biases_scores &&
+                !encoder_traits<LinearDistancePenalty>::checks_shape);
+  static_assert(encoder_traits<PositionRamp>::adds_to_input);
+
+  const Weights<double> w(9, 16, 31);
+  const LinearDistancePenalty mine{alibi_slopes(2)};
+  for (bool causal : {false, true}) {
+    const auto opt = options<double>(2, causal, 4);
+    CHECK(max_abs_diff(w.run(mine, opt), w.run(AlibiEncoding<double>(2), opt)) < 1e-13);
+  }
+  const Weights<float> wf(9, 16, 32);
+  const Matrix<float> ramp = wf.run(PositionRamp{}, options<float>(2, false, 3));
+  const Matrix<float> none = wf.run(NoEncoding<float>{}, options<float>(2, false, 3));
+  CHECK(max_abs_diff(ramp, none) > 1e-4);
+  CHECK(max_abs_diff(wf.run(PositionRamp{0.0f}, options<float>(2, false, 3)), none) == 0.0);
+}
+
+TEST_CASE("attention: bad input throws posenc::error naming the parameter",
+          "[attention][errors]") {
+  const Weights<float> w(5, 16, 1);
+  const NoEncoding<float> none;
+  const auto run = [&](const Matrix<float>& x, const Matrix<float>& wq, const Matrix<float>& wk,
+                       const Matrix<float>& wv, const Matrix<float>& wo, Index heads) {
+    return attention(x, wq, wk, wv, wo, none, options<float>(heads, false));
+  };
+  require_error([&] { run(w.x, w.wq, w.wk, w.wv, w.wo, 3); }, {"H = 3", "D = 16"});
+  require_error([&] { run(w.x, w.wq, w.wk, w.wv, w.wo, 0); }, {"H = 0"});
+  const Matrix<float> bad(16, 12), bad2(15, 16);
+  require_error([&] { run(w.x, bad, w.wk, w.wv, w.wo, 2); }, {"Wq", "[16, 12]", "[16, 16]"});
+  require_error([&] { run(w.x, w.wq, bad2, w.wv, w.wo, 2); }, {"Wk", "[15, 16]"});
+  require_error([&] { run(w.x, w.wq, w.wk, bad, w.wo, 2); }, {"Wv", "[16, 12]"});
+  require_error([&] { run(w.x, w.wq, w.wk, w.wv, bad, 2); }, {"Wo", "[16, 12]"});
+  Matrix<float> y(4, 16);
+  require_error([&] { attention(w.x, w.wq, w.wk, w.wv, w.wo, none, options<float>(2, false), y); },
+                {"output", "[4, 16]", "[5, 16]"});
+  auto opt = options<float>(2, false);
+  opt.scale = NAN;
+  require_error([&] { w.run(none, opt); }, {"scale", "nan"});
+  opt = options<float>(2, false);
+  opt.positions = {0, 1, 2};
+  require_error([&] { w.run(none, opt); }, {"positions", "3", "N = 5"});
+  // The encoder must fit the attention's shape.
+  require_error([&] { w.run(RotaryEncoding<float>(16), options<float>(2, false)); },
+                {"head_dim = 16", "16 / 2"});
+  require_error([&] { w.run(AlibiEncoding<float>(4), options<float>(2, false)); }, {"4 heads", "H = 2"});
+  require_error([&] { w.run(SinusoidalEncoding<float>(8), options<float>(2, false)); }, {"dim = 8"});
+  require_error([&] { w.run(LearnedEncoding<float>(4, 16), options<float>(2, false)); },
+                {"p = 4", "L_max = 4"});
+  // A query whose every score is masked is an error, never NaN. Positional masks cannot do
+  // that (each token sees itself), an encoder's bias can.
+  require_error([&] { w.run(MaskAll{}, options<float>(2, true)); }, {"every score masked"});
+  KVCache<float> cache;
+  Matrix<float> y1(5, 16);
+  attention_step(w.x, w.wq, w.wk, w.wv, w.wo, none, options<float>(2, true), cache, y1);
+  // A cache holds one model width.
+  const Weights<float> w8(2, 8, 3);
+  Matrix<float> y8(2, 8);
+  require_error(
+      [&] { attention_step(w8.x, w8.wq, w8.wk, w8.wv, w8.wo, none, options<float>(2, true), cache, y8); },
+      {"D = 8", "D = 16"});
+}
