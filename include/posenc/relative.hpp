@@ -109,8 +109,11 @@ class T5Encoding {
         const std::int64_t pi = q[i0 + i];
         T* row = s.row(i).data();
         if (values.size() > 0) {
-          const T* v = values.row(h).data() - rel_lo - pi;
-          for (Index j = 0; j < s.cols(); ++j) row[j] += v[k[j0 + j]];
+          // values(h, rel - rel_lo) with rel = p_j - p_i; index, not pointer, arithmetic (a
+          // pointer offset by -rel_lo - p_i would leave the array: undefined behaviour).
+          const T* v = values.row(h).data();
+          const std::int64_t shift = -rel_lo - pi;
+          for (Index j = 0; j < s.cols(); ++j) row[j] += v[k[j0 + j] + shift];
         } else {
           for (Index j = 0; j < s.cols(); ++j) row[j] += enc->table_(enc->bucket(k[j0 + j] - pi), h);
         }

@@ -192,10 +192,19 @@ class RotaryEncoding {
         detail::require(std::isfinite(*o.mscale_all_dim), "RotaryEncoding: mscale_all_dim = ",
                         *o.mscale_all_dim, " must be finite");
     }
-    if (o.attention_factor)
+    if (o.attention_factor) {
+      detail::require(s == RopeScaling::yarn || s == RopeScaling::longrope,
+                      "RotaryEncoding: attention_factor applies to yarn and longrope, not to scaling ",
+                      name);
       detail::require(std::isfinite(*o.attention_factor) && *o.attention_factor > 0.0,
                       "RotaryEncoding: attention_factor = ", *o.attention_factor,
                       " must be finite and > 0");
+    }
+    if (s == RopeScaling::longrope && !o.attention_factor && o.factor && *o.factor > 1.0)
+      detail::require(o.original_max_positions.value_or(0) > 1,
+                      "RotaryEncoding: longrope's attention factor sqrt(1 + ln(factor)/ln(M)) needs "
+                      "original_max_positions M > 1, got ",
+                      o.original_max_positions.value_or(0));
     if (s == RopeScaling::llama3) {
       detail::require(std::isfinite(o.low_freq_factor) && o.low_freq_factor > 0.0,
                       "RotaryEncoding: low_freq_factor = ", o.low_freq_factor, " must be finite and > 0");

@@ -1,0 +1,725 @@
+// Rotary position embedding (conventions.md section 3) against the float64 reference, its
+// precision at large positions, its cache, its algebraic properties and its input checks.
+#include "test_support.hpp"
+
+#include <cmath>
+#include <functional>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+using namespace posenc_test;
+using posenc::Positions;
+using posenc::RopeScaling;
+using posenc::RotaryEncoding;
+using posenc::RotaryLayout;
+using posenc::RotaryOptions;
+
+namespace {
+
+// rope_x is [N=6, H=2, Dh=16] (README).
+constexpr Index kHeads = 2;
+constexpr Index kHeadDim = 16;
+
+RotaryOptions layout_opts(RotaryLayout layout, Index rotary_dim = 0) {
+  RotaryOptions o;
+  o.layout = layout;
+  o.rotary_dim = rotary_dim;
+  return o;
+}
+
+RotaryOptions scaled(RopeScaling s, double factor) {
+  RotaryOptions o;
+  o.scaling = s;
+  o.factor = factor;
+  return o;
+}
+
+RotaryOptions dynamic_f4_m8() {
+  RotaryOptions o = scaled(RopeScaling::dynamic, 4.0);
+  o.original_max_positions = 8;
+  return o;
+}
+
+// yarn factor 4, M = 4096, beta_fast 32, beta_slow 1, truncate (the README's rope_yarn).
+RotaryOptions yarn_f4(Index rotary_dim = 0) {
+  RotaryOptions o = scaled(RopeScaling::yarn, 4.0);
+  o.original_max_positions = 4096;
+  o.rotary_dim = rotary_dim;
+  return o;
+}
+
+RotaryOptions yarn_notrunc() {
+  RotaryOptions o = yarn_f4();
+  o.truncate = false;
+  return o;
+}
+
+RotaryOptions yarn_mscale() {
+  RotaryOptions o = yarn_f4();
+  o.mscale = 1.0;
+  o.mscale_all_dim = 0.5;
+  return o;
+}
+
+RotaryOptions yarn_attnfac() {
+  RotaryOptions o = yarn_f4();
+  o.attention_factor = 1.3;
+  return o;
+}
+
+// llama3 with base 500000 and the documented defaults factor 8, low 1, high 4, M = 8192.
+RotaryOptions llama3(bool explicit_parameters) {
+  RotaryOptions o;
+  o.base = 500000.0;
+  o.scaling = RopeScaling::llama3;
+  if (explicit_parameters) {
+    o.factor = 8.0;
+    o.original_max_positions = 8192;
+    o.low_freq_factor = 1.0;
+    o.high_freq_factor = 4.0;
+  }
+  return o;
+}
+
+// longrope M = 8, factor 4 with the README's short and long factor files.
+RotaryOptions longrope() {
+  RotaryOptions o = scaled(RopeScaling::longrope, 4.0);
+  o.original_max_positions = 8;
+  o.short_factors = load_vector("rope_longrope_short_factors");
+  o.long_factors = load_vector("rope_longrope_long_factors");
+  return o;
+}
+
+double max_abs(const Matrix<double>& m) {
+  return m.cwiseAbs().maxCoeff();
+}
+
+// The dot product of head h of row i of a and of row j of b, in double.
+template <class T>
+double head_dot(const Matrix<T>& a, Index i, const Matrix<T>& b, Index j, Index h, Index dh) {
+  double s = 0.0;
+  for (Index c = h * dh; c < (h + 1) * dh; ++c)
+    s += static_cast<double>(a(i, c)) * static_cast<double>(b(j, c));
+  return s;
+}
+
+template <class T>
+double head_norm(const Matrix<T>& a, Index i, Index h, Index dh) {
+  return std::sqrt(head_dot(a, i, a, i, h, dh));
+}
+
+// Rows of x, rotated at one position each.
+template <class T>
+Matrix<T> rotated(const RotaryEncoding<T>& enc, Matrix<T> x, const Positions& pos, Index heads) {
+  enc.rotate(x, pos, heads);
+  return x;
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("rope: every rope golden file matches the float64 reference", "[rope]", float,
+                   double) {
+  using T = TestType;
+  struct Case {
+    const char* file;
+    RotaryOptions options;
+    std::int64_t offset;
+  };
+  const std::vector<Case> cases = {
+      {"rope_half", layout_opts(RotaryLayout::half), 0},
+      {"rope_interleaved", layout_opts(RotaryLayout::interleaved), 0},
+      {"rope_half_offset7", layout_opts(RotaryLayout::half), 7},
+      {"rope_half_R8", layout_opts(RotaryLayout::half, 8), 7},
+      {"rope_interleaved_R8", layout_opts(RotaryLayout::interleaved, 8), 7},
+      {"rope_linear_f4", scaled(RopeScaling::linear, 4.0), 3},
+      {"rope_ntk_f4", scaled(RopeScaling::ntk, 4.0), 3},
+      {"rope_dynamic_f4_M8_long", dynamic_f4_m8(), 10},  // L = 16 > M = 8: scaled base
+      {"rope_dynamic_f4_M8_short", dynamic_f4_m8(), 0},  // L = 6 <= M: unscaled
+      {"rope_yarn", yarn_f4(), 100},
+      {"rope_yarn_notrunc", yarn_notrunc(), 100},
+      {"rope_yarn_mscale", yarn_mscale(), 100},
+      {"rope_yarn_attnfac", yarn_attnfac(), 100},
+      {"rope_yarn_R8", yarn_f4(8), 100},
+      {"rope_llama3", llama3(false), 100},     // defaults factor 8, M 8192
+      {"rope_llama3", llama3(true), 100},      // the same, spelled out
+      {"rope_longrope_short", longrope(), 0},  // L = 6 <= M = 8: short factors
+      {"rope_longrope_long", longrope(), 5},   // L = 11 > M = 8: long factors
+  };
+  const Matrix<T> x = load<T>("rope_x");
+  REQUIRE(x.rows() == 6);
+  REQUIRE(x.cols() == kHeads * kHeadDim);
+  for (const auto& c : cases) {
+    INFO(c.file << " offset " << c.offset);
+    const Matrix<double> ref = load<double>(c.file);
+    // Tolerance: tolerance<T> (2e-6 float, 1e-12 double) relative to the largest |output|.
+    const double tol = tolerance<T>(max_abs(ref));
+    for (Index limit : {Index(-1), Index(0)}) {  // -1: default cache, 0: none
+      RotaryEncoding<T> enc(kHeadDim, c.options);
+      if (limit == 0) enc.set_cache_limit(0);  // the uncached path too
+      INFO("cache limit " << limit);
+      Matrix<T> y = x;
+      enc.rotate(y, Positions(c.offset, x.rows()), kHeads);
+      CHECK(max_abs_diff(y, ref) <= tol);
+    }
+  }
+
+  SECTION("explicit positions, interleaved") {
+    const Positions pos(load_ints("rope_explicit_positions"));
+    const Matrix<double> ref = load<double>("rope_interleaved_explicit");
+    const RotaryEncoding<T> enc(kHeadDim, layout_opts(RotaryLayout::interleaved));
+    Matrix<T> y = x;
+    enc.rotate(y, pos, kHeads);
+    CHECK(max_abs_diff(y, ref) <= tolerance<T>(max_abs(ref)));
+    // Each head on its own through the single-head form gives the same columns.
+    for (Index h = 0; h < kHeads; ++h) {
+      Matrix<T> xh = x.middleCols(h * kHeadDim, kHeadDim);
+      enc.rotate(xh, pos);
+      const Matrix<double> refh = ref.middleCols(h * kHeadDim, kHeadDim);
+      CHECK(max_abs_diff(xh, refh) <= tolerance<T>(max_abs(ref)));
+    }
+  }
+}
+
+TEST_CASE("rope: effective inv_freq matches the rope_inv_freq files", "[rope]") {
+  struct Case {
+    const char* file;
+    RotaryOptions options;
+    std::int64_t max_position;  // the largest position of the matching rope_<case> file
+  };
+  const std::vector<Case> cases = {
+      {"rope_inv_freq_yarn", yarn_f4(), 105},
+      {"rope_inv_freq_yarn_notrunc", yarn_notrunc(), 105},
+      {"rope_inv_freq_llama3", llama3(false), 105},
+      {"rope_inv_freq_ntk_f4", scaled(RopeScaling::ntk, 4.0), 8},
+      {"rope_inv_freq_dynamic_f4_M8_long", dynamic_f4_m8(), 15},
+      {"rope_inv_freq_longrope_long", longrope(), 10},
+  };
+  for (const auto& c : cases) {
+    INFO(c.file);
+    const auto ref = load_vector(c.file);
+    const RotaryEncoding<double> enc(kHeadDim, c.options);
+    const auto got = enc.inv_freq(c.max_position);
+    REQUIRE(got.size() == ref.size());
+    for (std::size_t i = 0; i < ref.size(); ++i) {
+      INFO("i = " << i << ": " << got[i] << " vs " << ref[i]);
+      CHECK(std::abs(got[i] - ref[i]) <= 1e-12 * std::abs(ref[i]));
+    }
+  }
+  // dynamic at L <= M and longrope at L <= M do not use the scaled set: they equal the
+  // unscaled base^(-2i/R) and the short factors' set (computed here from the formula).
+  const RotaryEncoding<double> dyn(kHeadDim, dynamic_f4_m8());
+  const RotaryOptions lr = longrope();
+  const RotaryEncoding<double> lre(kHeadDim, lr);
+  const auto d7 = dyn.inv_freq(7), l7 = lre.inv_freq(7), l8 = lre.inv_freq(8);
+  for (std::size_t i = 0; i < 8; ++i) {
+    const double plain = std::pow(10000.0, -2.0 * static_cast<double>(i) / 16.0);
+    CHECK(std::abs(d7[i] - plain) <= 1e-12 * plain);
+    CHECK(std::abs(l7[i] - plain / lr.short_factors[i]) <= 1e-12 * plain);
+    CHECK(std::abs(l8[i] - plain / lr.long_factors[i]) <= 1e-12 * plain);
+  }
+}
+
+namespace {
+
+// RoPE of x [N, heads * head_dim] at pos with the given inv_freq (R = 2 * inv_freq.size()) and
+// attention factor, in double, written from conventions.md section 3 (independent of the code
+// under test).
+Matrix<double> reference_rope(const Matrix<double>& x, const Positions& pos,
+                              const std::vector<double>& inv_freq, RotaryLayout layout, Index heads,
+                              Index head_dim, double af = 1.0) {
+  Matrix<double> y = x;
+  const Index half = static_cast<Index>(inv_freq.size());
+  for (Index n = 0; n < x.rows(); ++n)
+    for (Index h = 0; h < heads; ++h)
+      for (Index i = 0; i < half; ++i) {
+        const Index a = h * head_dim + (layout == RotaryLayout::half ? i : 2 * i);
+        const Index b = h * head_dim + (layout == RotaryLayout::half ? i + half : 2 * i + 1);
+        const double th = static_cast<double>(pos[n]) * inv_freq[static_cast<std::size_t>(i)];
+        y(n, a) = af * (x(n, a) * std::cos(th) - x(n, b) * std::sin(th));
+        y(n, b) = af * (x(n, b) * std::cos(th) + x(n, a) * std::sin(th));
+      }
+  return y;
+}
+
+std::vector<double> plain_inv_freq(Index r, double base) {
+  std::vector<double> f(static_cast<std::size_t>(r / 2));
+  for (std::size_t i = 0; i < f.size(); ++i)
+    f[i] = std::pow(base, -2.0 * static_cast<double>(i) / static_cast<double>(r));
+  return f;
+}
+
+}  // namespace
+
+TEST_CASE("rope: dynamic scaling uses each call's own length", "[rope]") {
+  // M = 8, factor 4, R = 16. L = max position + 1: L = 8 is not > M (unscaled), L = 9 is:
+  // base' = base (4 * 9/8 - 3)^(16/14).
+  const RotaryEncoding<double> enc(kHeadDim, dynamic_f4_m8());
+  const Matrix<double> x = random_matrix<double>(9, kHeads * kHeadDim, 31);
+  const auto unscaled = plain_inv_freq(kHeadDim, 10000.0);
+  const auto scaled9 =
+      plain_inv_freq(kHeadDim, 10000.0 * std::pow(4.0 * 9.0 / 8.0 - 3.0, 16.0 / 14.0));
+  const double tol = 1e-12 * std::max(1.0, x.cwiseAbs().maxCoeff());
+  // The order matters: a long call must not leave a larger base behind (stateless).
+  for (Index n : {Index(8), Index(9), Index(8), Index(3), Index(9)}) {
+    INFO("positions 0.." << n - 1);
+    const Positions pos(0, n);
+    const Matrix<double> xn = x.topRows(n);
+    const Matrix<double> ref =
+        reference_rope(xn, pos, n > 8 ? scaled9 : unscaled, RotaryLayout::half, kHeads, kHeadDim);
+    CHECK(max_abs_diff(rotated(enc, xn, pos, kHeads), ref) <= tol);
+  }
+  // The same rows at positions 5..8 (L = 9) and 5..7 (L = 8) rotate row 5 differently.
+  const Matrix<double> x5 = x.topRows(3);
+  const Matrix<double> a = rotated(enc, x5, Positions(5, 3), kHeads);
+  const Matrix<double> x6 = x.topRows(4);
+  const Matrix<double> b = rotated(enc, x6, Positions(5, 4), kHeads);
+  CHECK(max_abs_diff(a.row(0), b.row(0)) > 1e-6);
+}
+
+TEST_CASE("rope: yarn ramp bounds follow the clamps and the lo == hi rule", "[rope]") {
+  // inv_freq from the yarn formula of conventions.md section 3, written out here.
+  const auto yarn = [](Index r, double base, double factor, double m, double bf, double bs,
+                       bool truncate) {
+    const double rr = static_cast<double>(r);
+    const double pi = std::acos(-1.0);
+    const auto corr = [&](double rot) {
+      return rr * std::log(m / (2.0 * pi * rot)) / (2.0 * std::log(base));
+    };
+    double lo = corr(bf), hi = corr(bs);
+    if (truncate) {
+      lo = std::floor(lo);
+      hi = std::ceil(hi);
+    }
+    lo = std::max(lo, 0.0);
+    hi = std::min(hi, rr - 1.0);
+    if (lo == hi) hi += 0.001;
+    auto f = plain_inv_freq(r, base);
+    for (std::size_t i = 0; i < f.size(); ++i) {
+      const double ramp = std::min(1.0, std::max(0.0, (static_cast<double>(i) - lo) / (hi - lo)));
+      const double e = 1.0 - ramp;
+      f[i] = (f[i] / factor) * (1.0 - e) + f[i] * e;
+    }
+    return f;
+  };
+  struct Case {
+    const char* name;
+    Index r;
+    double base;
+    std::int64_t m;
+    double bf, bs;
+    bool truncate;
+  };
+  const Case cases[] = {
+      {"lo clamped to 0 (M = 100)", 16, 10000.0, 100, 32.0, 1.0, true},
+      // corr(1e6) = 4.4 and corr(1) = 16.4 > R - 1: the ramp (i - 4)/(15 - 4) reaches i < R/2.
+      {"hi clamped to R - 1 (M = 10^9)", 16, 10000.0, 1000000000, 1e6, 1.0, true},
+      {"hi clamped, untruncated", 16, 10000.0, 1000000000, 1e6, 1.0, false},
+      {"lo == hi == 0, hi += 0.001 (M = 6)", 16, 10000.0, 6, 32.0, 1.0, true},
+      {"other betas, base 500000, R = 64", 64, 500000.0, 8192, 16.0, 2.0, true},
+  };
+  for (const auto& c : cases) {
+    INFO(c.name);
+    RotaryOptions o = scaled(RopeScaling::yarn, 8.0);
+    o.base = c.base;
+    o.original_max_positions = c.m;
+    o.beta_fast = c.bf;
+    o.beta_slow = c.bs;
+    o.truncate = c.truncate;
+    const RotaryEncoding<double> enc(c.r, o);
+    const auto ref = yarn(c.r, c.base, 8.0, static_cast<double>(c.m), c.bf, c.bs, c.truncate);
+    const auto got = enc.inv_freq();
+    REQUIRE(got.size() == ref.size());
+    for (std::size_t i = 0; i < ref.size(); ++i) {
+      INFO("i = " << i);
+      CHECK(std::abs(got[i] - ref[i]) <= 1e-12 * ref[i]);
+    }
+  }
+}
+
+TEST_CASE("rope: attention factor rules", "[rope]") {
+  const auto g = [](double s, double m) { return s <= 1.0 ? 1.0 : 0.1 * m * std::log(s) + 1.0; };
+  const auto af = [](RotaryOptions o) {
+    return RotaryEncoding<double>(16, std::move(o)).attention_factor();
+  };
+  RotaryOptions y = yarn_f4();
+  CHECK(std::abs(af(y) - g(4.0, 1.0)) <= 1e-15);
+  y.mscale = 1.0;
+  y.mscale_all_dim = 0.0;  // 0 counts as absent: g(factor, 1)
+  CHECK(std::abs(af(y) - g(4.0, 1.0)) <= 1e-15);
+  y.mscale = 2.0;
+  y.mscale_all_dim = 0.5;
+  CHECK(std::abs(af(y) - g(4.0, 2.0) / g(4.0, 0.5)) <= 1e-15);
+  y.attention_factor = 0.7;  // given: used as is
+  CHECK(af(y) == 0.7);
+  RotaryOptions y1 = yarn_f4();
+  y1.factor = 1.0;  // g(s, m) = 1 when s <= 1
+  CHECK(af(y1) == 1.0);
+  y1.factor = 0.5;
+  CHECK(af(y1) == 1.0);
+  RotaryOptions l = longrope();  // sqrt(1 + ln(factor)/ln(M)), M = 8
+  CHECK(std::abs(af(l) - std::sqrt(1.0 + std::log(4.0) / std::log(8.0))) <= 1e-15);
+  l.factor = 1.0;  // 1 when factor <= 1
+  CHECK(af(l) == 1.0);
+  l.factor = 0.25;
+  CHECK(af(l) == 1.0);
+  l.factor.reset();
+  l.attention_factor = 1.7;  // given: no factor needed
+  CHECK(af(l) == 1.7);
+  CHECK(af(RotaryOptions{}) == 1.0);
+  CHECK(af(scaled(RopeScaling::linear, 4.0)) == 1.0);
+  CHECK(af(llama3(false)) == 1.0);
+}
+
+TEMPLATE_TEST_CASE("rope: precision at positions up to 2^20", "[rope][precision]", float, double) {
+  using T = TestType;
+  // conventions.md section 3: float within 1e-6 |x| of float64 up to p = 2^20, per row.
+  // double: 1e-12 |x| plus the conditioning of the angle itself. theta = p inv_freq is only
+  // defined to about p * 2^-52 (one rounding of inv_freq <= 1, which NumPy's power and
+  // std::pow may round differently), so two correct float64 results differ by up to
+  // ~p 2^-52 |x| (2.3e-10 |x| at p = 2^20; measured: 8e-12 |x|).
+  const bool is_float = std::is_same<T, float>::value;
+  const Matrix<T> x = load<T>("rope_highpos_x");
+  REQUIRE(x.cols() == 128);
+  const Positions pos(load_ints("rope_highpos_positions"));
+  REQUIRE(pos.max() >= (std::int64_t(1) << 20));
+  for (auto layout : {RotaryLayout::half, RotaryLayout::interleaved}) {
+    const bool half = layout == RotaryLayout::half;
+    INFO((half ? "half" : "interleaved"));
+    const Matrix<double> ref =
+        load<double>(half ? "rope_highpos_half" : "rope_highpos_interleaved");
+    for (Index limit : {Index(-1), Index(0)}) {
+      INFO("cache limit " << limit);
+      RotaryEncoding<T> enc(128, layout_opts(layout));
+      if (limit == 0) enc.set_cache_limit(0);
+      Matrix<T> y = x;
+      enc.rotate(y, pos, 1);
+      for (Index i = 0; i < y.rows(); ++i) {
+        INFO("row " << i << " position " << pos[i]);
+        const double xmax = x.row(i).cwiseAbs().maxCoeff();
+        const Matrix<T> yi = y.row(i);
+        const Matrix<double> ri = ref.row(i);
+        const double rel = is_float ? 1e-6 : 1e-12 + std::ldexp(static_cast<double>(pos[i]), -52);
+        CHECK(max_abs_diff(yi, ri) <= rel * xmax);
+      }
+    }
+  }
+}
+
+TEMPLATE_TEST_CASE("rope: cached and uncached rotations are identical", "[rope][cache]", float,
+                   double) {
+  using T = TestType;
+  const Index dh = 128, heads = 2;
+  const Matrix<T> x = random_matrix<T>(6, heads * dh, 11);
+  const Positions pos(std::vector<std::int64_t>{0, 1, 4095, 4096, 2999, 1234});
+  for (auto scaling : {RopeScaling::none, RopeScaling::yarn, RopeScaling::longrope}) {
+    INFO("scaling " << static_cast<int>(scaling));
+    RotaryOptions o;
+    o.scaling = scaling;
+    if (scaling != RopeScaling::none) {
+      o.factor = 4.0;
+      o.original_max_positions = 2048;  // longrope takes its long set here
+      o.short_factors.assign(dh / 2, 1.5);
+      o.long_factors.assign(dh / 2, 3.0);
+    }
+    const RotaryEncoding<T> cached(dh, o);
+    RotaryEncoding<T> uncached(dh, o);
+    uncached.set_cache_limit(0);
+    const Matrix<T> a = rotated(cached, x, pos, heads), b = rotated(uncached, x, pos, heads);
+    CHECK(max_abs_diff(a, b) == 0.0);
+    CHECK(max_abs_diff(a, x) > 0.1);  // and they did rotate
+  }
+}
+
+TEMPLATE_TEST_CASE("rope: the cache is reused across calls and offsets", "[rope][cache]", float,
+                   double) {
+  using T = TestType;
+  const Index dh = 32, heads = 3, n = 200;
+  const Matrix<T> x = random_matrix<T>(n, heads * dh, 12);
+  for (auto layout : {RotaryLayout::half, RotaryLayout::interleaved}) {
+    INFO((layout == RotaryLayout::half ? "half" : "interleaved"));
+    const RotaryEncoding<T> shared(dh, layout_opts(layout, 24));
+    // Grows the cache (0..199, then up to 5199), then reads back into it (offset 50).
+    for (std::int64_t offset : {0, 5000, 50, 4999, 0}) {
+      INFO("offset " << offset);
+      const Positions pos(offset, n);
+      const RotaryEncoding<T> fresh(dh, layout_opts(layout, 24));
+      RotaryEncoding<T> uncached(dh, layout_opts(layout, 24));
+      uncached.set_cache_limit(0);
+      const Matrix<T> a = rotated(shared, x, pos, heads);
+      CHECK(max_abs_diff(a, rotated(fresh, x, pos, heads)) == 0.0);
+      CHECK(max_abs_diff(a, rotated(uncached, x, pos, heads)) == 0.0);
+    }
+    // A copy of a warm encoder gives the same results.
+    const RotaryEncoding<T> copy = shared;
+    const Positions pos(2500, n);
+    CHECK(max_abs_diff(rotated(copy, x, pos, heads), rotated(shared, x, pos, heads)) == 0.0);
+  }
+}
+
+TEMPLATE_TEST_CASE("rope: rotation preserves each head's norm and leaves dims >= R unchanged",
+                   "[rope][property]", float, double) {
+  using T = TestType;
+  const double rel = std::is_same<T, float>::value ? 1e-5 : 1e-12;
+  struct Shape {
+    Index head_dim, rotary_dim, heads, rows;
+  };
+  const Shape shapes[] = {{2, 0, 1, 3},  {8, 0, 1, 5},  {16, 6, 2, 7},
+                          {10, 4, 3, 4}, {64, 0, 4, 9}, {128, 96, 2, 6}};
+  std::uint64_t seed = 100;
+  for (const auto& sh : shapes) {
+    for (auto layout : {RotaryLayout::half, RotaryLayout::interleaved}) {
+      INFO("head_dim " << sh.head_dim << " R " << sh.rotary_dim << " heads " << sh.heads
+                       << (layout == RotaryLayout::half ? " half" : " interleaved"));
+      const RotaryEncoding<T> enc(sh.head_dim, layout_opts(layout, sh.rotary_dim));
+      const Index r = enc.rotary_dim();
+      const Matrix<T> x = random_matrix<T>(sh.rows, sh.heads * sh.head_dim, ++seed);
+      for (const Positions& pos :
+           {Positions(0, sh.rows), Positions(37, sh.rows), Positions(1000003, sh.rows)}) {
+        const Matrix<T> y = rotated(enc, x, pos, sh.heads);
+        for (Index i = 0; i < sh.rows; ++i)
+          for (Index h = 0; h < sh.heads; ++h) {
+            const double before = head_norm(x, i, h, sh.head_dim);
+            const double after = head_norm(y, i, h, sh.head_dim);
+            CHECK(std::abs(after - before) <= rel * before);
+            // Pass-through dimensions are bit-identical.
+            for (Index c = r; c < sh.head_dim; ++c)
+              CHECK(y(i, h * sh.head_dim + c) == x(i, h * sh.head_dim + c));
+          }
+        if (pos.offset() > 0 && r > 0) CHECK(max_abs_diff(x, y) > 1e-3);  // it did rotate
+      }
+    }
+  }
+}
+
+TEMPLATE_TEST_CASE("rope: position 0 is the identity", "[rope][property]", float, double) {
+  using T = TestType;
+  for (auto layout : {RotaryLayout::half, RotaryLayout::interleaved}) {
+    for (Index r : {Index(0), Index(6)}) {
+      INFO("R " << r << (layout == RotaryLayout::half ? " half" : " interleaved"));
+      const RotaryEncoding<T> enc(16, layout_opts(layout, r));
+      const Matrix<T> x = random_matrix<T>(4, 3 * 16, 21);
+      // cos 0 = 1, sin 0 = 0: every entry comes back bit-identical.
+      CHECK(max_abs_diff(rotated(enc, x, Positions(std::vector<std::int64_t>(4, 0)), 3), x) == 0.0);
+      const Matrix<T> x0 = x.topRows(1);
+      CHECK(max_abs_diff(rotated(enc, x0, Positions(0, 1), 3), x0) == 0.0);
+    }
+  }
+}
+
+TEMPLATE_TEST_CASE("rope: q.k after rotation depends only on the position difference",
+                   "[rope][property]", float, double) {
+  using T = TestType;
+  // For each pair (p, p'), dot(rot(q, p + s), rot(k, p' + s)) must not depend on the shift s.
+  // Tolerance relative to |q| |k| (the dot itself may be near zero): 1e-4 float, 1e-9 double.
+  const double rel = std::is_same<T, float>::value ? 1e-4 : 1e-9;
+  const std::int64_t shifts[] = {0, 1, 17, 1000, 100000};
+  const std::pair<std::int64_t, std::int64_t> pairs[] = {
+      {0, 0}, {3, 10}, {10, 3}, {25, 7}, {4, 400}};
+  struct Shape {
+    Index head_dim, rotary_dim, heads;
+    RopeScaling scaling;
+  };
+  const Shape shapes[] = {{8, 0, 1, RopeScaling::none},
+                          {16, 0, 2, RopeScaling::none},
+                          {16, 10, 2, RopeScaling::none},
+                          {64, 0, 2, RopeScaling::none},
+                          {32, 0, 2, RopeScaling::linear}};
+  std::uint64_t seed = 200;
+  for (const auto& sh : shapes) {
+    for (auto layout : {RotaryLayout::half, RotaryLayout::interleaved}) {
+      INFO("head_dim " << sh.head_dim << " R " << sh.rotary_dim << " scaling "
+                       << static_cast<int>(sh.scaling)
+                       << (layout == RotaryLayout::half ? " half" : " interleaved"));
+      RotaryOptions o = layout_opts(layout, sh.rotary_dim);
+      if (sh.scaling != RopeScaling::none) {
+        o.scaling = sh.scaling;
+        o.factor = 2.0;
+      }
+      const RotaryEncoding<T> enc(sh.head_dim, o);
+      const Index d = sh.heads * sh.head_dim;
+      const Matrix<T> q = random_matrix<T>(1, d, ++seed), k = random_matrix<T>(1, d, ++seed);
+      for (const auto& pp : pairs) {
+        INFO("p = " << pp.first << ", p' = " << pp.second);
+        std::vector<double> dot0(static_cast<std::size_t>(sh.heads));
+        for (std::int64_t s : shifts) {
+          INFO("shift " << s);
+          const Matrix<T> qr = rotated(enc, q, Positions(pp.first + s, 1), sh.heads);
+          const Matrix<T> kr = rotated(enc, k, Positions(pp.second + s, 1), sh.heads);
+          for (Index h = 0; h < sh.heads; ++h) {
+            const double dot = head_dot(qr, 0, kr, 0, h, sh.head_dim);
+            const double scale = head_norm(q, 0, h, sh.head_dim) * head_norm(k, 0, h, sh.head_dim);
+            if (s == 0)
+              dot0[static_cast<std::size_t>(h)] = dot;
+            else
+              CHECK(std::abs(dot - dot0[static_cast<std::size_t>(h)]) <= rel * scale);
+          }
+        }
+      }
+    }
+  }
+  // Sanity: the dot does depend on p - p' (else the check above would be vacuous).
+  const RotaryEncoding<double> enc(16);
+  const Matrix<double> q = random_matrix<double>(1, 16, 300), k = random_matrix<double>(1, 16, 301);
+  const double a = head_dot(rotated(enc, q, Positions(0, 1), 1), 0,
+                            rotated(enc, k, Positions(0, 1), 1), 0, 0, 16);
+  const double b = head_dot(rotated(enc, q, Positions(0, 1), 1), 0,
+                            rotated(enc, k, Positions(3, 1), 1), 0, 0, 16);
+  CHECK(std::abs(a - b) > 1e-3);
+}
+
+TEST_CASE("rope: bad input throws posenc::error naming the parameter", "[rope][errors]") {
+  using E = RotaryEncoding<float>;
+  const auto with = [](const std::function<void(RotaryOptions&)>& edit) {
+    RotaryOptions o;
+    edit(o);
+    return o;
+  };
+  // Widths.
+  require_error([] { E(15); }, {"rotary_dim = 15", "head_dim = 15"});  // odd head_dim, R = Dh
+  require_error([&] { E(16, with([](RotaryOptions& o) { o.rotary_dim = 7; })); },
+                {"rotary_dim = 7", "even"});
+  require_error([&] { E(16, with([](RotaryOptions& o) { o.rotary_dim = 18; })); },
+                {"rotary_dim = 18", "head_dim = 16"});
+  require_error([&] { E(16, with([](RotaryOptions& o) { o.rotary_dim = -2; })); },
+                {"rotary_dim = -2"});
+  require_error([] { E(0); }, {"head_dim = 0"});
+  require_error([] { E(-4); }, {"head_dim = -4"});
+  // Base.
+  require_error([&] { E(16, with([](RotaryOptions& o) { o.base = 0.0; })); }, {"base = 0"});
+  require_error([&] { E(16, with([](RotaryOptions& o) { o.base = -1.0; })); }, {"base = -1"});
+  require_error([&] { E(16, with([](RotaryOptions& o) { o.base = NAN; })); }, {"base = nan"});
+  require_error([&] { E(16, with([](RotaryOptions& o) { o.base = INFINITY; })); }, {"base = inf"});
+  // Factor.
+  require_error([&] { E(16, scaled(RopeScaling::linear, 0.0)); }, {"factor = 0"});
+  require_error([&] { E(16, scaled(RopeScaling::ntk, -2.0)); }, {"factor = -2"});
+  require_error([&] { E(16, scaled(RopeScaling::linear, NAN)); }, {"factor = nan"});
+  require_error([&] { E(16, scaled(RopeScaling::linear, INFINITY)); }, {"factor = inf"});
+  for (auto s : {RopeScaling::linear, RopeScaling::ntk, RopeScaling::dynamic, RopeScaling::yarn}) {
+    const char* name = s == RopeScaling::linear    ? "linear"
+                       : s == RopeScaling::ntk     ? "ntk"
+                       : s == RopeScaling::dynamic ? "dynamic"
+                                                   : "yarn";
+    INFO(name);
+    require_error(
+        [&] {
+          E(16, with([&](RotaryOptions& o) {
+              o.scaling = s;
+              o.original_max_positions = 64;
+            }));
+        },
+        {name, "needs factor"});
+  }
+  // Original context M.
+  require_error([&] { E(16, scaled(RopeScaling::dynamic, 2.0)); },
+                {"dynamic", "original_max_positions"});
+  require_error([&] { E(16, scaled(RopeScaling::yarn, 2.0)); }, {"yarn", "original_max_positions"});
+  require_error(
+      [&] {
+        RotaryOptions o = longrope();
+        o.original_max_positions.reset();
+        E(16, o);
+      },
+      {"longrope", "original_max_positions"});
+  require_error(
+      [&] {
+        RotaryOptions o = dynamic_f4_m8();
+        o.original_max_positions = 0;
+        E(16, o);
+      },
+      {"original_max_positions = 0"});
+  // ntk and dynamic need R > 2 (R/(R-2)).
+  require_error(
+      [&] {
+        RotaryOptions o = scaled(RopeScaling::ntk, 2.0);
+        o.rotary_dim = 2;
+        E(16, o);
+      },
+      {"ntk", "rotary_dim > 2", "got 2"});
+  require_error(
+      [&] {
+        RotaryOptions o = dynamic_f4_m8();
+        E(2, o);
+      },
+      {"dynamic", "rotary_dim > 2", "got 2"});
+  // llama3 needs high_freq_factor > low_freq_factor.
+  require_error(
+      [&] {
+        RotaryOptions o = llama3(true);
+        o.high_freq_factor = 1.0;
+        E(16, o);
+      },
+      {"high_freq_factor = 1", "low_freq_factor = 1"});
+  require_error(
+      [&] {
+        RotaryOptions o = llama3(true);
+        o.low_freq_factor = 3.0;
+        o.high_freq_factor = 2.0;
+        E(16, o);
+      },
+      {"high_freq_factor = 2", "low_freq_factor = 3"});
+  // longrope factor lists need R/2 entries each.
+  require_error(
+      [&] {
+        RotaryOptions o = longrope();
+        o.short_factors.pop_back();
+        E(16, o);
+      },
+      {"short_factors", "7 and 8 entries", "rotary_dim / 2 = 8"});
+  require_error(
+      [&] {
+        RotaryOptions o = longrope();
+        o.long_factors.push_back(1.0);
+        E(16, o);
+      },
+      {"long_factors", "8 and 9 entries", "rotary_dim / 2 = 8"});
+  require_error(
+      [&] {
+        RotaryOptions o = longrope();
+        o.rotary_dim = 8;
+        E(16, o);
+      },
+      {"8 and 8 entries", "rotary_dim / 2 = 4"});
+  // attention_factor must be > 0.
+  require_error(
+      [&] {
+        RotaryOptions o = yarn_f4();
+        o.attention_factor = 0.0;
+        E(16, o);
+      },
+      {"attention_factor = 0"});
+  require_error(
+      [&] {
+        RotaryOptions o = longrope();
+        o.attention_factor = -1.5;
+        E(16, o);
+      },
+      {"attention_factor = -1.5"});
+  // attention_factor belongs to yarn and longrope only.
+  require_error(
+      [&] {
+        RotaryOptions o = scaled(RopeScaling::linear, 4.0);
+        o.attention_factor = 1.2;
+        E(16, o);
+      },
+      {"attention_factor", "linear"});
+  // longrope's derived attention factor divides by ln(M): M = 1 would give inf.
+  require_error(
+      [&] {
+        RotaryOptions o = longrope();
+        o.original_max_positions = 1;
+        E(16, o);
+      },
+      {"original_max_positions M > 1", "got 1"});
+  // Shapes at rotate() and check().
+  const E enc(16);
+  Matrix<float> x(6, 31);
+  require_error([&] { enc.rotate(x, Positions(0, 6), 2); }, {"[6, 31]", "[6, 32]", "heads = 2"});
+  Matrix<float> y(5, 32);
+  require_error([&] { enc.rotate(y, Positions(0, 6), 2); }, {"[5, 32]", "[6, 32]"});
+  Matrix<float> z(6, 32);
+  require_error([&] { enc.rotate(z, Positions(0, 6), 0); }, {"heads = 0"});
+  require_error([&] { enc.rotate(z, Positions(0, 6), -2); }, {"heads = -2"});
+  require_error([&] { enc.check(30, 2); }, {"head_dim = 16", "30 / 2"});
+  require_error([&] { enc.check(32, 0); }, {"head_dim = 16", "32 / 0"});
+}
