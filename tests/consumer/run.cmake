@@ -1,0 +1,52 @@
+# Driver for the consumer tests; run with cmake -P.
+#   -DSTEP=install          -DPOSENC_BINARY_DIR=... -DPREFIX=... [-DCONFIG=...]
+#   -DSTEP=find_package     -DPREFIX=...            -DWORK_DIR=... -DCONSUMER_DIR=...
+#   -DSTEP=add_subdirectory -DPOSENC_SOURCE_DIR=... -DWORK_DIR=... -DCONSUMER_DIR=...
+# plus -DGENERATOR=... -DCXX_COMPILER=... -DBUILD_TYPE=... for the consumer build.
+cmake_minimum_required(VERSION 3.21)
+
+function(run)
+  string(REPLACE ";" " " pretty "${ARGN}")
+  message(STATUS "+ ${pretty}")
+  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "command failed (${rc}): ${pretty}")
+  endif()
+endfunction()
+
+if(STEP STREQUAL "install")
+  file(REMOVE_RECURSE "${PREFIX}")
+  set(config_args)
+  if(CONFIG)
+    set(config_args --config "${CONFIG}")
+  endif()
+  run("${CMAKE_COMMAND}" --install "${POSENC_BINARY_DIR}" --prefix "${PREFIX}" ${config_args})
+  return()
+endif()
+
+if(NOT BUILD_TYPE)
+  set(BUILD_TYPE Release)
+endif()
+set(bin "${WORK_DIR}/${STEP}")
+file(REMOVE_RECURSE "${bin}")
+set(args -S "${CONSUMER_DIR}" -B "${bin}" -G "${GENERATOR}" "-DCMAKE_BUILD_TYPE=${BUILD_TYPE}"
+         "-DCMAKE_CXX_COMPILER=${CXX_COMPILER}" "-DPOSENC_CONSUMER_MODE=${STEP}")
+if(STEP STREQUAL "find_package")
+  list(APPEND args "-DCMAKE_PREFIX_PATH=${PREFIX}")
+elseif(STEP STREQUAL "add_subdirectory")
+  list(APPEND args "-DPOSENC_SOURCE_DIR=${POSENC_SOURCE_DIR}")
+else()
+  message(FATAL_ERROR "unknown STEP '${STEP}'")
+endif()
+run("${CMAKE_COMMAND}" ${args})
+run("${CMAKE_COMMAND}" --build "${bin}" --config "${BUILD_TYPE}")
+
+# Single-config generators put the binary in ${bin}, multi-config ones in ${bin}/<config>.
+foreach(exe "${bin}/consumer" "${bin}/${BUILD_TYPE}/consumer" "${bin}/consumer.exe"
+            "${bin}/${BUILD_TYPE}/consumer.exe")
+  if(EXISTS "${exe}")
+    run("${exe}")
+    return()
+  endif()
+endforeach()
+message(FATAL_ERROR "consumer binary not found under ${bin}")
