@@ -38,6 +38,17 @@ int main(int argc, char** argv) {
   posenc_cli::add_attend_command(app);
   posenc_cli::add_plot_command(app);
   posenc_cli::add_compare_command(app);
+  // CLI11 reports an unknown first word as "A subcommand is required": name it instead.
+  if (argc > 1 && argv[1][0] != '-') {
+    std::string names;
+    bool known = false;
+    for (const CLI::App* sub : app.get_subcommands({})) {
+      names += (names.empty() ? "" : ", ") + sub->get_name();
+      known = known || sub->get_name() == argv[1];
+    }
+    if (!known)
+      return fail(std::string("unknown subcommand '") + argv[1] + "' (expected one of " + names + ")", 2);
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -2,9 +2,12 @@
 // little-endian <f4, <f8 and <i8; C order), for the tests and the command line.
 #pragma once
 
+#include <algorithm>
+#include <cerrno>
 #include <cstdint>
 #include <cstring>
 #include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -74,7 +77,13 @@ inline std::string npy_dict_value(const std::string& header, const std::string& 
 /// Reads a .npy file; throws posenc::error naming the file and the problem.
 inline NpyArray read_npy(const std::string& file) {
   std::ifstream in(file, std::ios::binary);
-  require(static_cast<bool>(in), file, ": cannot open");
+  if (!in) {
+    const int err = errno;
+    fail(file, ": cannot open", err ? std::string(" (") + std::strerror(err) + ")" : std::string());
+  }
+  in.seekg(0, std::ios::end);
+  const std::streamoff file_size = in.tellg();
+  in.seekg(0, std::ios::beg);
   char magic[8];
   in.read(magic, 8);
   require(in.gcount() == 8 && std::memcmp(magic, "\x93NUMPY", 6) == 0, file,
@@ -94,6 +103,9 @@ inline NpyArray read_npy(const std::string& file) {
 
   NpyArray a;
   a.dtype = npy_dict_value(header, "descr", file);
+  if (!a.dtype.empty() && a.dtype[0] == '>' && a.dtype.size() > 1 && a.dtype[1] != '1')
+    fail(file, ": big-endian dtype '", a.dtype,
+         "' is not supported (expected little-endian <f4, <f8 or <i8)");
   require(a.dtype == "<f4" || a.dtype == "<f8" || a.dtype == "<i8", file, ": unsupported dtype '",
           a.dtype, "' (expected <f4, <f8 or <i8)");
   const auto fortran = npy_dict_value(header, "fortran_order", file);
@@ -107,11 +119,36 @@ inline NpyArray read_npy(const std::string& file) {
     if (i >= shape.size() - 1) break;
     std::size_t j = i;
     while (j < shape.size() - 1 && shape[j] >= '0' && shape[j] <= '9') ++j;
-    require(j > i, file, ": malformed .npy shape ", shape);
+    require(j > i && j - i <= 15, file, ": malformed .npy shape ", shape);
     a.shape.push_back(std::stoll(shape.substr(i, j - i)));
     i = j;
   }
-  const std::int64_t n = a.size();
+  // The element count, checked against the bytes the file has before anything is allocated.
+  const std::int64_t data_offset = (major == 1 ? 10 : 12) + static_cast<std::int64_t>(header_len);
+  const std::int64_t available = std::max<std::int64_t>(0, file_size - data_offset);
+  const std::int64_t item = static_cast<std::int64_t>(a.item_size());
+  const std::int64_t max_items = available / item;
+  std::int64_t n = 1;
+  if (std::find(a.shape.begin(), a.shape.end(), std::int64_t{0}) != a.shape.end()) {
+    n = 0;
+  } else {
+    for (auto s : a.shape) {
+      if (n > max_items / s) {
+        n = -1;  // more than the file holds (and possibly more than int64)
+        break;
+      }
+      n *= s;
+    }
+  }
+  if (n < 0) {
+    double needed = static_cast<double>(item);
+    for (auto s : a.shape) needed *= static_cast<double>(s);
+    std::ostringstream need;
+    if (needed < 9e18) need << static_cast<std::int64_t>(needed);
+    else need << needed;
+    fail(file, ": truncated .npy data: the shape ", shape, " needs ", need.str(),
+         " bytes of data, the file has ", available);
+  }
   a.data.resize(static_cast<std::size_t>(n) * a.item_size());
   in.read(a.data.data(), static_cast<std::streamsize>(a.data.size()));
   require(in.gcount() == static_cast<std::streamsize>(a.data.size()), file,
@@ -119,7 +156,7 @@ inline NpyArray read_npy(const std::string& file) {
   return a;
 }
 
-/// Writes a .npy (version 1.0) file of dtype "<f4", "<f8" or "<i8" from raw little-endian data.
+/// Writes a .npy file (version 1.0; 2.0 when the header needs more than 64 KiB) of dtype "<f4", "<f8" or "<i8" from raw little-endian data.
 inline void write_npy(const std::string& file, const std::string& dtype,
                       const std::vector<std::int64_t>& shape, const void* data) {
   require(dtype == "<f4" || dtype == "<f8" || dtype == "<i8", "write_npy: unsupported dtype ", dtype);
@@ -136,10 +173,19 @@ inline void write_npy(const std::string& file, const std::string& dtype,
   header += '\n';
   std::ofstream out(file, std::ios::binary);
   require(static_cast<bool>(out), file, ": cannot open for writing");
-  out.write("\x93NUMPY\x01\x00", 8);
-  const auto hl = static_cast<std::uint16_t>(header.size());
-  const char len[2] = {static_cast<char>(hl & 0xff), static_cast<char>(hl >> 8)};
-  out.write(len, 2);
+  if (header.size() <= 65535) {
+    out.write("\x93NUMPY\x01\x00", 8);
+    const auto hl = static_cast<std::uint16_t>(header.size());
+    const char len[2] = {static_cast<char>(hl & 0xff), static_cast<char>(hl >> 8)};
+    out.write(len, 2);
+  } else {  // version 2.0: a 4-byte header length (the padding to 64 still holds: 12 = 10 + 2)
+    header.insert(header.size() - 1, 62, ' ');
+    out.write("\x93NUMPY\x02\x00", 8);
+    const auto hl = static_cast<std::uint32_t>(header.size());
+    const char len[4] = {static_cast<char>(hl & 0xff), static_cast<char>((hl >> 8) & 0xff),
+                         static_cast<char>((hl >> 16) & 0xff), static_cast<char>(hl >> 24)};
+    out.write(len, 4);
+  }
   out.write(header.data(), static_cast<std::streamsize>(header.size()));
   out.write(static_cast<const char*>(data), static_cast<std::streamsize>(n) * (dtype == "<f4" ? 4 : 8));
   require(static_cast<bool>(out), file, ": write failed");
