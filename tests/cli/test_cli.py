@@ -13,7 +13,9 @@ GROUP is any of: table rope bias attend empty errors help (default: all). Prints
 """
 import argparse
 import os
+import resource
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -525,6 +527,27 @@ def group_errors(s):
                             s.ok(tag, f.read() == sentinel, "the existing output was modified")
                     else:
                         s.ok(tag, not os.path.exists(o), "an output file was left")
+    # A write that fails midway (file size limit 64 KiB, SIGXFSZ ignored so that write() fails
+    # with EFBIG): the temporary file is removed and the output is absent or untouched.
+    def small_files():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 16, 1 << 16))
+    for existing in (False, True):
+        tag = f"write_fails_midway{' (output exists)' if existing else ''}"
+        if os.path.exists(out):
+            os.remove(out)
+        if existing:
+            write_raw(out, sentinel)
+        p = subprocess.run([s.posenc, "table", "--encoder", "sinusoidal", "--dim", "256", "--len", "256",
+                            "--dtype", "f64", "-o", out], capture_output=True, text=True, timeout=60,
+                           preexec_fn=small_files)
+        s.ok(tag, p.returncode != 0 and p.stderr.count("\n") == 1 and "write failed" in p.stderr
+             and out in p.stderr, f"exit {p.returncode}, stderr {p.stderr!r}")
+        if existing:
+            with open(out, "rb") as f:
+                s.ok(tag, f.read() == sentinel, "the existing output was modified")
+        else:
+            s.ok(tag, not os.path.exists(out), "an output file was left")
     leftovers = [f for f in os.listdir(s.work) if ".tmp." in f]
     s.ok("no temporary files left", not leftovers, f"left: {leftovers}")
     if os.path.exists(out):

@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "cli_common.hpp"
@@ -150,6 +151,13 @@ inline void add_dtype(CLI::App* sub, std::string& dtype, const std::string& defa
 inline void add_output(CLI::App* sub, std::string& out) {
   sub->add_option("-o,--output", out, "Output .npy (written atomically)")->required();
 }
+
+/// Every encoder `attend` can run, chosen at run time.
+template <class T>
+using AnyEncoder =
+    std::variant<posenc::NoEncoding<T>, posenc::SinusoidalEncoding<T>, posenc::LearnedEncoding<T>,
+                 posenc::RotaryEncoding<T>, posenc::AlibiEncoding<T>, posenc::T5Encoding<T>,
+                 posenc::ShawEncoding<T>, posenc::TransformerXLEncoding<T>>;
 
 /// Calls f(T{}) with T = float for "f32" and double for "f64".
 template <class F>
@@ -534,40 +542,43 @@ inline void add_attend_command(CLI::App& app) {
       opt.causal = a->causal;
       opt.offset = a->offset;
       if (a->scale_opt->count()) opt.scale = static_cast<T>(a->scale);
-      const auto run = [&](const auto& enc) {
-        const posenc::Matrix<T> y = posenc::attention(xt, wqt, wkt, wvt, wot, enc, opt);
-        write_npy_matrix(a->out, y, {n, d}, dtype);
-      };
-      if (e == "none") {
-        run(posenc::NoEncoding<T>{});
-      } else if (e == "sinusoidal") {
-        posenc::SinusoidalOptions o;
-        o.layout = detail::sinusoidal_layout("--layout", a->rope.layout.empty() ? "interleaved" : a->rope.layout);
-        o.frequencies = detail::sinusoidal_frequencies(a->frequencies);
-        o.base = a->rope.base;
-        o.scale = a->pe_scale;
-        run(posenc::SinusoidalEncoding<T>(static_cast<posenc::Index>(d), o));
-      } else if (e == "learned") {
-        run(posenc::LearnedEncoding<T>(table.data.cast<T>(), static_cast<posenc::Index>(a->table_offset)));
-      } else if (e == "rope") {
-        run(posenc::RotaryEncoding<T>(static_cast<posenc::Index>(dh), rope_opts));
-      } else if (e == "alibi") {
-        run(posenc::AlibiEncoding<T>(static_cast<posenc::Index>(h), a->max_bias));
-      } else if (e == "t5") {
-        posenc::T5Options o;
-        o.max_distance = static_cast<posenc::Index>(a->max_distance);
-        o.bidirectional = !a->causal;
-        run(posenc::T5Encoding<T>(table.data.cast<T>(), o));
-      } else if (e == "shaw") {
-        run(posenc::ShawEncoding<T>(rel_k.data.cast<T>(), rel_v.data.cast<T>()));
-      } else if (e == "xl") {
-        posenc::TransformerXLOptions o;
-        o.clamp_len = a->clamp_len;
-        o.base = a->rope.base;
-        run(posenc::TransformerXLEncoding<T>(u.data.cast<T>(), v.data.cast<T>(), wr.data.cast<T>(), o));
-      } else {
+      // The runtime choice of encoder: a std::variant, visited once (style.md, "Interface").
+      const auto make = [&]() -> detail::AnyEncoder<T> {
+        using posenc::Index;
+        if (e == "none") return posenc::NoEncoding<T>{};
+        if (e == "sinusoidal") {
+          posenc::SinusoidalOptions o;
+          o.layout = detail::sinusoidal_layout("--layout", a->rope.layout.empty() ? "interleaved" : a->rope.layout);
+          o.frequencies = detail::sinusoidal_frequencies(a->frequencies);
+          o.base = a->rope.base;
+          o.scale = a->pe_scale;
+          return posenc::SinusoidalEncoding<T>(static_cast<Index>(d), o);
+        }
+        if (e == "learned")
+          return posenc::LearnedEncoding<T>(table.data.cast<T>(), static_cast<Index>(a->table_offset));
+        if (e == "rope") return posenc::RotaryEncoding<T>(static_cast<Index>(dh), rope_opts);
+        if (e == "alibi") return posenc::AlibiEncoding<T>(static_cast<Index>(h), a->max_bias);
+        if (e == "t5") {
+          posenc::T5Options o;
+          o.max_distance = static_cast<Index>(a->max_distance);
+          o.bidirectional = !a->causal;
+          return posenc::T5Encoding<T>(table.data.cast<T>(), o);
+        }
+        if (e == "shaw") return posenc::ShawEncoding<T>(rel_k.data.cast<T>(), rel_v.data.cast<T>());
+        if (e == "xl") {
+          posenc::TransformerXLOptions o;
+          o.clamp_len = a->clamp_len;
+          o.base = a->rope.base;
+          return posenc::TransformerXLEncoding<T>(u.data.cast<T>(), v.data.cast<T>(), wr.data.cast<T>(), o);
+        }
         throw CliError("--encoder: unknown encoder '" + e + "'");
-      }
+      };
+      std::visit(
+          [&](const auto& enc) {
+            const posenc::Matrix<T> y = posenc::attention(xt, wqt, wkt, wvt, wot, enc, opt);
+            write_npy_matrix(a->out, y, {n, d}, dtype);
+          },
+          make());
     });
   });
 }

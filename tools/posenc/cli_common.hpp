@@ -74,7 +74,14 @@ inline void write_atomically(const std::string& path,
   ::close(fd);
   const std::string tmp(buf.data());
   try {
-    write(tmp);
+    try {
+      write(tmp);
+    } catch (const posenc::error& e) {  // e.g. "<tmp>: write failed": name the output instead
+      std::string msg = e.what();
+      for (auto at = msg.find(tmp); at != std::string::npos; at = msg.find(tmp))
+        msg.replace(at, tmp.size(), path);
+      throw CliError("-o " + msg);
+    }
     if (std::rename(tmp.c_str(), path.c_str()) != 0)
       throw CliError("-o " + path + ": cannot rename the temporary file into place: " +
                      std::strerror(errno));

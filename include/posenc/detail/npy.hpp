@@ -156,7 +156,7 @@ inline NpyArray read_npy(const std::string& file) {
   return a;
 }
 
-/// Writes a .npy file (version 1.0; 2.0 when the header needs more than 64 KiB) of dtype "<f4", "<f8" or "<i8" from raw little-endian data.
+/// Writes a .npy (version 1.0) file of dtype "<f4", "<f8" or "<i8" from raw little-endian data.
 inline void write_npy(const std::string& file, const std::string& dtype,
                       const std::vector<std::int64_t>& shape, const void* data) {
   require(dtype == "<f4" || dtype == "<f8" || dtype == "<i8", "write_npy: unsupported dtype ", dtype);
@@ -171,24 +171,18 @@ inline void write_npy(const std::string& file, const std::string& dtype,
   const std::size_t total = 10 + header.size() + 1;
   header.append((64 - total % 64) % 64, ' ');
   header += '\n';
+  require(header.size() <= 65535, file, ": .npy header for shape of ", shape.size(),
+          " dimensions is too long for format 1.0");
   std::ofstream out(file, std::ios::binary);
   require(static_cast<bool>(out), file, ": cannot open for writing");
-  if (header.size() <= 65535) {
-    out.write("\x93NUMPY\x01\x00", 8);
-    const auto hl = static_cast<std::uint16_t>(header.size());
-    const char len[2] = {static_cast<char>(hl & 0xff), static_cast<char>(hl >> 8)};
-    out.write(len, 2);
-  } else {  // version 2.0: a 4-byte header length (the padding to 64 still holds: 12 = 10 + 2)
-    header.insert(header.size() - 1, 62, ' ');
-    out.write("\x93NUMPY\x02\x00", 8);
-    const auto hl = static_cast<std::uint32_t>(header.size());
-    const char len[4] = {static_cast<char>(hl & 0xff), static_cast<char>((hl >> 8) & 0xff),
-                         static_cast<char>((hl >> 16) & 0xff), static_cast<char>(hl >> 24)};
-    out.write(len, 4);
-  }
+  out.write("\x93NUMPY\x01\x00", 8);
+  const auto hl = static_cast<std::uint16_t>(header.size());
+  const char len[2] = {static_cast<char>(hl & 0xff), static_cast<char>(hl >> 8)};
+  out.write(len, 2);
   out.write(header.data(), static_cast<std::streamsize>(header.size()));
   out.write(static_cast<const char*>(data), static_cast<std::streamsize>(n) * (dtype == "<f4" ? 4 : 8));
-  require(static_cast<bool>(out), file, ": write failed");
+  out.close();  // flushes: a full disk shows here
+  require(!out.fail(), file, ": write failed");
 }
 
 }  // namespace detail
