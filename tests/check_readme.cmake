@@ -1,9 +1,13 @@
-# Checks that README.md shows examples/readme_example.cpp verbatim: the first ```cpp block after
-# the line containing `<!-- readme_example.cpp -->` must equal the file (trailing whitespace at
+# Checks that README.md shows a source file verbatim: the first ```cpp block after the line
+# containing `<!-- <file name> -->` (or -DMARKER=...) must equal the file (trailing whitespace at
 # the end of either is ignored). Run with cmake -DREADME=... -DEXAMPLE=... -P check_readme.cmake
 cmake_minimum_required(VERSION 3.21)
 
-set(marker "<!-- readme_example.cpp -->")
+if(NOT MARKER)
+  get_filename_component(example_name "${EXAMPLE}" NAME)
+  set(MARKER "<!-- ${example_name} -->")
+endif()
+set(marker "${MARKER}")
 foreach(f README EXAMPLE)
   if(NOT EXISTS "${${f}}")
     message(FATAL_ERROR "missing ${${f}}")
@@ -49,8 +53,8 @@ if(NOT block STREQUAL example)
     set(OUT_DIR "${CMAKE_CURRENT_BINARY_DIR}")
   endif()
   file(WRITE "${OUT_DIR}/readme_block.cpp" "${block}\n")
-  file(WRITE "${OUT_DIR}/readme_example.cpp" "${example}\n")
-  execute_process(COMMAND diff -u "${OUT_DIR}/readme_example.cpp" "${OUT_DIR}/readme_block.cpp")
+  file(WRITE "${OUT_DIR}/readme_expected.cpp" "${example}\n")
+  execute_process(COMMAND diff -u "${OUT_DIR}/readme_expected.cpp" "${OUT_DIR}/readme_block.cpp")
   message(FATAL_ERROR "the ```cpp block after '${marker}' in ${README} differs from ${EXAMPLE} "
                       "(diff above: - example file, + README block)")
 endif()

@@ -219,3 +219,16 @@ TEST_CASE("attention: bad input throws posenc::error naming the parameter",
       [&] { attention_step(w8.x, w8.wq, w8.wk, w8.wv, w8.wo, none, options<float>(2, true), cache, y8); },
       {"D = 8", "D = 16"});
 }
+
+#include "readme_custom_encoder.hpp"
+
+TEST_CASE("attention: the README's user-defined encoder reproduces ALiBi", "[attention][custom]") {
+  const Weights<float> w(10, 16, 41);
+  const auto m = alibi_slopes(2);
+  const DistancePenalty mine{{static_cast<float>(m[0]), static_cast<float>(m[1])}};
+  for (bool causal : {false, true}) {
+    const auto opt = options<float>(2, causal, 3);
+    CHECK(max_abs_diff(w.run(mine, opt), w.run(AlibiEncoding<float>(2), opt)) < 1e-5);
+    CHECK(max_abs_diff(w.run(mine, opt), w.run(NoEncoding<float>{}, opt)) > 1e-3);
+  }
+}
