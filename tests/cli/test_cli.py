@@ -75,6 +75,10 @@ class Suite:
                 continue
             y = np.load(out)
             self.compare(tag, y, ref, dt, (tol or TOL)[dt])
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = os.stat(out).st_mode & 0o777
+            self.ok(tag, mode == 0o666 & ~umask, f"output mode {oct(mode)}, expected {oct(0o666 & ~umask)}")
 
     def compare(self, tag, y, ref, dt, tol):
         want = np.float32 if dt == "f32" else np.float64

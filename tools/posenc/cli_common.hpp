@@ -17,6 +17,7 @@
 #include <type_traits>
 #include <vector>
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace posenc_cli {
@@ -71,6 +72,10 @@ inline void write_atomically(const std::string& path,
   if (fd < 0)
     throw CliError("-o " + path + ": cannot create a temporary file next to it: " +
                    std::strerror(errno));
+  // mkstemp creates the file 0600; give the output the mode a plain open() would (0666 & ~umask).
+  const mode_t mask = ::umask(0);
+  ::umask(mask);
+  ::fchmod(fd, 0666 & ~mask);
   ::close(fd);
   const std::string tmp(buf.data());
   try {
