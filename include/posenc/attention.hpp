@@ -8,8 +8,11 @@
 #include <cstdint>
 #include <limits>
 #include <optional>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
+#include "detail/tile_kernels.hpp"
 #include "encoder.hpp"
 #include "types.hpp"
 
@@ -56,6 +59,21 @@ inline void check_heads(Index d, Index heads) {
   require(d % heads == 0, "attention: heads H = ", heads, " does not divide D = ", d);
 }
 
+/// Tile sizes of the attention kernel: query rows and key columns per score tile.
+template <class T>
+struct attention_tiles {
+#ifdef POSENC_ATTN_BQ
+  static constexpr Index query = POSENC_ATTN_BQ;
+#else
+  static constexpr Index query = 64;
+#endif
+#ifdef POSENC_ATTN_BK
+  static constexpr Index key = POSENC_ATTN_BK;
+#else
+  static constexpr Index key = 128;
+#endif
+};
+
 /// The encoder's per-call score-bias object, or a placeholder for encoders without one.
 template <class E>
 auto make_score_bias(const E& enc, const Positions& qpos, const Positions& kpos, Index heads,
@@ -66,16 +84,40 @@ auto make_score_bias(const E& enc, const Positions& qpos, const Positions& kpos,
     return 0;
 }
 
+/// Scratch of one thread of the attention kernel, allocated once per call and thread.
+template <class T>
+struct AttendScratch {
+  Matrix<T> s;    // [bq, bk]: scores, then unnormalised probabilities
+  Matrix<T> acc;  // [bq, Dh]: the running sum of p V
+  Vector<T> m, l, alpha;
+  std::vector<Index> cols;  // [bq]: unmasked keys per row of a causal diagonal tile
+  std::vector<T> kt;  // K_h^T of one head, packed tile by tile: [k_tiles][Dh][bk]
+  Index kt_head = -1;
+};
+
+/// Exponents are clamped from below at this value, so that every probability is a normal
+/// number (subnormals are slow): e^cutoff (1.6e-38 in float, 3.3e-308 in double) is far below
+/// the resolution of a row sum, which is >= 1, so the result does not change.
+template <class T>
+constexpr T exp_cutoff() {
+  return std::is_same<T, float>::value ? T(-87) : T(-708);
+}
+
 /// Scores, mask, softmax and values for every head: out [Nq, D] = softmax(S) V per head, with
 /// S = scale Q_h K_h^T + the encoder's bias. Tiled over queries and keys with an online
 /// softmax (Milakov & Gimelshein 2018), so no [Nq, Nk] matrix is formed; under a causal mask,
-/// key tiles entirely in a query tile's future are skipped.
+/// key tiles entirely in a query tile's future are skipped and only tiles that cross the
+/// diagonal are masked. When Dh is a multiple of the SIMD width the two products run in
+/// register-blocked micro-kernels (detail/tile_kernels.hpp) on a per-thread, per-head packed
+/// K_h^T; otherwise through Eigen's GEMM. Heads x query tiles run in parallel under OpenMP.
 template <class E>
 void attend(const E& enc, const ConstMatrixRef<typename E::Scalar>& q,
             const ConstMatrixRef<typename E::Scalar>& k, const ConstMatrixRef<typename E::Scalar>& v,
             const Positions& qpos, const Positions& kpos, Index heads, typename E::Scalar scale,
             bool causal, MatrixRef<typename E::Scalar> out) {
   using T = typename E::Scalar;
+  using RowMajorMap = Eigen::Map<Matrix<T>, 0, Eigen::OuterStride<>>;
+  using RowArrayMap = Eigen::Map<Eigen::Array<T, 1, Eigen::Dynamic>>;
   const Index nq = q.rows(), nk = k.rows(), d = q.cols(), dh = d / heads;
   POSENC_ASSERT(out.rows() == nq && out.cols() == d && v.rows() == nk);
   if (nq == 0) return;
@@ -89,74 +131,135 @@ void attend(const E& enc, const ConstMatrixRef<typename E::Scalar>& q,
     require(nk > 0, "attention: no keys to attend to");
   }
 
-  constexpr Index bq = 64, bk = 128;
+  constexpr Index bq = attention_tiles<T>::query, bk = attention_tiles<T>::key;
+  constexpr int P = tile_packet<T>::size;
+  static_assert(bk % P == 0, "the key tile must be a multiple of the SIMD width");
   const Index q_tiles = (nq + bq - 1) / bq, k_tiles = (nk + bk - 1) / bk;
+  const bool contiguous = qpos.contiguous() && kpos.contiguous();
   std::vector<std::int64_t> ktile_min(static_cast<std::size_t>(k_tiles)),
       ktile_max(static_cast<std::size_t>(k_tiles));
   for (Index t = 0; t < k_tiles; ++t) {
-    const Positions tile = kpos.contiguous() ? Positions(kpos.offset() + t * bk, std::min(bk, nk - t * bk))
-                                             : kpos.slice(t * bk, std::min(bk, nk - t * bk));
-    ktile_min[static_cast<std::size_t>(t)] = tile.min();
-    ktile_max[static_cast<std::size_t>(t)] = tile.max();
+    std::int64_t lo = std::numeric_limits<std::int64_t>::max(), hi = -1;
+    for (Index j = t * bk; j < std::min(nk, (t + 1) * bk); ++j) {
+      lo = std::min(lo, kpos[j]);
+      hi = std::max(hi, kpos[j]);
+    }
+    ktile_min[static_cast<std::size_t>(t)] = lo;
+    ktile_max[static_cast<std::size_t>(t)] = hi;
   }
 
   constexpr bool has_bias = encoder_traits<E>::biases_scores;
   constexpr bool has_values = adds_values<E>();
+  const bool fast = dh % P == 0;
   const auto bias = make_score_bias(enc, qpos, kpos, heads, dh, scale);
   std::atomic<bool> empty_row{false};
   const T neg_inf = -std::numeric_limits<T>::infinity();
+  const T cutoff = exp_cutoff<T>();
+  const T* kdata = k.data();
+  const T* vdata = v.data();
+  const T* qdata = q.data();
+  const Index ldk = k.outerStride(), ldv = v.outerStride(), ldq = q.outerStride();
 
   const Index work = heads * q_tiles;
 #if defined(_OPENMP)
-#pragma omp parallel for schedule(dynamic, 1) if (work > 1 && nq * nk * d > 32768)
+#pragma omp parallel if (work > 1 && nq * nk * d > 32768)
 #endif
-  for (Index w = 0; w < work; ++w) {
-    const Index h = w / q_tiles, i0 = (w % q_tiles) * bq, bi = std::min(bq, nq - i0);
-    std::int64_t qmin = std::numeric_limits<std::int64_t>::max(), qmax = -1;
-    for (Index i = 0; i < bi; ++i) {
-      qmin = std::min(qmin, qpos[i0 + i]);
-      qmax = std::max(qmax, qpos[i0 + i]);
-    }
-    const auto qh = q.block(i0, h * dh, bi, dh);
-    Matrix<T> acc = Matrix<T>::Zero(bi, dh), s(bi, bk), p(bi, bk);
-    Vector<T> row_max = Vector<T>::Constant(bi, neg_inf), row_sum = Vector<T>::Zero(bi);
-    Vector<T> new_max(bi), alpha(bi);
-    for (Index t = 0; t < k_tiles; ++t) {
-      const Index j0 = t * bk, bj = std::min(bk, nk - j0);
-      if (causal && ktile_min[static_cast<std::size_t>(t)] > qmax) continue;
-      const auto kh = k.block(j0, h * dh, bj, dh);
-      auto st = s.leftCols(bj);
-      st.noalias() = scale * (qh * kh.transpose());
-      if constexpr (has_bias) bias.add(h, i0, j0, qh, kh, st);
-      if (causal && ktile_max[static_cast<std::size_t>(t)] > qmin) {
-        for (Index i = 0; i < bi; ++i) {
-          const std::int64_t pi = qpos[i0 + i];
-          for (Index j = 0; j < bj; ++j)
-            if (kpos[j0 + j] > pi) st(i, j) = neg_inf;
-        }
-      }
-      // online softmax: m' = max(m, max_j s_ij); acc = acc e^(m - m') + e^(s - m') V
-      new_max = row_max.cwiseMax(st.rowwise().maxCoeff());
+  {
+    AttendScratch<T> sc;
+    sc.s.resize(bq, bk);
+    sc.acc.resize(bq, dh);
+    sc.m.resize(bq);
+    sc.l.resize(bq);
+    sc.alpha.resize(bq);
+    sc.cols.resize(static_cast<std::size_t>(bq));
+    T* s = sc.s.data();
+    constexpr Index lds = bk;
+#if defined(_OPENMP)
+#pragma omp for schedule(dynamic, 1)
+#endif
+    for (Index w = 0; w < work; ++w) {
+      // Head-major, and within a head the last (under a causal mask the largest) tiles first.
+      const Index h = w / q_tiles, i0 = (q_tiles - 1 - w % q_tiles) * bq, bi = std::min(bq, nq - i0);
+      std::int64_t qmin = std::numeric_limits<std::int64_t>::max(), qmax = -1;
       for (Index i = 0; i < bi; ++i) {
-        const T m = new_max(i);
-        const bool none = m == neg_inf;
-        alpha(i) = (row_max(i) == neg_inf) ? T(0) : std::exp(row_max(i) - m);
-        new_max(i) = none ? T(0) : m;
+        qmin = std::min(qmin, qpos[i0 + i]);
+        qmax = std::max(qmax, qpos[i0 + i]);
       }
-      auto pt = p.leftCols(bj);
-      pt.array() = (st.array().colwise() - new_max.array()).exp();
+      if (fast && sc.kt_head != h) {
+        // K_h^T, tile t at kt[t * dh * bk], row d holding keys t*bk .. t*bk+bk-1 (zero padded)
+        sc.kt.assign(static_cast<std::size_t>(k_tiles * dh * bk), T(0));
+        for (Index j = 0; j < nk; ++j) {
+          const T* kr = kdata + j * ldk + h * dh;
+          T* dst = sc.kt.data() + (j / bk) * dh * bk + (j % bk);
+          for (Index c = 0; c < dh; ++c) dst[c * bk] = kr[c];
+        }
+        sc.kt_head = h;
+      }
+      const auto qh = q.block(i0, h * dh, bi, dh);
+      auto acc = sc.acc.topRows(bi);
+      acc.setZero();
+      sc.m.head(bi).setConstant(neg_inf);
+      sc.l.head(bi).setZero();
+      for (Index t = 0; t < k_tiles; ++t) {
+        const Index j0 = t * bk, bj = std::min(bk, nk - j0);
+        if (causal && ktile_min[static_cast<std::size_t>(t)] > qmax) continue;
+        RowMajorMap st(s, bi, bj, Eigen::OuterStride<>(lds));
+        // A causal tile that crosses the diagonal: with contiguous positions row i keeps its
+        // first cols[i] keys (p_j <= p_i), so the masked parts are neither computed nor read;
+        // otherwise masked scores are set to -inf.
+        const bool diagonal = causal && ktile_max[static_cast<std::size_t>(t)] > qmin;
+        const Index* cols = nullptr;
+        if (diagonal && contiguous) {
+          const std::int64_t first = qpos.offset() + i0 - kpos.offset() - j0 + 1;
+          for (Index i = 0; i < bi; ++i)
+            sc.cols[static_cast<std::size_t>(i)] =
+                static_cast<Index>(std::clamp<std::int64_t>(first + i, 0, bj));
+          cols = sc.cols.data();
+        }
+        if (fast) {
+          qk_tile(qdata + i0 * ldq + h * dh, ldq, bi, sc.kt.data() + t * dh * bk, bk, bj, dh, scale,
+                  s, lds, cols);
+        } else {
+          st.noalias() = scale * (qh * k.block(j0, h * dh, bj, dh).transpose());
+        }
+        if constexpr (has_bias) bias.add(h, i0, j0, qh, k.block(j0, h * dh, bj, dh), st);
+        if (diagonal && !contiguous) {
+          for (Index i = 0; i < bi; ++i) {
+            const std::int64_t pi = qpos[i0 + i];
+            for (Index j = 0; j < bj; ++j)
+              if (kpos[j0 + j] > pi) s[i * lds + j] = neg_inf;
+          }
+        }
+        // online softmax: m' = max(m, max_j s_ij), alpha = e^(m - m'), p = e^(s - m'),
+        // l = alpha l + sum_j p, acc = alpha acc + p V
+        for (Index i = 0; i < bi; ++i) {
+          const Index ci = cols ? cols[i] : bj;
+          RowArrayMap row(s + i * lds, ci);
+          RowArrayMap(s + i * lds + ci, bj - ci).setZero();
+          const T mo = sc.m(i), mn = ci > 0 ? std::max(mo, row.maxCoeff()) : mo;
+          if (ci == 0 || mn == neg_inf) {  // nothing (new) unmasked in this row
+            row.setZero();
+            sc.alpha(i) = T(1);
+            continue;
+          }
+          sc.alpha(i) = mo == neg_inf ? T(0) : std::exp(mo - mn);
+          row = (row - mn).max(cutoff).exp();
+          sc.l(i) = sc.l(i) * sc.alpha(i) + row.sum();
+          sc.m(i) = mn;
+        }
+        if (fast) {
+          pv_tile(s, lds, bi, bj, vdata + j0 * ldv + h * dh, ldv, dh, sc.alpha.data(), acc.data(),
+                  acc.outerStride(), cols);
+        } else {
+          acc = sc.alpha.head(bi).asDiagonal() * acc;
+          acc.noalias() += st * v.block(j0, h * dh, bj, dh);
+        }
+        if constexpr (has_values) bias.add_values(h, i0, j0, st, acc);
+      }
       for (Index i = 0; i < bi; ++i)
-        if (row_max(i) == neg_inf && new_max(i) == T(0) && !(st.row(i).maxCoeff() > neg_inf))
-          new_max(i) = neg_inf;  // still nothing unmasked in this row
-      row_sum = row_sum.cwiseProduct(alpha) + pt.rowwise().sum();
-      acc = alpha.asDiagonal() * acc;
-      acc.noalias() += pt * v.block(j0, h * dh, bj, dh);
-      if constexpr (has_values) bias.add_values(h, i0, j0, pt, acc);
-      row_max = new_max;
+        if (!(sc.l(i) > T(0))) empty_row = true;
+      out.block(i0, h * dh, bi, dh) = sc.l.head(bi).cwiseInverse().asDiagonal() * acc;
     }
-    for (Index i = 0; i < bi; ++i)
-      if (!(row_sum(i) > T(0))) empty_row = true;
-    out.block(i0, h * dh, bi, dh) = row_sum.cwiseInverse().asDiagonal() * acc;
   }
   require(!empty_row, "attention: a query row has every score masked or -inf");
 }
@@ -186,23 +289,26 @@ void attention(const ConstMatrixRef<typename E::Scalar>& x, const ConstMatrixRef
   const T scale = detail::score_scale(opt, d / opt.heads);
   if (n == 0) return;
 
-  Matrix<T> q(n, d), k(n, d), v(n, d);
+  // Working memory: Q, K, V and O, each [N, D] (O reuses X + PE's storage), plus the
+  // kernel's per-thread tiles.
+  Matrix<T> q(n, d), k(n, d), v(n, d), o;
   if constexpr (encoder_traits<E>::adds_to_input) {
     Matrix<T> xe = x;
     enc.add_to_input(xe, pos);
     q.noalias() = xe * wq;
     k.noalias() = xe * wk;
     v.noalias() = xe * wv;
+    o = std::move(xe);
   } else {
     q.noalias() = x * wq;
     k.noalias() = x * wk;
     v.noalias() = x * wv;
+    o.resize(n, d);
   }
   if constexpr (encoder_traits<E>::rotates_qk) {
     enc.rotate(q, pos, opt.heads);
     enc.rotate(k, pos, opt.heads);
   }
-  Matrix<T> o(n, d);
   detail::attend(enc, q, k, v, pos, pos, opt.heads, scale, opt.causal, o);
   y.noalias() = o * wo;
 }

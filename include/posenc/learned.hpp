@@ -82,11 +82,15 @@ class LearnedEncoding {
                     x.rows(), ", ", x.cols(), "], expected [", pos.size(), ", ", dim(),
                     "] (positions x dim)");
     check_positions(pos);
-    if (pos.contiguous() && !pos.empty()) {
-      x.noalias() += table_.middleRows(pos.offset() + table_offset_, pos.size());
-    } else {
-      for (Index i = 0; i < pos.size(); ++i) x.row(i).noalias() += table_.row(pos[i] + table_offset_);
-    }
+    const Index n = pos.size();
+    const bool contiguous = pos.contiguous();
+    const std::int64_t off = pos.offset() + table_offset_;
+    // x_i += W[p_i + table_offset]; rows split over threads when there is enough work.
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(static) if (n > 1 && n * dim() >= (Index(1) << 17))
+#endif
+    for (Index i = 0; i < n; ++i)
+      x.row(i) += table_.row(contiguous ? static_cast<Index>(off + i) : static_cast<Index>(pos[i] + table_offset_));
   }
 
   /// dL/dW given dL/dX' (grad_out [N, D]) for X' = X + W[p + table_offset]: adds row i of

@@ -113,7 +113,12 @@ class T5Encoding {
           // pointer offset by -rel_lo - p_i would leave the array: undefined behaviour).
           const T* v = values.row(h).data();
           const std::int64_t shift = -rel_lo - pi;
-          for (Index j = 0; j < s.cols(); ++j) row[j] += v[k[j0 + j] + shift];
+          if (k.contiguous()) {  // a contiguous run of the lookup row
+            const T* run = v + (k.offset() + j0 + shift);
+            for (Index j = 0; j < s.cols(); ++j) row[j] += run[j];
+          } else {
+            for (Index j = 0; j < s.cols(); ++j) row[j] += v[k[j0 + j] + shift];
+          }
         } else {
           for (Index j = 0; j < s.cols(); ++j) row[j] += enc->table_(enc->bucket(k[j0 + j] - pi), h);
         }

@@ -9,6 +9,7 @@
 #include <optional>
 #include <vector>
 
+#include "detail/restrict.hpp"
 #include "detail/row_cache.hpp"
 #include "types.hpp"
 
@@ -123,7 +124,14 @@ class RotaryEncoding {
                                  cos_sin_row(static_cast<double>(p), freq, af, out.row(p - p0).data());
                              });
       if (table) {
-        for (Index i = 0; i < pos.size(); ++i) rotate_row(x.row(i).data(), table->rows.row(pos[i]).data(), heads);
+        const Index n = pos.size();
+        const T* rows = table->rows.data();
+        const Index ldt = table->rows.outerStride();
+        // Rows are independent: split them over threads when there is enough work.
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(static) if (n > 1 && n * x.cols() >= (Index(1) << 17))
+#endif
+        for (Index i = 0; i < n; ++i) rotate_row(x.row(i).data(), rows + pos[i] * ldt, heads);
         return;
       }
     }
@@ -317,21 +325,25 @@ class RotaryEncoding {
     }
   }
 
+  // One token: every head's pairs rotated by the row's cos/sin. Straight-line loops over
+  // restrict-qualified pointers, which the compiler vectorises.
   void rotate_row(T* x, const T* cs, Index heads) const {
     const Index half = rotary_dim_ / 2;
-    const T* c = cs;
-    const T* s = cs + half;
-    for (Index h = 0; h < heads; ++h) {
-      T* xh = x + h * head_dim_;
-      if (options_.layout == RotaryLayout::half) {
-        T* a = xh;
-        T* b = xh + half;
+    const T* POSENC_RESTRICT c = cs;
+    const T* POSENC_RESTRICT s = cs + half;
+    if (options_.layout == RotaryLayout::half) {
+      for (Index h = 0; h < heads; ++h) {
+        T* POSENC_RESTRICT a = x + h * head_dim_;
+        T* POSENC_RESTRICT b = a + half;
         for (Index i = 0; i < half; ++i) {
           const T xa = a[i], xb = b[i];
           a[i] = xa * c[i] - xb * s[i];
           b[i] = xb * c[i] + xa * s[i];
         }
-      } else {
+      }
+    } else {
+      for (Index h = 0; h < heads; ++h) {
+        T* POSENC_RESTRICT xh = x + h * head_dim_;
         for (Index i = 0; i < half; ++i) {
           const T xa = xh[2 * i], xb = xh[2 * i + 1];
           xh[2 * i] = xa * c[i] - xb * s[i];

@@ -81,10 +81,19 @@ class SinusoidalEncoding {
                              });
     if (cached) {
       const Matrix<T>& t = cached->rows;
-      if (pos.contiguous()) {
-        x.noalias() += scale * t.middleRows(pos.offset(), pos.size());
-      } else {
-        for (Index i = 0; i < pos.size(); ++i) x.row(i).noalias() += scale * t.row(pos[i]);
+      const Index n = pos.size();
+      const bool contiguous = pos.contiguous();
+      const std::int64_t off = pos.offset();
+      // x_i += scale PE(p_i), row by row; rows split over threads when there is enough work.
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(static) if (n > 1 && n * dim_ >= (Index(1) << 17))
+#endif
+      for (Index i = 0; i < n; ++i) {
+        const Index p = contiguous ? static_cast<Index>(off + i) : static_cast<Index>(pos[i]);
+        if (scale == T(1))
+          x.row(i) += t.row(p);
+        else
+          x.row(i) += scale * t.row(p);
       }
     } else {
       Vector<T> r(dim_);
