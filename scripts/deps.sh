@@ -3,7 +3,7 @@
 # Run it (bash scripts/deps.sh) or source it from the other scripts.
 set -euo pipefail
 
-POSENC_DEPS=(g++ cmake make libeigen3-dev catch2 libbenchmark-dev python3 python3-numpy libcli11-dev)
+POSENC_DEPS=(g++ cmake make libeigen3-dev catch2 libbenchmark-dev python3 python3-numpy libcli11-dev libstb-dev)
 
 posenc_install_deps() {
   local missing=() pkg status
