@@ -17,8 +17,6 @@
 #include <string>
 #include <vector>
 
-#include <sys/stat.h>
-
 #include "cli_common.hpp"
 #include "compare.hpp"
 
@@ -119,9 +117,6 @@ inline void add_compare_command(CLI::App& app) {
     }
     if (!a->out.empty()) {
       write_atomically(a->out, [&](const std::string& tmp) {
-        const mode_t mask = ::umask(0);  // the temporary file is 0600: use 0666 & ~umask
-        ::umask(mask);
-        ::chmod(tmp.c_str(), 0666 & ~mask);
         std::FILE* fp = std::fopen(tmp.c_str(), "wb");
         if (!fp) throw CliError("-o " + a->out + ": cannot write " + tmp);
         const bool ok = std::fwrite(table.data(), 1, table.size(), fp) == table.size();

@@ -27,8 +27,6 @@
 #include <string>
 #include <vector>
 
-#include <sys/stat.h>
-
 #include "cli_common.hpp"
 #include "compare.hpp"
 #include "plot.hpp"
@@ -95,10 +93,6 @@ struct Common {
       throw CliError(std::string("plot: ") + e.what());
     }
     write_atomically(out, [&](const std::string& tmp) {
-      // the temporary file is created 0600: give the picture the usual 0666 & ~umask
-      const mode_t mask = ::umask(0);
-      ::umask(mask);
-      ::chmod(tmp.c_str(), 0666 & ~mask);
       std::FILE* fp = std::fopen(tmp.c_str(), "wb");
       if (!fp) throw CliError("-o " + out + ": cannot write " + tmp);
       const bool ok = std::fwrite(bytes.data(), 1, bytes.size(), fp) == bytes.size();
