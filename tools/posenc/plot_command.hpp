@@ -416,7 +416,7 @@ inline void add_plot_bias(CLI::App* plot_app) {
     plot::Figure f;
     f.title = (t5 ? "T5 relative bias" : "ALiBi bias") + std::string(heads.size() > 1 ? " per head" : ", head " + std::to_string(heads[0]));
     f.subtitle = what + ", N = " + std::to_string(a->len) + (a->causal ? ", causal" : "");
-    f.colorbar_label = "bias added to the score";
+    f.colorbar_label = "bias";
     if (a->style == "heatmap") {
       for (Index h : heads) {
         plot::Heatmap m;
