@@ -113,7 +113,7 @@ void register_all(bool full) {
     for (Index n : {128, 512, 2048}) add("module", e, "float", fns.second, n, 64, 0, 1);
   }
   for (int th = 1; th <= max_threads(); ++th) {
-    add("module", none, "float", all_encoders<float>()[0].second.second, 2048, 64, 0, th);
+    if (th > 1) add("module", none, "float", all_encoders<float>()[0].second.second, 2048, 64, 0, th);
     add("module", alibi, "float", all_encoders<float>()[5].second.second, 2048, 64, 1, th);
   }
   add("core", none, "double", all_encoders<double>()[0].second.first, 2048, 64, 0, 1);

@@ -6,6 +6,8 @@
 //   ratio      peak / limit (below 1 meets it)
 //   core/<enc>    detail::attend on given Q, K, V, O [N, D]: bound 64 MiB beyond Q, K, V, O
 //   module/<enc>  attention(x, W..., y):                    bound 5 |X| beyond X, the weights, Y
+//                 (steady state: a second call, once the encoder's position cache exists;
+//                 first_call_peak_over_X includes building that cache)
 // N = 16384, H = 8, Dh = 64, float, causal (the scratch does not depend on the mask; causal
 // halves the run time), with the largest thread count (per-thread scratch is counted).
 #include <malloc.h>
@@ -119,19 +121,26 @@ void BM_module_memory(benchmark::State& st) {
   posenc::AttentionOptions<T> opt;
   opt.heads = kHeads;
   opt.causal = true;
+  // The first call also builds the encoder's per-length cache (sinusoid table, cos/sin rows),
+  // which persists in the encoder like its weights: reported separately.
+  long long base = g_live.load();
+  g_peak = base;
+  posenc::attention(x, wq, wk, wv, wo, enc, opt, y);
+  const long long first = g_peak.load() - base;
   long long peak = 0;
   for (auto _ : st) {
-    const long long base = g_live.load();
+    base = g_live.load();
     g_peak = base;
     posenc::attention(x, wq, wk, wv, wo, enc, opt, y);
     benchmark::DoNotOptimize(y.data());
     peak = g_peak.load() - base;
   }
-  const double limit = 5.0 * mib(static_cast<long long>(x.size() * sizeof(T)));
+  const double x_mib = mib(static_cast<long long>(x.size() * sizeof(T))), limit = 5.0 * x_mib;
   st.counters["peak_MiB"] = mib(peak);
   st.counters["limit_MiB"] = limit;
   st.counters["ratio"] = mib(peak) / limit;
-  st.counters["peak_over_X"] = mib(peak) / (limit / 5.0);
+  st.counters["peak_over_X"] = mib(peak) / x_mib;
+  st.counters["first_call_peak_over_X"] = mib(first) / x_mib;
 }
 
 template <int E>

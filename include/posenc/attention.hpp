@@ -65,7 +65,7 @@ struct attention_tiles {
 #ifdef POSENC_ATTN_BQ
   static constexpr Index query = POSENC_ATTN_BQ;
 #else
-  static constexpr Index query = 64;
+  static constexpr Index query = 96;
 #endif
 #ifdef POSENC_ATTN_BK
   static constexpr Index key = POSENC_ATTN_BK;
@@ -150,7 +150,10 @@ void attend(const E& enc, const ConstMatrixRef<typename E::Scalar>& q,
 
   constexpr bool has_bias = encoder_traits<E>::biases_scores;
   constexpr bool has_values = adds_values<E>();
-  const bool fast = dh % P == 0;
+  // The micro-kernels need Dh in whole SIMD packets, and pay a K_h^T packing per head and
+  // thread that only a block of queries amortises (a decoding step with a few new tokens runs
+  // through Eigen's GEMV instead).
+  const bool fast = dh % P == 0 && nq >= 8;
   const auto bias = make_score_bias(enc, qpos, kpos, heads, dh, scale);
   std::atomic<bool> empty_row{false};
   const T neg_inf = -std::numeric_limits<T>::infinity();
