@@ -4,7 +4,8 @@
 Rows (float32; 1 and 2 threads):
   rope          [N=4096, H=32, Dh=128], cos/sin cached. posenc: in place. torch: Hugging Face's
                 q*cos + rotate_half(q)*sin on [1, H, N, Dh].
-  sinusoidal    X [4096, 4096] += PE (cached table). torch: x.add_(pe).
+  sinusoidal    X [4096, 4096] += PE (cached table). torch: x.add_(pe), the same in-place
+                stream, and x + pe, as models write it (a new tensor).
   attention     N = 512 and 2048, H = 8, Dh = 64, no mask: softmax(scale Q K^T) V per head.
                 posenc: detail::attend (tiled, online softmax). torch: matmul, softmax, matmul
                 on [H, N, Dh] (torch 1.13 has no scaled_dot_product_attention).
@@ -34,7 +35,8 @@ import sys
 WORKLOADS = [
     # name, posenc binary, posenc benchmark name (without /threads:T/real_time), torch spec
     ("rope [4096,32,128]", "bench_apply", "rope/float/N:4096/H:32/Dh:128", ("rope", 4096, 32, 128)),
-    ("sinusoidal [4096,4096]", "bench_apply", "sinusoidal/float/N:4096/H:32/Dh:128", ("sinusoidal", 4096, 32, 128)),
+    ("sinusoidal [4096,4096] (torch x.add_(pe))", "bench_apply", "sinusoidal/float/N:4096/H:32/Dh:128", ("sinusoidal", 4096, 32, 128)),
+    ("sinusoidal [4096,4096] (torch x + pe)", "bench_apply", "sinusoidal/float/N:4096/H:32/Dh:128", ("sinusoidal_new", 4096, 32, 128)),
     ("attention N=512", "bench_attention", "core/none/float/N:512/Dh:64/causal:0", ("attention", 512, 8, 64)),
     ("attention N=2048", "bench_attention", "core/none/float/N:2048/Dh:64/causal:0", ("attention", 2048, 8, 64)),
     ("attention+alibi N=512", "bench_attention", "core/alibi/float/N:512/Dh:64/causal:0", ("alibi", 512, 8, 64)),
@@ -110,11 +112,14 @@ def torch_child(threads, reps, capability):
                 emb = torch.cat((ang, ang), dim=-1)
                 cos, sin = emb.cos().float(), emb.sin().float()  # cached, as HF's rotary_emb
                 results[name] = timeit(lambda: q * cos + rotate_half(q) * sin)
-            elif kind == "sinusoidal":
+            elif kind in ("sinusoidal", "sinusoidal_new"):
                 d = h * dh
                 x = torch.randn(n, d)
                 pe = torch.randn(n, d)  # the cached table
-                results[name] = timeit(lambda: x.add_(pe))
+                if kind == "sinusoidal":
+                    results[name] = timeit(lambda: x.add_(pe))
+                else:  # as models write it (fairseq, HF): a new tensor
+                    results[name] = timeit(lambda: x + pe)
             else:
                 q, k, v = (torch.randn(h, n, dh) for _ in range(3))
                 scale = dh ** -0.5

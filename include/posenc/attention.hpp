@@ -12,6 +12,10 @@
 #include <utility>
 #include <vector>
 
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
 #include "detail/tile_kernels.hpp"
 #include "encoder.hpp"
 #include "types.hpp"
@@ -57,6 +61,47 @@ T score_scale(const AttentionOptions<T>& opt, Index head_dim) {
 inline void check_heads(Index d, Index heads) {
   require(heads > 0, "attention: heads H = ", heads, " must be > 0");
   require(d % heads == 0, "attention: heads H = ", heads, " does not divide D = ", d);
+}
+
+/// f(first_row, rows) over a split of [0, n) into one contiguous block per OpenMP thread
+/// (a single call without OpenMP or for small work). Used for the projections: each thread
+/// multiplies its own rows (Eigen's GEMM runs single-threaded inside a parallel region), which
+/// scales better than splitting each product's columns.
+template <class F>
+void split_rows(Index n, double flop, F&& f) {
+#if defined(_OPENMP)
+#pragma omp parallel if (n >= 16 && flop >= 4e6)
+  {
+    const Index nt = omp_get_num_threads(), t = omp_get_thread_num();
+    const Index chunk = (n + nt - 1) / nt;
+    const Index b = std::min(n, t * chunk), e = std::min(n, b + chunk);
+    if (e > b) f(b, e - b);
+  }
+#else
+  (void)flop;
+  f(Index(0), n);
+#endif
+}
+
+/// q, k, v = src Wq, src Wk, src Wv, rows split over the threads.
+template <class T>
+void project_qkv(const ConstMatrixRef<T>& src, const ConstMatrixRef<T>& wq, const ConstMatrixRef<T>& wk,
+                 const ConstMatrixRef<T>& wv, Matrix<T>& q, Matrix<T>& k, Matrix<T>& v) {
+  const double d = static_cast<double>(src.cols());
+  split_rows(src.rows(), 6.0 * static_cast<double>(src.rows()) * d * d, [&](Index b, Index r) {
+    q.middleRows(b, r).noalias() = src.middleRows(b, r) * wq;
+    k.middleRows(b, r).noalias() = src.middleRows(b, r) * wk;
+    v.middleRows(b, r).noalias() = src.middleRows(b, r) * wv;
+  });
+}
+
+/// y = o Wo, rows split over the threads.
+template <class T>
+void project_out(const Matrix<T>& o, const ConstMatrixRef<T>& wo, MatrixRef<T> y) {
+  const double d = static_cast<double>(o.cols());
+  split_rows(o.rows(), 2.0 * static_cast<double>(o.rows()) * d * d, [&](Index b, Index r) {
+    y.middleRows(b, r).noalias() = o.middleRows(b, r) * wo;
+  });
 }
 
 /// Tile sizes of the attention kernel: query rows and key columns per score tile.
@@ -298,14 +343,10 @@ void attention(const ConstMatrixRef<typename E::Scalar>& x, const ConstMatrixRef
   if constexpr (encoder_traits<E>::adds_to_input) {
     Matrix<T> xe = x;
     enc.add_to_input(xe, pos);
-    q.noalias() = xe * wq;
-    k.noalias() = xe * wk;
-    v.noalias() = xe * wv;
+    detail::project_qkv<T>(xe, wq, wk, wv, q, k, v);
     o = std::move(xe);
   } else {
-    q.noalias() = x * wq;
-    k.noalias() = x * wk;
-    v.noalias() = x * wv;
+    detail::project_qkv<T>(x, wq, wk, wv, q, k, v);
     o.resize(n, d);
   }
   if constexpr (encoder_traits<E>::rotates_qk) {
@@ -313,7 +354,7 @@ void attention(const ConstMatrixRef<typename E::Scalar>& x, const ConstMatrixRef
     enc.rotate(k, pos, opt.heads);
   }
   detail::attend(enc, q, k, v, pos, pos, opt.heads, scale, opt.causal, o);
-  y.noalias() = o * wo;
+  detail::project_out<T>(o, wo, y);
 }
 
 /// As above, returning y.
@@ -415,13 +456,9 @@ void attention_step(const ConstMatrixRef<typename E::Scalar>& x_new,
   if constexpr (encoder_traits<E>::adds_to_input) {
     Matrix<T> xe = x_new;
     enc.add_to_input(xe, pos);
-    q.noalias() = xe * wq;
-    k.noalias() = xe * wk;
-    v.noalias() = xe * wv;
+    detail::project_qkv<T>(xe, wq, wk, wv, q, k, v);
   } else {
-    q.noalias() = x_new * wq;
-    k.noalias() = x_new * wk;
-    v.noalias() = x_new * wv;
+    detail::project_qkv<T>(x_new, wq, wk, wv, q, k, v);
   }
   if constexpr (encoder_traits<E>::rotates_qk) {
     enc.rotate(q, pos, opt.heads);
@@ -431,7 +468,7 @@ void attention_step(const ConstMatrixRef<typename E::Scalar>& x_new,
   const Positions kpos(cache.positions());
   Matrix<T> o(n, d);
   detail::attend(enc, q, cache.keys(), cache.values(), pos, kpos, opt.heads, scale, opt.causal, o);
-  y.noalias() = o * wo;
+  detail::project_out<T>(o, wo, y);
 }
 
 /// Weights, encoder and options of one attention layer, for repeated calls.
