@@ -204,6 +204,21 @@ class ShawEncoding {
              const ConstMatrixRef<T>& /*kt*/, MatrixRef<T> s) const {
       Matrix<T> qa(qt.rows(), enc->a_k_.rows());
       qa.noalias() = scale * qt * enc->a_k_.transpose();
+      if (q.contiguous() && k.contiguous()) {
+        // r = clamp(j + c, -K, K) + K along a row: a run at r = 0, a contiguous run, a run at 2K
+        const std::int64_t kk = enc->max_relative(), cols = s.cols();
+        for (Index i = 0; i < s.rows(); ++i) {
+          const std::int64_t c = k.offset() + j0 - q.offset() - i0 - i;
+          const std::int64_t lo_end = std::clamp<std::int64_t>(-kk - c + 1, 0, cols);
+          const std::int64_t mid_end = std::clamp<std::int64_t>(kk - c, lo_end, cols);
+          const T* a = qa.row(i).data();
+          T* row = s.row(i).data();
+          for (std::int64_t j = 0; j < lo_end; ++j) row[j] += a[0];
+          for (std::int64_t j = lo_end; j < mid_end; ++j) row[j] += a[j + c + kk];
+          for (std::int64_t j = mid_end; j < cols; ++j) row[j] += a[2 * kk];
+        }
+        return;
+      }
       for (Index i = 0; i < s.rows(); ++i)
         for (Index j = 0; j < s.cols(); ++j) s(i, j) += qa(i, r(i0 + i, j0 + j));
     }
@@ -211,8 +226,24 @@ class ShawEncoding {
     void add_values(Index /*h*/, Index i0, Index j0, const ConstMatrixRef<T>& p,
                     MatrixRef<T> out) const {
       Matrix<T> w = Matrix<T>::Zero(p.rows(), enc->a_v_.rows());
-      for (Index i = 0; i < p.rows(); ++i)
-        for (Index j = 0; j < p.cols(); ++j) w(i, r(i0 + i, j0 + j)) += p(i, j);
+      if (q.contiguous() && k.contiguous()) {  // the three runs of add() above
+        const std::int64_t kk = enc->max_relative(), cols = p.cols();
+        for (Index i = 0; i < p.rows(); ++i) {
+          const std::int64_t c = k.offset() + j0 - q.offset() - i0 - i;
+          const std::int64_t lo_end = std::clamp<std::int64_t>(-kk - c + 1, 0, cols);
+          const std::int64_t mid_end = std::clamp<std::int64_t>(kk - c, lo_end, cols);
+          T* wr = w.row(i).data();
+          T lo_sum = 0, hi_sum = 0;
+          for (std::int64_t j = 0; j < lo_end; ++j) lo_sum += p(i, j);
+          for (std::int64_t j = lo_end; j < mid_end; ++j) wr[j + c + kk] += p(i, j);
+          for (std::int64_t j = mid_end; j < cols; ++j) hi_sum += p(i, j);
+          wr[0] += lo_sum;
+          wr[2 * kk] += hi_sum;
+        }
+      } else {
+        for (Index i = 0; i < p.rows(); ++i)
+          for (Index j = 0; j < p.cols(); ++j) w(i, r(i0 + i, j0 + j)) += p(i, j);
+      }
       out.noalias() += w * enc->a_v_;
     }
   };
@@ -326,9 +357,27 @@ class TransformerXLEncoding {
         const Index first = index_of(lo);
         Matrix<T> g(s.rows(), static_cast<Index>(hi - lo + 1));
         g.noalias() = scale * (qv * rh.middleRows(first, g.cols()).transpose());
-        for (Index i = 0; i < s.rows(); ++i)
-          for (Index j = 0; j < s.cols(); ++j)
-            s(i, j) += g(i, static_cast<Index>(enc->clamp(q[i0 + i] - k[j0 + j]) - lo)) + uk(j);
+        if (q.contiguous() && k.contiguous()) {
+          // d = p_i - p_j = e - j along a row: clamped runs at +-clamp_len around a reversed
+          // contiguous run of g
+          const std::int64_t cols = s.cols(), cl = enc->options_.clamp_len;
+          for (Index i = 0; i < s.rows(); ++i) {
+            const std::int64_t e = q.offset() + i0 + i - k.offset() - j0;
+            // d >= cl for j <= e - cl; d <= -cl for j >= e + cl
+            const std::int64_t hi_end = cl < 0 ? 0 : std::clamp<std::int64_t>(e - cl + 1, 0, cols);
+            const std::int64_t mid_end = cl < 0 ? cols : std::clamp<std::int64_t>(e + cl, hi_end, cols);
+            const T* gr = g.row(i).data();
+            T* row = s.row(i).data();
+            const T* ukp = uk.data();
+            for (std::int64_t j = 0; j < hi_end; ++j) row[j] += gr[cl - lo] + ukp[j];
+            for (std::int64_t j = hi_end; j < mid_end; ++j) row[j] += gr[e - j - lo] + ukp[j];
+            for (std::int64_t j = mid_end; j < cols; ++j) row[j] += gr[-cl - lo] + ukp[j];
+          }
+        } else {
+          for (Index i = 0; i < s.rows(); ++i)
+            for (Index j = 0; j < s.cols(); ++j)
+              s(i, j) += g(i, static_cast<Index>(enc->clamp(q[i0 + i] - k[j0 + j]) - lo)) + uk(j);
+        }
       } else {
         for (Index i = 0; i < s.rows(); ++i)
           for (Index j = 0; j < s.cols(); ++j)
