@@ -4,8 +4,9 @@
 Rows (float32; 1 and 2 threads):
   rope          [N=4096, H=32, Dh=128], cos/sin cached. posenc: in place. torch: Hugging Face's
                 q*cos + rotate_half(q)*sin on [1, H, N, Dh].
-  sinusoidal    X [4096, 4096] += PE (cached table). torch: x.add_(pe), the same in-place
-                stream, and x + pe, as models write it (a new tensor).
+  sinusoidal    X [4096, 4096] += PE. posenc: seed rows every 16 positions, cached, rotated to
+                each position in cache (X read and written once). torch: x.add_(pe) with a
+                precomputed table (in place), and x + pe, as models write it (a new tensor).
   attention     N = 512 and 2048, H = 8, Dh = 64, no mask: softmax(scale Q K^T) V per head.
                 posenc: detail::attend (tiled, online softmax). torch: matmul, softmax, matmul
                 on [H, N, Dh] (torch 1.13 has no scaled_dot_product_attention).

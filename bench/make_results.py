@@ -168,7 +168,9 @@ def main():
             w("| %s | %s | %s | %s | %s |\n" % (what, val, bound, met, note))
         w("\nHow to read them: RoPE and the additive encodings are in place, so they move no "
           "write-allocate traffic while the copy that defines the limit does: they can exceed "
-          "1, and the in-place bandwidth beside them is the tighter bound. FLOP/s of attention "
+          "1, and the in-place bandwidth beside them is the tighter bound. Bytes counted: RoPE "
+          "and sinusoidal 2 |X| (X read and written; cos/sin and the sinusoid seed rows stay in "
+          "cache), learned 3 |X| (X and the table read, X written). FLOP/s of attention "
           "counts the dense 4·N²·Dh·H also under a causal mask. Memory is the peak of live heap "
           "bytes (a counting allocator in bench_memory.cpp), 2 threads, causal.\n\n")
         w("## posenc against PyTorch (compare_torch.py)\n\n" + torch_text + "\n")

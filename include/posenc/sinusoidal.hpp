@@ -1,6 +1,7 @@
 // posenc: the sinusoidal absolute encoding (Vaswani et al. 2017, section 3.5).
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -25,8 +26,8 @@ struct SinusoidalOptions {
 };
 
 /// PE[p, 2i] = sin(p * inv_freq_i), PE[p, 2i+1] = cos(p * inv_freq_i) (interleaved), added to
-/// the token embeddings before the projections. Rows for positions below the cache cap are
-/// built once and reused.
+/// the token embeddings before the projections. add_to_input caches one seed row every 16
+/// positions (below the cache cap) and rotates it to the positions in between.
 template <class T>
 class SinusoidalEncoding {
  public:
@@ -47,6 +48,7 @@ class SinusoidalEncoding {
     } else {
       inv_freq_ = detail::vaswani_inv_freq(dim, options.base);
     }
+    build_rotation();
   }
 
   Index dim() const { return dim_; }
@@ -59,7 +61,8 @@ class SinusoidalEncoding {
     detail::require(out.rows() == pos.size() && out.cols() == dim_,
                     "SinusoidalEncoding::table: out is [", out.rows(), ", ", out.cols(),
                     "], expected [", pos.size(), ", ", dim_, "]");
-    for (Index i = 0; i < pos.size(); ++i) row(static_cast<double>(pos[i]), 1.0, out.row(i).data());
+    for (Index i = 0; i < pos.size(); ++i)
+      row(static_cast<double>(pos[i]), 1.0, out.row(i).data());
   }
   Matrix<T> table(const Positions& pos) const {
     Matrix<T> out(pos.size(), dim_);
@@ -68,38 +71,69 @@ class SinusoidalEncoding {
   }
 
   /// x += scale * PE(p): x is [N, D] with row i at position pos[i].
+  ///
+  /// PE(sK + j) is PE(sK) rotated by the angles j inv_freq_i (the angle-addition identity the
+  /// paper cites for relative positions, Vaswani et al. 2017, section 3.5):
+  ///   sin((sK+j)w) = sin(sKw) cos(jw) + cos(sKw) sin(jw)
+  ///   cos((sK+j)w) = cos(sKw) cos(jw) - sin(sKw) sin(jw)
+  /// so x_i += P_s * U_j + Q_s * V_j elementwise, with seed rows P_s = scale PE(sK),
+  /// Q_s = scale (cos, -sin)(sKw) cached every K positions and U_j = cos(jw), V_j = sin(jw)
+  /// (j < K) kept per encoder; every angle is taken in double. X is read and written once and
+  /// no [N, D] table is read beside it: a third of the memory traffic of x += table[p].
   void add_to_input(MatrixRef<T> x, const Positions& pos) const {
-    detail::require(x.rows() == pos.size() && x.cols() == dim_,
-                    "SinusoidalEncoding: input is [", x.rows(), ", ", x.cols(), "], expected [",
-                    pos.size(), ", ", dim_, "] (positions x dim)");
+    detail::require(x.rows() == pos.size() && x.cols() == dim_, "SinusoidalEncoding: input is [",
+                    x.rows(), ", ", x.cols(), "], expected [", pos.size(), ", ", dim_,
+                    "] (positions x dim)");
     if (pos.empty()) return;
-    const T scale = static_cast<T>(options_.scale);
-    auto cached = cache_.get(inv_freq_, static_cast<Index>(pos.max()) + 1, dim_,
-                             [this](Index p0, Index p1, MatrixRef<T> out) {
-                               for (Index p = p0; p < p1; ++p)
-                                 row(static_cast<double>(p), 1.0, out.row(p - p0).data());
-                             });
-    if (cached) {
-      const Matrix<T>& t = cached->rows;
-      const Index n = pos.size();
-      const bool contiguous = pos.contiguous();
-      const std::int64_t off = pos.offset();
-      // x_i += scale PE(p_i), row by row; rows split over threads when there is enough work.
-#if defined(_OPENMP)
-#pragma omp parallel for schedule(static) if (n > 1 && n * dim_ >= (Index(1) << 17))
-#endif
-      for (Index i = 0; i < n; ++i) {
-        const Index p = contiguous ? static_cast<Index>(off + i) : static_cast<Index>(pos[i]);
-        if (scale == T(1))
-          x.row(i) += t.row(p);
-        else
-          x.row(i) += scale * t.row(p);
-      }
-    } else {
+    const Index n = pos.size();
+    const Index seeds_needed = static_cast<Index>(pos.max() / block) + 1;
+    auto seeds =
+        cache_.get(inv_freq_, seeds_needed, 2 * dim_, [this](Index s0, Index s1, MatrixRef<T> out) {
+          for (Index s = s0; s < s1; ++s)
+            seed_row(s, out.row(s - s0).data());
+        });
+    if (!seeds) {
       Vector<T> r(dim_);
-      for (Index i = 0; i < pos.size(); ++i) {
+      for (Index i = 0; i < n; ++i) {
         row(static_cast<double>(pos[i]), options_.scale, r.data());
         x.row(i) += r.transpose();
+      }
+      return;
+    }
+    const Matrix<T>& seed = seeds->rows;
+    const bool parallel = n > 1 && n * dim_ >= (Index(1) << 17);
+    (void)parallel;
+    if (pos.contiguous()) {
+      // Rows sharing a seed form a group; inside it, column tiles keep the seed and the K
+      // rotation rows of the tile in L1 while X streams through once.
+      const std::int64_t off = pos.offset();
+      const Index s_first = static_cast<Index>(off / block);
+      const Index s_last = static_cast<Index>((off + n - 1) / block);
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(static) if (parallel && s_last > s_first)
+#endif
+      for (Index s = s_first; s <= s_last; ++s) {
+        const Index i0 = std::max<Index>(s * block - static_cast<Index>(off), 0);
+        const Index i1 = std::min<Index>((s + 1) * block - static_cast<Index>(off), n);
+        const T* p = seed.row(s).data();
+        for (Index c0 = 0; c0 < dim_; c0 += tile) {
+          const Index w = std::min(tile, dim_ - c0);
+          for (Index i = i0; i < i1; ++i) {
+            const Index j = static_cast<Index>(off) + i - s * block;
+            add_rotated(x.row(i).data() + c0, p + c0, p + dim_ + c0,
+                        rotation_.row(2 * j).data() + c0, rotation_.row(2 * j + 1).data() + c0, w);
+          }
+        }
+      }
+    } else {
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(static) if (parallel)
+#endif
+      for (Index i = 0; i < n; ++i) {
+        const Index s = static_cast<Index>(pos[i] / block), j = static_cast<Index>(pos[i] % block);
+        const T* p = seed.row(s).data();
+        add_rotated(x.row(i).data(), p, p + dim_, rotation_.row(2 * j).data(),
+                    rotation_.row(2 * j + 1).data(), dim_);
       }
     }
   }
@@ -110,17 +144,67 @@ class SinusoidalEncoding {
                     " does not match the model width D = ", d_model);
   }
 
-  /// Caps the cached table at n scalars (0 disables caching).
-  void set_cache_limit(Index n) { cache_.set_max_elements(n); }
+  /// Caps the cached seed rows at n scalars (each row is 2 D scalars and serves 16 positions;
+  /// 0 disables caching: every row is then computed directly).
+  void set_cache_limit(Index n) {
+    cache_.set_max_elements(n);
+  }
 
  private:
+  /// Positions per cached seed row, and the column tile of add_to_input (512 bytes).
+  static constexpr Index block = 16;
+  static constexpr Index tile = Index(512 / sizeof(T));
+
   void row(double p, double scale, T* out) const {
     detail::sinusoid_row(p, inv_freq_, options_.layout == SinusoidalLayout::split, scale, out);
+  }
+
+  /// Column of sin(p w_i) and of cos(p w_i) in a row of PE.
+  Index sin_col(Index i) const {
+    return options_.layout == SinusoidalLayout::split ? i : 2 * i;
+  }
+  Index cos_col(Index i) const {
+    return options_.layout == SinusoidalLayout::split ? dim_ / 2 + i : 2 * i + 1;
+  }
+
+  /// [P | Q] for position sK: P = scale PE(sK); Q holds scale cos at the sin columns and
+  /// -scale sin at the cos columns.
+  void seed_row(Index s, T* out) const {
+    const double p = static_cast<double>(s) * static_cast<double>(block), k = options_.scale;
+    for (Index i = 0; i < dim_ / 2; ++i) {
+      const double a = p * inv_freq_[static_cast<std::size_t>(i)];
+      const double sn = k * std::sin(a), cs = k * std::cos(a);
+      out[sin_col(i)] = static_cast<T>(sn);
+      out[cos_col(i)] = static_cast<T>(cs);
+      out[dim_ + sin_col(i)] = static_cast<T>(cs);
+      out[dim_ + cos_col(i)] = static_cast<T>(-sn);
+    }
+  }
+
+  /// Rows 2j and 2j+1: cos(j w_i) and sin(j w_i), each at both columns of frequency i.
+  void build_rotation() {
+    rotation_.resize(2 * block, dim_);
+    for (Index j = 0; j < block; ++j) {
+      for (Index i = 0; i < dim_ / 2; ++i) {
+        const double a = static_cast<double>(j) * inv_freq_[static_cast<std::size_t>(i)];
+        const T c = static_cast<T>(std::cos(a)), sn = static_cast<T>(std::sin(a));
+        rotation_(2 * j, sin_col(i)) = rotation_(2 * j, cos_col(i)) = c;
+        rotation_(2 * j + 1, sin_col(i)) = rotation_(2 * j + 1, cos_col(i)) = sn;
+      }
+    }
+  }
+
+  static void add_rotated(T* x, const T* p, const T* q, const T* u, const T* v, Index w) {
+    using Row = Eigen::Array<T, 1, Eigen::Dynamic>;
+    Eigen::Map<Row> xs(x, w);
+    xs += Eigen::Map<const Row>(p, w) * Eigen::Map<const Row>(u, w) +
+          Eigen::Map<const Row>(q, w) * Eigen::Map<const Row>(v, w);
   }
 
   Index dim_;
   SinusoidalOptions options_;
   std::vector<double> inv_freq_;
+  Matrix<T> rotation_;
   detail::RowCache<T> cache_;
 };
 

@@ -250,6 +250,11 @@ def gen_sinusoidal():
     for layout in ("interleaved", "split"):
         save(f"sin_highpos_{layout}_D64", sinusoid(hp, 64, layout),
              f"PE at sin_highpos_positions, D=64, layout {layout}, vaswani, base 10000")
+    # A contiguous run across 2^20 whose width is not a multiple of add_to_input's column tile.
+    xr = save("sin_run_x", rnd(102, (40, 200)), "random input [40, 200]")
+    for layout in ("interleaved", "split"):
+        save(f"sin_run_{layout}_D200", xr + 1.5 * sinusoid(positions(40, 1048570), 200, layout),
+             f"sin_run_x + 1.5*PE, positions 1048570..1048609, D=200, layout {layout}, vaswani")
     x = save("sin_add_x", rnd(101, (8, 16)), "random input")
     save("sin_add_out", x + 0.5 * sinusoid(positions(8, 3), 16),
          "sin_add_x + 0.5*PE, positions 3..10 (offset 3), interleaved vaswani base 10000, scale 0.5")
