@@ -63,6 +63,21 @@ inline void check_heads(Index d, Index heads) {
   require(d % heads == 0, "attention: heads H = ", heads, " does not divide D = ", d);
 }
 
+/// The checks of attention, attention_step and MultiHeadAttention, in this order: H divides D,
+/// each weight is [D, D], then the caller's own checks `more()`, then the encoder's check of D
+/// and H.
+template <class E, class W, class F>
+void check_layer(const E& enc, Index d, Index heads, const W& wq, const W& wk, const W& wv,
+                 const W& wo, F&& more) {
+  check_heads(d, heads);
+  check_projection("Wq", wq.rows(), wq.cols(), d);
+  check_projection("Wk", wk.rows(), wk.cols(), d);
+  check_projection("Wv", wv.rows(), wv.cols(), d);
+  check_projection("Wo", wo.rows(), wo.cols(), d);
+  more();
+  if constexpr (encoder_traits<E>::checks_shape) enc.check(d, heads);
+}
+
 /// f(first_row, rows) over a split of [0, n) into one contiguous block per OpenMP thread
 /// (a single call without OpenMP or for small work). Used for the projections: each thread
 /// multiplies its own rows (Eigen's GEMM runs single-threaded inside a parallel region), which
@@ -102,6 +117,34 @@ void project_out(const Matrix<T>& o, const ConstMatrixRef<T>& wo, MatrixRef<T> y
   split_rows(o.rows(), 2.0 * static_cast<double>(o.rows()) * d * d, [&](Index b, Index r) {
     y.middleRows(b, r).noalias() = o.middleRows(b, r) * wo;
   });
+}
+
+/// Q, K, V [n, D] of the tokens x [n, D] at positions pos: X (+ PE for an additive encoder)
+/// times Wq, Wk, Wv, then Q_h and K_h rotated (RoPE). q, k, v are [n, D] on entry. When
+/// `keep_input` is given, an additive encoder's X + PE storage is moved into it (for reuse as
+/// O) instead of being freed.
+template <class E>
+void project_encoded(const E& enc, const ConstMatrixRef<typename E::Scalar>& x,
+                     const ConstMatrixRef<typename E::Scalar>& wq,
+                     const ConstMatrixRef<typename E::Scalar>& wk,
+                     const ConstMatrixRef<typename E::Scalar>& wv, const Positions& pos,
+                     Index heads, Matrix<typename E::Scalar>& q, Matrix<typename E::Scalar>& k,
+                     Matrix<typename E::Scalar>& v,
+                     Matrix<typename E::Scalar>* keep_input = nullptr) {
+  using T = typename E::Scalar;
+  if constexpr (encoder_traits<E>::adds_to_input) {
+    Matrix<T> xe = x;
+    enc.add_to_input(xe, pos);
+    project_qkv<T>(xe, wq, wk, wv, q, k, v);
+    if (keep_input) *keep_input = std::move(xe);
+  } else {
+    (void)keep_input;
+    project_qkv<T>(x, wq, wk, wv, q, k, v);
+  }
+  if constexpr (encoder_traits<E>::rotates_qk) {
+    enc.rotate(q, pos, heads);
+    enc.rotate(k, pos, heads);
+  }
 }
 
 /// Tile sizes of the attention kernel: query rows and key columns per score tile.
@@ -325,14 +368,10 @@ void attention(const ConstMatrixRef<typename E::Scalar>& x, const ConstMatrixRef
                const AttentionOptions<typename E::Scalar>& opt, MatrixRef<typename E::Scalar> y) {
   using T = typename E::Scalar;
   const Index n = x.rows(), d = x.cols();
-  detail::check_heads(d, opt.heads);
-  detail::check_projection("Wq", wq.rows(), wq.cols(), d);
-  detail::check_projection("Wk", wk.rows(), wk.cols(), d);
-  detail::check_projection("Wv", wv.rows(), wv.cols(), d);
-  detail::check_projection("Wo", wo.rows(), wo.cols(), d);
-  detail::require(y.rows() == n && y.cols() == d, "attention: output is [", y.rows(), ", ",
-                  y.cols(), "], expected [", n, ", ", d, "]");
-  if constexpr (encoder_traits<E>::checks_shape) enc.check(d, opt.heads);
+  detail::check_layer(enc, d, opt.heads, wq, wk, wv, wo, [&] {
+    detail::require(y.rows() == n && y.cols() == d, "attention: output is [", y.rows(), ", ",
+                    y.cols(), "], expected [", n, ", ", d, "]");
+  });
   const Positions pos = detail::positions_of(opt, n);
   const T scale = detail::score_scale(opt, d / opt.heads);
   if (n == 0) return;
@@ -340,19 +379,8 @@ void attention(const ConstMatrixRef<typename E::Scalar>& x, const ConstMatrixRef
   // Working memory: Q, K, V and O, each [N, D] (O reuses X + PE's storage), plus the
   // kernel's per-thread tiles.
   Matrix<T> q(n, d), k(n, d), v(n, d), o;
-  if constexpr (encoder_traits<E>::adds_to_input) {
-    Matrix<T> xe = x;
-    enc.add_to_input(xe, pos);
-    detail::project_qkv<T>(xe, wq, wk, wv, q, k, v);
-    o = std::move(xe);
-  } else {
-    detail::project_qkv<T>(x, wq, wk, wv, q, k, v);
-    o.resize(n, d);
-  }
-  if constexpr (encoder_traits<E>::rotates_qk) {
-    enc.rotate(q, pos, opt.heads);
-    enc.rotate(k, pos, opt.heads);
-  }
+  detail::project_encoded(enc, x, wq, wk, wv, pos, opt.heads, q, k, v, &o);
+  o.resize(n, d);  // a no-op when o holds X + PE's storage
   detail::attend(enc, q, k, v, pos, pos, opt.heads, scale, opt.causal, o);
   detail::project_out<T>(o, wo, y);
 }
@@ -436,16 +464,12 @@ void attention_step(const ConstMatrixRef<typename E::Scalar>& x_new,
                     MatrixRef<typename E::Scalar> y) {
   using T = typename E::Scalar;
   const Index n = x_new.rows(), d = x_new.cols();
-  detail::check_heads(d, opt.heads);
-  detail::check_projection("Wq", wq.rows(), wq.cols(), d);
-  detail::check_projection("Wk", wk.rows(), wk.cols(), d);
-  detail::check_projection("Wv", wv.rows(), wv.cols(), d);
-  detail::check_projection("Wo", wo.rows(), wo.cols(), d);
-  detail::require(cache.size() == 0 || cache.d_model() == d, "attention_step: x_new has D = ", d,
-                  ", the cache holds D = ", cache.d_model());
-  detail::require(y.rows() == n && y.cols() == d, "attention_step: output is [", y.rows(), ", ",
-                  y.cols(), "], expected [", n, ", ", d, "]");
-  if constexpr (encoder_traits<E>::checks_shape) enc.check(d, opt.heads);
+  detail::check_layer(enc, d, opt.heads, wq, wk, wv, wo, [&] {
+    detail::require(cache.size() == 0 || cache.d_model() == d, "attention_step: x_new has D = ", d,
+                    ", the cache holds D = ", cache.d_model());
+    detail::require(y.rows() == n && y.cols() == d, "attention_step: output is [", y.rows(), ", ",
+                    y.cols(), "], expected [", n, ", ", d, "]");
+  });
   const Positions pos = opt.positions.empty()
                             ? Positions(cache.size() ? cache.next_position() : opt.offset, n)
                             : detail::positions_of(opt, n);
@@ -453,17 +477,7 @@ void attention_step(const ConstMatrixRef<typename E::Scalar>& x_new,
   if (n == 0) return;
 
   Matrix<T> q(n, d), k(n, d), v(n, d);
-  if constexpr (encoder_traits<E>::adds_to_input) {
-    Matrix<T> xe = x_new;
-    enc.add_to_input(xe, pos);
-    detail::project_qkv<T>(xe, wq, wk, wv, q, k, v);
-  } else {
-    detail::project_qkv<T>(x_new, wq, wk, wv, q, k, v);
-  }
-  if constexpr (encoder_traits<E>::rotates_qk) {
-    enc.rotate(q, pos, opt.heads);
-    enc.rotate(k, pos, opt.heads);
-  }
+  detail::project_encoded(enc, x_new, wq, wk, wv, pos, opt.heads, q, k, v);
   cache.append(k, v, pos);
   const Positions kpos(cache.positions());
   Matrix<T> o(n, d);
@@ -482,13 +496,7 @@ class MultiHeadAttention {
                      const ConstMatrixRef<T>& wv, const ConstMatrixRef<T>& wo, E encoder,
                      AttentionOptions<T> options)
       : wq_(wq), wk_(wk), wv_(wv), wo_(wo), enc_(std::move(encoder)), opt_(std::move(options)) {
-    const Index d = wq_.rows();
-    detail::check_heads(d, opt_.heads);
-    detail::check_projection("Wq", wq_.rows(), wq_.cols(), d);
-    detail::check_projection("Wk", wk_.rows(), wk_.cols(), d);
-    detail::check_projection("Wv", wv_.rows(), wv_.cols(), d);
-    detail::check_projection("Wo", wo_.rows(), wo_.cols(), d);
-    if constexpr (encoder_traits<E>::checks_shape) enc_.check(d, opt_.heads);
+    detail::check_layer(enc_, wq_.rows(), opt_.heads, wq_, wk_, wv_, wo_, [] {});
   }
 
   const E& encoder() const { return enc_; }
