@@ -1,0 +1,639 @@
+// posenc command line: the subcommands that apply an encoder to arrays: table, rope, bias, attend.
+// Every computation is the library's (conventions.md); this file only parses, checks shapes
+// with messages that name the flags and files, converts to the output dtype and writes.
+#include "apply_commands.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <posenc/posenc.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "attention_instances.hpp"
+#include "cli_common.hpp"
+
+namespace posenc_cli {
+
+namespace detail {
+
+inline posenc::SinusoidalLayout sinusoidal_layout(const std::string& flag, const std::string& s) {
+  if (s == "interleaved") return posenc::SinusoidalLayout::interleaved;
+  if (s == "split") return posenc::SinusoidalLayout::split;
+  throw CliError(flag + ": '" + s + "' is not a sinusoidal layout (expected interleaved or split)");
+}
+
+inline posenc::SinusoidalFrequencies sinusoidal_frequencies(const std::string& s) {
+  if (s == "vaswani") return posenc::SinusoidalFrequencies::vaswani;
+  if (s == "log-timescale") return posenc::SinusoidalFrequencies::log_timescale;
+  throw CliError("--frequencies: '" + s + "' is not vaswani or log-timescale");
+}
+
+// --- RoPE flags, shared by `rope` and `attend --encoder rope` ----------------------------------
+
+struct RopeFlags {
+  double base = 10000.0;
+  std::int64_t rotary_dim = 0;
+  std::string layout;  // "" = the default (half)
+  std::string scaling = "none";
+  double factor = 0, attention_factor = 0, mscale = 0, mscale_all_dim = 0;
+  std::int64_t original_max_positions = 0;
+  double beta_fast = 32.0, beta_slow = 1.0;
+  std::string truncate = "true";
+  double low_freq_factor = 1.0, high_freq_factor = 4.0;
+  std::string short_factors, long_factors;
+
+  // The options that are not generic across encoders (for "applies only to" checks in attend).
+  std::vector<CLI::Option*> specific;
+  CLI::Option *o_rotary_dim = nullptr, *o_factor = nullptr, *o_omp = nullptr,
+              *o_attention_factor = nullptr, *o_mscale = nullptr, *o_mscale_all_dim = nullptr,
+              *o_short = nullptr, *o_long = nullptr;
+
+  /// Adds every RoPE flag except --base and --layout (shared with other encoders in attend).
+  void add(CLI::App* sub) {
+    o_rotary_dim =
+        sub->add_option("--rotary-dim", rotary_dim,
+                        "Rotary width R (even, <= Dh; default Dh); dims >= R pass through");
+    specific.push_back(o_rotary_dim);
+    specific.push_back(
+        sub->add_option("--scaling", scaling, "Context-extension scaling (default none)")
+            ->check(
+                CLI::IsMember({"none", "linear", "ntk", "dynamic", "yarn", "llama3", "longrope"})));
+    o_factor = sub->add_option("--factor", factor, "Scaling factor (llama3: default 8)");
+    o_omp = sub->add_option(
+        "--original-max-positions", original_max_positions,
+        "Original context length M (dynamic, yarn, longrope; llama3: default 8192)");
+    specific.push_back(o_factor);
+    specific.push_back(o_omp);
+    specific.push_back(
+        sub->add_option("--beta-fast", beta_fast, "YaRN beta_fast")->capture_default_str());
+    specific.push_back(
+        sub->add_option("--beta-slow", beta_slow, "YaRN beta_slow")->capture_default_str());
+    specific.push_back(
+        sub->add_option("--truncate", truncate, "YaRN: round the ramp bounds (default true)")
+            ->check(CLI::IsMember({"true", "false"})));
+    o_attention_factor =
+        sub->add_option("--attention-factor", attention_factor,
+                        "Output factor of yarn / longrope (overrides the computed one)");
+    o_mscale = sub->add_option("--mscale", mscale, "YaRN mscale");
+    o_mscale_all_dim = sub->add_option("--mscale-all-dim", mscale_all_dim, "YaRN mscale_all_dim");
+    specific.push_back(o_attention_factor);
+    specific.push_back(o_mscale);
+    specific.push_back(o_mscale_all_dim);
+    specific.push_back(
+        sub->add_option("--low-freq-factor", low_freq_factor, "Llama 3 low_freq_factor")
+            ->capture_default_str());
+    specific.push_back(
+        sub->add_option("--high-freq-factor", high_freq_factor, "Llama 3 high_freq_factor")
+            ->capture_default_str());
+    o_short =
+        sub->add_option("--short-factors", short_factors, "LongRoPE short factors, .npy [R/2]");
+    o_long = sub->add_option("--long-factors", long_factors, "LongRoPE long factors, .npy [R/2]");
+    specific.push_back(o_short);
+    specific.push_back(o_long);
+  }
+
+  /// The library's options for head width `head_dim`.
+  posenc::RotaryOptions options(posenc::Index head_dim) const {
+    posenc::RotaryOptions o;
+    o.base = base;
+    if (o_rotary_dim->count()) {
+      if (rotary_dim <= 0)
+        throw CliError("--rotary-dim = " + std::to_string(rotary_dim) + " must be > 0");
+      o.rotary_dim = static_cast<posenc::Index>(rotary_dim);
+    }
+    const std::string lay = layout.empty() ? "half" : layout;
+    if (lay == "half") {
+      o.layout = posenc::RotaryLayout::half;
+    } else if (lay == "interleaved") {
+      o.layout = posenc::RotaryLayout::interleaved;
+    } else {
+      throw CliError("--layout: '" + lay + "' is not a RoPE layout (expected half or interleaved)");
+    }
+    using S = posenc::RopeScaling;
+    if (scaling == "none")
+      o.scaling = S::none;
+    else if (scaling == "linear")
+      o.scaling = S::linear;
+    else if (scaling == "ntk")
+      o.scaling = S::ntk;
+    else if (scaling == "dynamic")
+      o.scaling = S::dynamic;
+    else if (scaling == "yarn")
+      o.scaling = S::yarn;
+    else if (scaling == "llama3")
+      o.scaling = S::llama3;
+    else if (scaling == "longrope")
+      o.scaling = S::longrope;
+    else
+      throw CliError("--scaling: unknown scaling '" + scaling + "'");
+    if (o_factor->count()) o.factor = factor;
+    if (o_omp->count()) o.original_max_positions = original_max_positions;
+    o.beta_fast = beta_fast;
+    o.beta_slow = beta_slow;
+    o.truncate = truncate == "true";
+    if (o_attention_factor->count()) o.attention_factor = attention_factor;
+    if (o_mscale->count()) o.mscale = mscale;
+    if (o_mscale_all_dim->count()) o.mscale_all_dim = mscale_all_dim;
+    o.low_freq_factor = low_freq_factor;
+    o.high_freq_factor = high_freq_factor;
+
+    const bool has_short = o_short->count() > 0, has_long = o_long->count() > 0;
+    if (o.scaling == S::longrope) {
+      if (!has_short || !has_long)
+        throw CliError("--scaling longrope needs --short-factors s.npy and --long-factors l.npy");
+      const std::int64_t r = o.rotary_dim == 0 ? head_dim : o.rotary_dim;
+      const Array s = load_array("--short-factors", short_factors);
+      const Array l = load_array("--long-factors", long_factors);
+      const std::string why = "(rotary_dim / 2 = " + std::to_string(r) + " / 2)";
+      expect_shape("--short-factors", short_factors, s, {r / 2}, why);
+      expect_shape("--long-factors", long_factors, l, {r / 2}, why);
+      o.short_factors.assign(s.data.data(), s.data.data() + s.data.size());
+      o.long_factors.assign(l.data.data(), l.data.data() + l.data.size());
+    } else if (has_short || has_long) {
+      throw CliError(std::string(has_short ? "--short-factors" : "--long-factors") +
+                     " applies only to --scaling longrope, not " + scaling);
+    }
+    return o;
+  }
+};
+
+inline void add_dtype(CLI::App* sub, std::string& dtype, const std::string& default_text) {
+  sub->add_option("--dtype", dtype, "Output dtype f32 or f64 (default " + default_text + ")")
+      ->check(CLI::IsMember({"f32", "f64"}));
+}
+
+inline void add_output(CLI::App* sub, std::string& out) {
+  sub->add_option("-o,--output", out, "Output .npy (written atomically)")->required();
+}
+
+/// Every encoder `attend` can run, chosen at run time.
+template <class T>
+using AnyEncoder =
+    std::variant<posenc::NoEncoding<T>, posenc::SinusoidalEncoding<T>, posenc::LearnedEncoding<T>,
+                 posenc::RotaryEncoding<T>, posenc::AlibiEncoding<T>, posenc::T5Encoding<T>,
+                 posenc::ShawEncoding<T>, posenc::TransformerXLEncoding<T>>;
+
+/// Calls f(T{}) with T = float for "f32" and double for "f64".
+template <class F>
+void with_dtype(const std::string& dtype, F&& f) {
+  if (dtype == "f32") {
+    f(float{});
+  } else if (dtype == "f64") {
+    f(double{});
+  } else {
+    throw CliError("--dtype: expected f32 or f64, got '" + dtype + "'");
+  }
+}
+
+/// Positions from --positions (length must be n when n >= 0) or offset + i.
+inline posenc::Positions positions_from(const CLI::Option* pos_opt, const std::string& pos_path,
+                                        std::int64_t offset, std::int64_t n,
+                                        const std::string& n_source) {
+  if (pos_opt && pos_opt->count()) {
+    auto p = load_positions("--positions", pos_path);
+    if (n >= 0 && static_cast<std::int64_t>(p.size()) != n)
+      throw CliError("--positions: " + pos_path + ": expected shape [" + std::to_string(n) +
+                     "] (N from " + n_source + "), got [" + std::to_string(p.size()) + "]");
+    return posenc::Positions(std::move(p));
+  }
+  if (offset < 0) throw CliError("--offset = " + std::to_string(offset) + " must be >= 0");
+  return posenc::Positions(offset, static_cast<posenc::Index>(n));
+}
+
+/// Rejects options given for an encoder they do not apply to.
+inline void check_applies(const std::vector<CLI::Option*>& opts, const std::string& encoder,
+                          const std::string& applies_to) {
+  for (const CLI::Option* o : opts)
+    if (o->count())
+      throw CliError(o->get_name() + " applies to --encoder " + applies_to + ", not " + encoder);
+}
+
+}  // namespace detail
+
+// ------------------------------------------------------------------------------------------------
+// posenc table --encoder sinusoidal --dim D (--len N [--offset P] | --positions pos.npy) ... -o out
+void add_table_command(CLI::App& app) {
+  struct Args {
+    std::string encoder, layout = "interleaved", frequencies = "vaswani", positions, dtype = "f32",
+                         out;
+    std::int64_t dim = 0, len = 0, offset = 0;
+    double base = 10000.0, scale = 1.0;
+    CLI::Option *len_opt = nullptr, *pos_opt = nullptr;
+  };
+  auto a = std::make_shared<Args>();
+  CLI::App* sub = app.add_subcommand("table", "Write the absolute encoding table PE [N, D]");
+  sub->add_option("--encoder", a->encoder, "Encoder (sinusoidal)")
+      ->required()
+      ->check(CLI::IsMember({"sinusoidal"}));
+  sub->add_option("--dim", a->dim, "Model width D (even)")->required();
+  a->len_opt = sub->add_option("--len", a->len, "Number of positions N");
+  auto* off = sub->add_option("--offset", a->offset, "First position P (positions P .. P+N-1)")
+                  ->capture_default_str();
+  a->pos_opt = sub->add_option("--positions", a->positions, "Explicit positions, .npy <i8 [N]");
+  a->pos_opt->excludes(a->len_opt)->excludes(off);
+  sub->add_option("--layout", a->layout, "Column layout")
+      ->check(CLI::IsMember({"interleaved", "split"}))
+      ->capture_default_str();
+  sub->add_option("--frequencies", a->frequencies, "Frequency schedule")
+      ->check(CLI::IsMember({"vaswani", "log-timescale"}))
+      ->capture_default_str();
+  sub->add_option("--base", a->base, "Frequency base")->capture_default_str();
+  sub->add_option("--scale", a->scale, "Multiplies the table")->capture_default_str();
+  detail::add_dtype(sub, a->dtype, "f32");
+  detail::add_output(sub, a->out);
+  sub->callback([a] {
+    if (!a->len_opt->count() && !a->pos_opt->count())
+      throw CliError("table: one of --len N or --positions pos.npy is required");
+    if (a->len_opt->count() && a->len < 0)
+      throw CliError("--len = " + std::to_string(a->len) + " must be >= 0");
+    posenc::SinusoidalOptions o;
+    o.layout = detail::sinusoidal_layout("--layout", a->layout);
+    o.frequencies = detail::sinusoidal_frequencies(a->frequencies);
+    o.base = a->base;
+    o.scale = a->scale;
+    const posenc::Positions pos = detail::positions_from(
+        a->pos_opt, a->positions, a->offset, a->len_opt->count() ? a->len : -1, "--len");
+    check_elements("the table [N, D]", {pos.size(), a->dim});
+    detail::with_dtype(a->dtype, [&](auto zero) {
+      using T = decltype(zero);
+      const posenc::SinusoidalEncoding<T> enc(static_cast<posenc::Index>(a->dim), o);
+      posenc::Matrix<T> t;
+      if (a->scale == 1.0) {
+        t = enc.table(pos);
+      } else {  // the scaled table as the encoder adds it: 0 + scale * PE
+        t = posenc::Matrix<T>::Zero(pos.size(), enc.dim());
+        enc.add_to_input(t, pos);
+      }
+      write_npy_matrix(a->out, t, {pos.size(), a->dim}, a->dtype);
+    });
+  });
+}
+
+// ------------------------------------------------------------------------------------------------
+// posenc rope --in x.npy ([N, Dh] or [N, H, Dh]) [--offset P | --positions pos.npy] ... -o out
+void add_rope_command(CLI::App& app) {
+  struct Args {
+    std::string in, positions, dtype, out;
+    std::int64_t offset = 0;
+    detail::RopeFlags rope;
+    CLI::Option* pos_opt = nullptr;
+  };
+  auto a = std::make_shared<Args>();
+  CLI::App* sub = app.add_subcommand("rope", "Rotate an array of queries or keys with RoPE");
+  sub->add_option("--in", a->in, "Input .npy [N, Dh] or [N, H, Dh]")->required();
+  auto* off = sub->add_option("--offset", a->offset, "First position P")->capture_default_str();
+  a->pos_opt = sub->add_option("--positions", a->positions, "Explicit positions, .npy <i8 [N]")
+                   ->excludes(off);
+  sub->add_option("--base", a->rope.base, "Frequency base")->capture_default_str();
+  sub->add_option("--layout", a->rope.layout, "Pair layout (default half)")
+      ->check(CLI::IsMember({"half", "interleaved"}));
+  a->rope.add(sub);
+  detail::add_dtype(sub, a->dtype, "the input's");
+  detail::add_output(sub, a->out);
+  sub->callback([a] {
+    const Array x = load_array("--in", a->in);
+    if (x.shape.size() != 2 && x.shape.size() != 3)
+      throw CliError("--in: " + a->in + ": expected shape [N, Dh] or [N, H, Dh], got " +
+                     shape_str(x.shape));
+    const std::int64_t n = x.shape[0];
+    const std::int64_t heads = x.shape.size() == 3 ? x.shape[1] : 1;
+    const std::int64_t dh = x.shape.back();
+    if (heads <= 0 || dh <= 0)
+      throw CliError("--in: " + a->in + ": expected H > 0 and Dh > 0, got shape " +
+                     shape_str(x.shape));
+    const posenc::Positions pos =
+        detail::positions_from(a->pos_opt, a->positions, a->offset, n, "--in");
+    const posenc::RotaryOptions opts = a->rope.options(static_cast<posenc::Index>(dh));
+    const std::string dtype = a->dtype.empty() ? x.dtype : a->dtype;
+    detail::with_dtype(dtype, [&](auto zero) {
+      using T = decltype(zero);
+      const posenc::RotaryEncoding<T> enc(static_cast<posenc::Index>(dh), opts);
+      posenc::Matrix<T> m = x.data.cast<T>();
+      enc.rotate(m, pos, static_cast<posenc::Index>(heads));
+      write_npy_matrix(a->out, m, x.shape, dtype);
+    });
+  });
+}
+
+// ------------------------------------------------------------------------------------------------
+// posenc bias --encoder alibi|t5 --heads H --len N ... -o b.npy  -> [H, N, N]
+void add_bias_command(CLI::App& app) {
+  struct Args {
+    std::string encoder, table, dtype = "f32", out;
+    std::int64_t heads = 0, len = 0, num_buckets = 0, max_distance = 128;
+    double max_bias = 8.0;
+    bool causal = false;
+    CLI::Option *max_bias_opt = nullptr, *table_opt = nullptr, *nb_opt = nullptr, *md_opt = nullptr;
+  };
+  auto a = std::make_shared<Args>();
+  CLI::App* sub =
+      app.add_subcommand("bias", "Write the attention-score bias B [H, N, N] of ALiBi or T5");
+  sub->add_option("--encoder", a->encoder, "Encoder")
+      ->required()
+      ->check(CLI::IsMember({"alibi", "t5"}));
+  sub->add_option("--heads", a->heads, "Number of heads H")->required();
+  sub->add_option("--len", a->len, "Sequence length N (positions 0 .. N-1)")->required();
+  a->max_bias_opt =
+      sub->add_option("--max-bias", a->max_bias, "alibi: slope parameter b (default 8)");
+  a->table_opt = sub->add_option("--table", a->table, "t5: bias table .npy [num_buckets, H]");
+  a->nb_opt = sub->add_option("--num-buckets", a->num_buckets,
+                              "t5: number of buckets (default: the table's rows, 32 for T5)");
+  a->md_opt = sub->add_option("--max-distance", a->max_distance, "t5: max distance (default 128)");
+  sub->add_flag("--causal", a->causal,
+                "Mask p_j > p_i with -inf (t5: also causal buckets, as T5's decoder)");
+  detail::add_dtype(sub, a->dtype, "f32");
+  detail::add_output(sub, a->out);
+  sub->callback([a] {
+    if (a->heads <= 0) throw CliError("--heads = " + std::to_string(a->heads) + " must be > 0");
+    if (a->len < 0) throw CliError("--len = " + std::to_string(a->len) + " must be >= 0");
+    check_elements("the bias [H, N, N]", {a->heads, a->len, a->len});
+    const posenc::Positions pos(0, static_cast<posenc::Index>(a->len));
+    const auto n = static_cast<posenc::Index>(a->len);
+    const auto h_count = static_cast<posenc::Index>(a->heads);
+    const std::vector<std::int64_t> shape{a->heads, a->len, a->len};
+    if (a->encoder == "alibi") {
+      detail::check_applies({a->table_opt, a->nb_opt, a->md_opt}, "alibi", "t5");
+      detail::with_dtype(a->dtype, [&](auto zero) {
+        using T = decltype(zero);
+        const posenc::AlibiEncoding<T> enc(h_count, a->max_bias);
+        posenc::Matrix<T> out(h_count, n * n);
+        for (posenc::Index h = 0; h < h_count; ++h) {
+          const posenc::Matrix<T> b = enc.bias(h, pos, pos, a->causal);
+          out.row(h) = Eigen::Map<const posenc::Vector<T>>(b.data(), b.size()).transpose();
+        }
+        write_npy_matrix(a->out, out, shape, a->dtype);
+      });
+      return;
+    }
+    detail::check_applies({a->max_bias_opt}, "t5", "alibi");
+    if (!a->table_opt->count())
+      throw CliError("--encoder t5 needs --table t.npy ([num_buckets, H])");
+    const Array table = load_array("--table", a->table);
+    const std::int64_t nb = a->nb_opt->count() ? a->num_buckets : -1;
+    expect_shape("--table", a->table, table, {nb, a->heads},
+                 "([num_buckets, H] with H = --heads" +
+                     std::string(a->nb_opt->count() ? " and num_buckets = --num-buckets)" : ")"));
+    posenc::T5Options o;
+    o.max_distance = static_cast<posenc::Index>(a->max_distance);
+    o.bidirectional = !a->causal;
+    detail::with_dtype(a->dtype, [&](auto zero) {
+      using T = decltype(zero);
+      const posenc::T5Encoding<T> enc(table.data.cast<T>(), o);
+      posenc::Matrix<T> out(h_count, n * n);
+      for (posenc::Index h = 0; h < h_count; ++h) {
+        const posenc::Matrix<T> b = enc.bias(h, pos, pos, a->causal);
+        out.row(h) = Eigen::Map<const posenc::Vector<T>>(b.data(), b.size()).transpose();
+      }
+      write_npy_matrix(a->out, out, shape, a->dtype);
+    });
+  });
+}
+
+// ------------------------------------------------------------------------------------------------
+// posenc attend --x x.npy --wq .. --wk .. --wv .. --wo .. --heads H --encoder E ... -o y.npy
+void add_attend_command(CLI::App& app) {
+  struct Args {
+    std::string x, wq, wk, wv, wo, encoder, dtype, out;
+    std::int64_t heads = 0, offset = 0;
+    bool causal = false;
+    double scale = 0;
+    CLI::Option* scale_opt = nullptr;
+    // sinusoidal (and --layout, --base shared with rope / xl)
+    std::string frequencies = "vaswani";
+    double pe_scale = 1.0;
+    CLI::Option *layout_opt = nullptr, *freq_opt = nullptr, *pe_scale_opt = nullptr,
+                *base_opt = nullptr;
+    // learned, t5
+    std::string table;
+    std::int64_t table_offset = 0, num_buckets = 0, max_distance = 128;
+    CLI::Option *table_opt = nullptr, *table_offset_opt = nullptr, *nb_opt = nullptr,
+                *md_opt = nullptr;
+    // alibi
+    double max_bias = 8.0;
+    CLI::Option* max_bias_opt = nullptr;
+    // rope
+    detail::RopeFlags rope;
+    // shaw
+    std::string rel_k, rel_v;
+    std::int64_t max_relative = 0;
+    CLI::Option *rel_k_opt = nullptr, *rel_v_opt = nullptr, *max_rel_opt = nullptr;
+    // xl
+    std::string u, v, wr;
+    std::int64_t clamp_len = -1;
+    CLI::Option *u_opt = nullptr, *v_opt = nullptr, *wr_opt = nullptr, *clamp_opt = nullptr;
+  };
+  auto a = std::make_shared<Args>();
+  CLI::App* sub = app.add_subcommand(
+      "attend", "Multi-head self-attention Y [N, D] of X with projections and an encoder");
+  sub->add_option("--x", a->x, "Input X, .npy [N, D]")->required();
+  sub->add_option("--wq", a->wq, "Wq, .npy [D, D] (y = x.W)")->required();
+  sub->add_option("--wk", a->wk, "Wk, .npy [D, D]")->required();
+  sub->add_option("--wv", a->wv, "Wv, .npy [D, D]")->required();
+  sub->add_option("--wo", a->wo, "Wo, .npy [D, D]")->required();
+  sub->add_option("--heads", a->heads, "Number of heads H (divides D)")->required();
+  sub->add_flag("--causal", a->causal, "Causal mask (t5: also causal buckets)");
+  sub->add_option("--offset", a->offset, "First position P")->capture_default_str();
+  a->scale_opt =
+      sub->add_option("--scale", a->scale, "Score scale (default 1/sqrt(Dh); T5 models use 1)");
+  sub->add_option("--encoder", a->encoder, "Positional encoding")
+      ->required()
+      ->check(
+          CLI::IsMember({"none", "sinusoidal", "learned", "rope", "alibi", "t5", "shaw", "xl"}));
+  auto* g_sin =
+      sub->add_option_group("sinusoidal", "--encoder sinusoidal (--layout, --base also rope)");
+  a->layout_opt = g_sin->add_option(
+      "--layout", a->rope.layout,
+      "sinusoidal: interleaved (default) or split; rope: half (default) or interleaved");
+  a->freq_opt = g_sin
+                    ->add_option("--frequencies", a->frequencies,
+                                 "sinusoidal: vaswani (default) or log-timescale")
+                    ->check(CLI::IsMember({"vaswani", "log-timescale"}));
+  a->base_opt = g_sin->add_option("--base", a->rope.base,
+                                  "sinusoidal, rope, xl: frequency base (default 10000)");
+  a->pe_scale_opt =
+      g_sin->add_option("--pe-scale", a->pe_scale, "sinusoidal: X + pe_scale * PE (default 1)");
+  auto* g_tab = sub->add_option_group("learned / t5", "--encoder learned or t5");
+  a->table_opt = g_tab->add_option("--table", a->table,
+                                   "learned: PE table [L, D]; t5: bias table [num_buckets, H]");
+  a->table_offset_opt =
+      g_tab->add_option("--table-offset", a->table_offset,
+                        "learned: row p + O is position p's (default 0; 2 for OPT/BART)");
+  a->nb_opt =
+      g_tab->add_option("--num-buckets", a->num_buckets, "t5: buckets (default: the table's rows)");
+  a->md_opt =
+      g_tab->add_option("--max-distance", a->max_distance, "t5: max distance (default 128)");
+  auto* g_alibi = sub->add_option_group("alibi", "--encoder alibi");
+  a->max_bias_opt =
+      g_alibi->add_option("--max-bias", a->max_bias, "alibi: slope parameter b (default 8)");
+  auto* g_rope = sub->add_option_group("rope", "--encoder rope (and --layout, --base)");
+  a->rope.add(g_rope);
+  auto* g_shaw = sub->add_option_group("shaw", "--encoder shaw");
+  a->rel_k_opt = g_shaw->add_option("--rel-k", a->rel_k, "shaw: A_K, .npy [2K+1, Dh]");
+  a->rel_v_opt = g_shaw->add_option("--rel-v", a->rel_v, "shaw: A_V, .npy [2K+1, Dh]");
+  a->max_rel_opt = g_shaw->add_option("--max-relative", a->max_relative,
+                                      "shaw: clip distance K (default: from the tables)");
+  auto* g_xl = sub->add_option_group("xl", "--encoder xl");
+  a->u_opt = g_xl->add_option("--u", a->u, "xl: u, .npy [H, Dh]");
+  a->v_opt = g_xl->add_option("--v", a->v, "xl: v, .npy [H, Dh]");
+  a->wr_opt = g_xl->add_option("--wr", a->wr, "xl: W_R, .npy [D, D]");
+  a->clamp_opt =
+      g_xl->add_option("--clamp-len", a->clamp_len, "xl: clamp |p_i - p_j| (default: no clamp)");
+  detail::add_dtype(sub, a->dtype, "the dtype of --x");
+  detail::add_output(sub, a->out);
+
+  sub->callback([a] {
+    const std::string& e = a->encoder;
+    // Flags of one encoder given with another.
+    {
+      std::vector<CLI::Option*> sin{a->freq_opt, a->pe_scale_opt};
+      std::vector<CLI::Option*> learned{a->table_offset_opt};
+      std::vector<CLI::Option*> t5{a->nb_opt, a->md_opt};
+      std::vector<CLI::Option*> shaw{a->rel_k_opt, a->rel_v_opt, a->max_rel_opt};
+      std::vector<CLI::Option*> xl{a->u_opt, a->v_opt, a->wr_opt, a->clamp_opt};
+      if (e != "sinusoidal") detail::check_applies(sin, e, "sinusoidal");
+      if (e != "sinusoidal" && e != "rope")
+        detail::check_applies({a->layout_opt}, e, "sinusoidal or rope");
+      if (e != "sinusoidal" && e != "rope" && e != "xl")
+        detail::check_applies({a->base_opt}, e, "sinusoidal, rope or xl");
+      if (e != "learned") detail::check_applies(learned, e, "learned");
+      if (e != "learned" && e != "t5") detail::check_applies({a->table_opt}, e, "learned or t5");
+      if (e != "t5") detail::check_applies(t5, e, "t5");
+      if (e != "alibi") detail::check_applies({a->max_bias_opt}, e, "alibi");
+      if (e != "rope") detail::check_applies(a->rope.specific, e, "rope");
+      if (e != "shaw") detail::check_applies(shaw, e, "shaw");
+      if (e != "xl") detail::check_applies(xl, e, "xl");
+    }
+    const Array x = load_array("--x", a->x);
+    if (x.shape.size() != 2)
+      throw CliError("--x: " + a->x + ": expected shape [N, D], got " + shape_str(x.shape));
+    const std::int64_t n = x.shape[0], d = x.shape[1];
+    if (d <= 0)
+      throw CliError("--x: " + a->x + ": expected D > 0, got shape " + shape_str(x.shape));
+    const std::string dd = "(D = " + std::to_string(d) + " from --x)";
+    const Array wq = load_array("--wq", a->wq), wk = load_array("--wk", a->wk),
+                wv = load_array("--wv", a->wv), wo = load_array("--wo", a->wo);
+    expect_shape("--wq", a->wq, wq, {d, d}, dd);
+    expect_shape("--wk", a->wk, wk, {d, d}, dd);
+    expect_shape("--wv", a->wv, wv, {d, d}, dd);
+    expect_shape("--wo", a->wo, wo, {d, d}, dd);
+    if (a->heads <= 0) throw CliError("--heads = " + std::to_string(a->heads) + " must be > 0");
+    if (d % a->heads != 0)
+      throw CliError("--heads = " + std::to_string(a->heads) +
+                     " does not divide D = " + std::to_string(d) + " (from --x " + a->x + ")");
+    if (a->offset < 0) throw CliError("--offset = " + std::to_string(a->offset) + " must be >= 0");
+    const std::int64_t h = a->heads, dh = d / h;
+    const std::string dtype = a->dtype.empty() ? x.dtype : a->dtype;
+
+    // Encoder inputs, shape-checked against X and H.
+    Array table, rel_k, rel_v, u, v, wr;
+    posenc::RotaryOptions rope_opts;
+    if (e == "learned" || e == "t5") {
+      if (!a->table_opt->count())
+        throw CliError("--encoder " + e + " needs --table " +
+                       (e == "learned" ? "pe.npy ([L, D])" : "t.npy ([num_buckets, H])"));
+      table = load_array("--table", a->table);
+      if (e == "learned") {
+        expect_shape("--table", a->table, table, {-1, d}, "([L, D] with " + dd.substr(1));
+      } else {
+        const std::int64_t nb = a->nb_opt->count() ? a->num_buckets : -1;
+        expect_shape(
+            "--table", a->table, table, {nb, h},
+            "([num_buckets, H] with H = --heads" +
+                std::string(a->nb_opt->count() ? " and num_buckets = --num-buckets)" : ")"));
+      }
+    } else if (e == "shaw") {
+      if (!a->rel_k_opt->count() || !a->rel_v_opt->count())
+        throw CliError("--encoder shaw needs --rel-k ak.npy and --rel-v av.npy ([2K+1, Dh])");
+      rel_k = load_array("--rel-k", a->rel_k);
+      rel_v = load_array("--rel-v", a->rel_v);
+      std::int64_t rows = -1;
+      if (a->max_rel_opt->count()) {
+        if (a->max_relative < 0)
+          throw CliError("--max-relative = " + std::to_string(a->max_relative) + " must be >= 0");
+        rows = 2 * a->max_relative + 1;
+      }
+      const std::string why =
+          "([2K+1, Dh]" + std::string(a->max_rel_opt->count() ? " with K = --max-relative" : "") +
+          ", Dh = D / H = " + std::to_string(d) + " / " + std::to_string(h) + ")";
+      expect_shape("--rel-k", a->rel_k, rel_k, {rows, dh}, why);
+      expect_shape("--rel-v", a->rel_v, rel_v, {rel_k.shape[0], dh}, why);
+      if (rel_k.shape[0] % 2 == 0)
+        throw CliError("--rel-k: " + a->rel_k +
+                       ": expected an odd number of rows 2K+1, got shape " +
+                       shape_str(rel_k.shape));
+    } else if (e == "xl") {
+      if (!a->u_opt->count() || !a->v_opt->count() || !a->wr_opt->count())
+        throw CliError(
+            "--encoder xl needs --u u.npy, --v v.npy ([H, Dh]) and --wr wr.npy ([D, D])");
+      u = load_array("--u", a->u);
+      v = load_array("--v", a->v);
+      wr = load_array("--wr", a->wr);
+      const std::string why = "([H, Dh] = [" + std::to_string(h) + ", " + std::to_string(d) +
+                              " / " + std::to_string(h) + "])";
+      expect_shape("--u", a->u, u, {h, dh}, why);
+      expect_shape("--v", a->v, v, {h, dh}, why);
+      expect_shape("--wr", a->wr, wr, {d, d}, dd);
+    } else if (e == "rope") {
+      rope_opts = a->rope.options(static_cast<posenc::Index>(dh));
+    }
+
+    detail::with_dtype(dtype, [&](auto zero) {
+      using T = decltype(zero);
+      const posenc::Matrix<T> xt = x.data.cast<T>(), wqt = wq.data.cast<T>(),
+                              wkt = wk.data.cast<T>(), wvt = wv.data.cast<T>(),
+                              wot = wo.data.cast<T>();
+      posenc::AttentionOptions<T> opt;
+      opt.heads = static_cast<posenc::Index>(h);
+      opt.causal = a->causal;
+      opt.offset = a->offset;
+      if (a->scale_opt->count()) opt.scale = static_cast<T>(a->scale);
+      // The runtime choice of encoder: a std::variant, visited once (style.md, "Interface").
+      const auto make = [&]() -> detail::AnyEncoder<T> {
+        using posenc::Index;
+        if (e == "none") return posenc::NoEncoding<T>{};
+        if (e == "sinusoidal") {
+          posenc::SinusoidalOptions o;
+          o.layout = detail::sinusoidal_layout(
+              "--layout", a->rope.layout.empty() ? "interleaved" : a->rope.layout);
+          o.frequencies = detail::sinusoidal_frequencies(a->frequencies);
+          o.base = a->rope.base;
+          o.scale = a->pe_scale;
+          return posenc::SinusoidalEncoding<T>(static_cast<Index>(d), o);
+        }
+        if (e == "learned")
+          return posenc::LearnedEncoding<T>(table.data.cast<T>(),
+                                            static_cast<Index>(a->table_offset));
+        if (e == "rope") return posenc::RotaryEncoding<T>(static_cast<Index>(dh), rope_opts);
+        if (e == "alibi") return posenc::AlibiEncoding<T>(static_cast<Index>(h), a->max_bias);
+        if (e == "t5") {
+          posenc::T5Options o;
+          o.max_distance = static_cast<Index>(a->max_distance);
+          o.bidirectional = !a->causal;
+          return posenc::T5Encoding<T>(table.data.cast<T>(), o);
+        }
+        if (e == "shaw") return posenc::ShawEncoding<T>(rel_k.data.cast<T>(), rel_v.data.cast<T>());
+        if (e == "xl") {
+          posenc::TransformerXLOptions o;
+          o.clamp_len = a->clamp_len;
+          o.base = a->rope.base;
+          return posenc::TransformerXLEncoding<T>(u.data.cast<T>(), v.data.cast<T>(),
+                                                  wr.data.cast<T>(), o);
+        }
+        throw CliError("--encoder: unknown encoder '" + e + "'");
+      };
+      std::visit(
+          [&](const auto& enc) {
+            const posenc::Matrix<T> y = posenc::attention(xt, wqt, wkt, wvt, wot, enc, opt);
+            write_npy_matrix(a->out, y, {n, d}, dtype);
+          },
+          make());
+    });
+  });
+}
+
+}  // namespace posenc_cli
