@@ -22,42 +22,23 @@ import tempfile
 
 import numpy as np
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "cli_common"))
+from cli_runner import Runner  # noqa: E402  (tests/cli_common, shared with tests/cli_plot)
+
 TOL = {"f64": 1e-12, "f32": 2e-5}
 # Positions past 2^20: two correct float64 results differ by ~p 2^-52 (the libm's pow and the
 # angle's rounding), as in the C++ tests (test_sinusoidal.cpp, test_rope.cpp).
 TOL_HIGHPOS = {"f64": 1e-9, "f32": 2e-5}
 
 
-class Suite:
+class Suite(Runner):
     def __init__(self, posenc, data, work):
-        self.posenc, self.data, self.work = posenc, data, work
-        self.results = {}  # test name -> passed (a name fails when any of its checks fails)
+        super().__init__(posenc, work, timeout=60)
+        self.data = data
         self.verbose = False
 
     def d(self, name):
         return os.path.join(self.data, name)
-
-    def w(self, name):
-        return os.path.join(self.work, name)
-
-    def ok(self, name, cond, detail=""):
-        self.results[name] = self.results.get(name, True) and bool(cond)
-        if not cond:
-            print(f"FAIL {name}: {detail}")
-        return cond
-
-    @property
-    def passed(self):
-        return sum(1 for v in self.results.values() if v)
-
-    @property
-    def failed(self):
-        return sum(1 for v in self.results.values() if not v)
-
-    def run(self, args):
-        p = subprocess.run([self.posenc] + [str(a) for a in args], capture_output=True, text=True,
-                           timeout=60)
-        return p.returncode, p.stdout, p.stderr
 
     # --- golden comparisons ---------------------------------------------------------------------
     def golden(self, name, args, ref, dtypes=("f64", "f32"), default_dtype=None, tol=None):

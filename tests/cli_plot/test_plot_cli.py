@@ -15,42 +15,21 @@ import argparse
 import os
 import shutil
 import struct
-import subprocess
 import sys
 import tempfile
 import xml.etree.ElementTree as ET
 
 import numpy as np
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "cli_common"))
+from cli_runner import Runner  # noqa: E402  (tests/cli_common, shared with tests/cli)
+
 SVG_NS = "{http://www.w3.org/2000/svg}"
 
 
-class Suite:
+class Suite(Runner):
     def __init__(self, posenc, work):
-        self.posenc, self.work = posenc, work
-        self.results = {}
-
-    def w(self, name):
-        return os.path.join(self.work, name)
-
-    def ok(self, name, cond, detail=""):
-        self.results[name] = self.results.get(name, True) and bool(cond)
-        if not cond:
-            print(f"FAIL {name}: {detail}")
-        return cond
-
-    @property
-    def passed(self):
-        return sum(1 for v in self.results.values() if v)
-
-    @property
-    def failed(self):
-        return sum(1 for v in self.results.values() if not v)
-
-    def run(self, args, timeout=120):
-        p = subprocess.run([self.posenc] + [str(a) for a in args], capture_output=True, text=True,
-                           timeout=timeout)
-        return p.returncode, p.stdout, p.stderr
+        super().__init__(posenc, work, timeout=120)
 
     def leftovers(self):
         return [f for f in os.listdir(self.work) if ".tmp." in f]
