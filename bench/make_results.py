@@ -39,8 +39,12 @@ def wait_quiet(limit=1.0, max_wait=300):
 
 
 def run_bench(bench_dir, binary, reps, extra=()):
+    # Repetitions of all benchmarks run in random order over the whole stage, so that the pairs
+    # a target compares (1 and 2 threads, an encoder and no encoding) sample the same stretch
+    # of time on this shared virtual machine, whose speed drifts by tens of percent.
     cmd = [os.path.join(bench_dir, binary), "--benchmark_format=json",
-           "--benchmark_repetitions=%d" % reps] + list(extra)
+           "--benchmark_repetitions=%d" % reps,
+           "--benchmark_enable_random_interleaving=true"] + list(extra)
     out = sh(cmd)
     data = json.loads(out)
     rows = {}
@@ -154,7 +158,7 @@ def main():
         w("Compiler: %s; benchmarks built with -O3 -march=native, OpenMP.\n" % sh(["c++", "--version"]).splitlines()[0])
         w("Load average (1 min) at the start and end of each stage (apply, attention, memory, torch): %s. The machine's 2 cores are shared "
           "with other engineers' builds; the limits are the best of several runs and the results "
-          "the best of %d repetitions (real time); compare_torch.py alternates posenc and PyTorch over 2 rounds of 3 repetitions and keeps each side's best. A busy moment can only lower a ratio against a limit; a 2-thread run during another process's build gets one core, which shows as a speed-up near 1.\n\n"
+          "the best of %d repetitions (real time), run in random order over each stage (Google Benchmark's --benchmark_enable_random_interleaving) so that the two sides of every ratio sample the same stretch of time; compare_torch.py alternates posenc and PyTorch over 2 rounds of 3 repetitions and keeps each side's best. A busy moment can only lower a ratio against a limit; a 2-thread run during another process's build gets one core, which shows as a speed-up near 1.\n\n"
           % (", ".join("%.2f" % x for x in loads), args.reps))
         w("Limits measured in this run (1 thread / 2 threads):\n\n")
         for key, label, scale, unit in (("limit_copy_Bps", "copy bandwidth (best of memcpy and Eigen copy; read + write)", 1e-9, "GB/s"),
