@@ -79,7 +79,7 @@ class SinusoidalEncoding {
   /// so x_i += P_s * U_j + Q_s * V_j elementwise, with seed rows P_s = scale PE(sK),
   /// Q_s = scale (cos, -sin)(sKw) cached every K positions and U_j = cos(jw), V_j = sin(jw)
   /// (j < K) kept per encoder; every angle is taken in double. X is read and written once and
-  /// no [N, D] table is read beside it: a third of the memory traffic of x += table[p].
+  /// no [N, D] table is read beside it: two thirds of the memory traffic of x += table[p].
   void add_to_input(MatrixRef<T> x, const Positions& pos) const {
     detail::require(x.rows() == pos.size() && x.cols() == dim_, "SinusoidalEncoding: input is [",
                     x.rows(), ", ", x.cols(), "], expected [", pos.size(), ", ", dim_,
