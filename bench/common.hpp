@@ -5,7 +5,8 @@
 // Every benchmark reports
 //   bytes_per_second or FLOP/s   what it achieved (Google Benchmark rate counters, real time),
 //   ratio                        achieved / the limit measured in the same process.
-// The limits are also in the JSON "context" (limit_copy_Bps_<threads>t, limit_gemm_flops_<T>_<t>t).
+// The limits are also in the JSON "context" (limit_copy_Bps_<threads>t, limit_gemm_flops_<T>_<t>t),
+// and run again as benchmarks named limit/... (see register_limits).
 #pragma once
 
 #include <benchmark/benchmark.h>
@@ -18,6 +19,7 @@
 #include <cstring>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #if defined(_OPENMP)
@@ -82,81 +84,129 @@ inline Limits& limits() {
   return l;
 }
 
-inline void measure_copy(int threads) {
-  const std::size_t bytes = std::size_t(64) << 20;
-  std::vector<char> src(bytes, 1), dst(bytes, 2);
-  set_threads(threads);
-  auto copy = [&] {
+/// The limit kernels over buffers of `bytes`, split into one contiguous part per thread:
+/// memcpy, an Eigen copy, and an in-place Eigen x *= 1 (opaque to the optimiser).
+struct LimitKernels {
+  static constexpr std::size_t bytes = std::size_t(64) << 20;
+  std::vector<char> src = std::vector<char>(bytes, 1), dst = std::vector<char>(bytes, 2);
+  int threads;
+
+  explicit LimitKernels(int t) : threads(t) {}
+
+  template <class F>
+  void split(std::size_t n, std::size_t align, F&& f) const {
 #if defined(_OPENMP)
 #pragma omp parallel num_threads(threads)
     {
       const std::size_t t = static_cast<std::size_t>(omp_get_thread_num());
       const std::size_t nt = static_cast<std::size_t>(omp_get_num_threads());
-      const std::size_t chunk = (bytes / nt) & ~std::size_t(63);
-      const std::size_t b = t * chunk, e = t + 1 == nt ? bytes : b + chunk;
-      std::memcpy(dst.data() + b, src.data() + b, e - b);
+      const std::size_t chunk = (n / nt) & ~(align - 1);
+      const std::size_t b = t * chunk, e = t + 1 == nt ? n : b + chunk;
+      f(b, e - b);
     }
 #else
-    std::memcpy(dst.data(), src.data(), bytes);
+    f(std::size_t(0), n);
 #endif
+  }
+  Eigen::Map<Eigen::ArrayXf> floats(std::vector<char>& v) {
+    return Eigen::Map<Eigen::ArrayXf>(reinterpret_cast<float*>(v.data()), Index(bytes / 4));
+  }
+  void memcpy_copy() {
+    split(bytes, 64,
+          [&](std::size_t b, std::size_t n) { std::memcpy(dst.data() + b, src.data() + b, n); });
     benchmark::DoNotOptimize(dst.data());
-  };
-  copy();
-  const double t_memcpy = best_seconds(12, copy);
-  Eigen::Map<Eigen::ArrayXf> s(reinterpret_cast<float*>(src.data()), Index(bytes / 4));
-  Eigen::Map<Eigen::ArrayXf> d(reinterpret_cast<float*>(dst.data()), Index(bytes / 4));
-  auto ecopy = [&] {
-#if defined(_OPENMP)
-#pragma omp parallel num_threads(threads)
-    {
-      const Index t = omp_get_thread_num(), nt = omp_get_num_threads(), n = s.size();
-      const Index chunk = (n / nt) & ~Index(15);
-      const Index b = t * chunk, e = t + 1 == nt ? n : b + chunk;
-      d.segment(b, e - b) = s.segment(b, e - b);
-    }
-#else
-    d = s;
-#endif
+  }
+  void eigen_copy() {
+    auto s = floats(src), d = floats(dst);
+    split(bytes / 4, 16, [&](std::size_t b, std::size_t n) {
+      d.segment(Index(b), Index(n)) = s.segment(Index(b), Index(n));
+    });
     benchmark::DoNotOptimize(dst.data());
-  };
-  ecopy();
-  const double t_eigen = best_seconds(12, ecopy);
-  volatile float one = 1.0f;  // opaque to the optimiser: x * 1 is not folded away
-  const float factor = one;
-  auto scale = [&] {
-#if defined(_OPENMP)
-#pragma omp parallel num_threads(threads)
-    {
-      const Index t = omp_get_thread_num(), nt = omp_get_num_threads(), n = s.size();
-      const Index chunk = (n / nt) & ~Index(15);
-      const Index b = t * chunk, e = t + 1 == nt ? n : b + chunk;
-      d.segment(b, e - b) *= factor;
-    }
-#else
-    d *= factor;
-#endif
+  }
+  void scale_in_place() {
+    volatile float one = 1.0f;
+    const float factor = one;
+    auto d = floats(dst);
+    split(bytes / 4, 16,
+          [&](std::size_t b, std::size_t n) { d.segment(Index(b), Index(n)) *= factor; });
     benchmark::DoNotOptimize(dst.data());
-  };
-  const double t_inplace = best_seconds(12, scale);
+  }
+};
+
+/// An Eigen GEMM of 1024^3 (2 n^3 FLOP per product).
+template <class T>
+struct GemmKernel {
+  static constexpr Index n = 1024;
+  using M = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic>;
+  M a = M::Random(n, n), b = M::Random(n, n), c = M(n, n);
+  static constexpr double flop = 2.0 * double(n) * double(n) * double(n);
+  void run() {
+    c.noalias() = a * b;
+    benchmark::DoNotOptimize(c.data());
+  }
+};
+
+inline void measure_copy(int threads) {
+  LimitKernels k(threads);
+  set_threads(threads);
+  k.memcpy_copy();
+  const double t_memcpy = best_seconds(12, [&] { k.memcpy_copy(); });
+  k.eigen_copy();
+  const double t_eigen = best_seconds(12, [&] { k.eigen_copy(); });
+  const double t_inplace = best_seconds(12, [&] { k.scale_in_place(); });
   Limits& l = limits();
-  l.inplace_Bps[threads] = 2.0 * double(bytes) / t_inplace;
-  l.memcpy_Bps[threads] = 2.0 * double(bytes) / t_memcpy;
-  l.eigen_copy_Bps[threads] = 2.0 * double(bytes) / t_eigen;
+  const double moved = 2.0 * double(LimitKernels::bytes);
+  l.inplace_Bps[threads] = moved / t_inplace;
+  l.memcpy_Bps[threads] = moved / t_memcpy;
+  l.eigen_copy_Bps[threads] = moved / t_eigen;
   l.copy_Bps[threads] = std::max(l.memcpy_Bps[threads], l.eigen_copy_Bps[threads]);
 }
 
 template <class T>
 double measure_gemm(int threads) {
-  const Index n = 1024;
   set_threads(threads);
-  Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic> a = decltype(a)::Random(n, n),
-                                                   b = decltype(b)::Random(n, n), c(n, n);
-  auto run = [&] {
-    c.noalias() = a * b;
-    benchmark::DoNotOptimize(c.data());
-  };
-  run();
-  return 2.0 * double(n) * double(n) * double(n) / best_seconds(5, run);
+  GemmKernel<T> g;
+  g.run();
+  return GemmKernel<T>::flop / best_seconds(5, [&] { g.run(); });
+}
+
+/// The limits once more as benchmarks (limit/memcpy, limit/eigen_copy, limit/inplace,
+/// limit/gemm/<T>), so that under --benchmark_enable_random_interleaving they are sampled over
+/// the same stretch of time as the kernels; make_results.py divides by the larger of these and
+/// the start-up measurement.
+inline void register_limits() {
+  for (int t = 1; t <= max_threads(); ++t) {
+    const std::string th = "/threads:" + std::to_string(t);
+    const std::pair<const char*, void (LimitKernels::*)()> memory[] = {
+        {"limit/memcpy", &LimitKernels::memcpy_copy},
+        {"limit/eigen_copy", &LimitKernels::eigen_copy},
+        {"limit/inplace", &LimitKernels::scale_in_place}};
+    for (const auto& [name, fn] : memory)
+      benchmark::RegisterBenchmark((name + th).c_str(), [t, fn = fn](benchmark::State& st) {
+        set_threads(t);
+        LimitKernels k(t);
+        (k.*fn)();
+        for (auto _ : st)
+          (k.*fn)();
+        st.counters["bytes_per_second"] = benchmark::Counter(
+            2.0 * double(LimitKernels::bytes), benchmark::Counter::kIsIterationInvariantRate,
+            benchmark::Counter::kIs1024);
+      })->UseRealTime();
+    auto gemm = [t](auto tag) {
+      using T = decltype(tag);
+      return [t](benchmark::State& st) {
+        set_threads(t);
+        GemmKernel<T> g;
+        g.run();
+        for (auto _ : st)
+          g.run();
+        st.counters["FLOP/s"] =
+            benchmark::Counter(GemmKernel<T>::flop, benchmark::Counter::kIsIterationInvariantRate);
+      };
+    };
+    benchmark::RegisterBenchmark(("limit/gemm/float" + th).c_str(), gemm(float{}))->UseRealTime();
+    benchmark::RegisterBenchmark(("limit/gemm/double" + th).c_str(), gemm(double{}))->UseRealTime();
+  }
 }
 
 /// Measures every limit (1 and, with OpenMP, 2 threads) and records them in the context.
@@ -177,28 +227,27 @@ inline void measure_limits() {
                  "limits, %d thread(s): copy %.2f GB/s (memcpy %.2f, Eigen %.2f; in place %.2f), "
                  "Eigen GEMM float %.1f GFLOP/s, double %.1f GFLOP/s\n",
                  t, l.copy_Bps[t] * 1e-9, l.memcpy_Bps[t] * 1e-9, l.eigen_copy_Bps[t] * 1e-9,
-                 l.inplace_Bps[t] * 1e-9,
-                 l.gemm_float[t] * 1e-9, l.gemm_double[t] * 1e-9);
+                 l.inplace_Bps[t] * 1e-9, l.gemm_float[t] * 1e-9, l.gemm_double[t] * 1e-9);
   }
   set_threads(1);
 }
 
 /// Counters for a memory-bound kernel that moves `bytes` per iteration.
 inline void report_bytes(benchmark::State& st, double bytes, int threads) {
-  st.counters["bytes_per_second"] =
-      benchmark::Counter(bytes, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1024);
-  st.counters["ratio"] =
-      benchmark::Counter(bytes / limits().copy_Bps[threads], benchmark::Counter::kIsIterationInvariantRate);
-  st.counters["ratio_inplace"] =
-      benchmark::Counter(bytes / limits().inplace_Bps[threads], benchmark::Counter::kIsIterationInvariantRate);
+  st.counters["bytes_per_second"] = benchmark::Counter(
+      bytes, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1024);
+  st.counters["ratio"] = benchmark::Counter(bytes / limits().copy_Bps[threads],
+                                            benchmark::Counter::kIsIterationInvariantRate);
+  st.counters["ratio_inplace"] = benchmark::Counter(bytes / limits().inplace_Bps[threads],
+                                                    benchmark::Counter::kIsIterationInvariantRate);
 }
 
 /// Counters for a compute-bound kernel of `flop` per iteration.
 template <class T>
 void report_flops(benchmark::State& st, double flop, int threads) {
   st.counters["FLOP/s"] = benchmark::Counter(flop, benchmark::Counter::kIsIterationInvariantRate);
-  st.counters["ratio"] =
-      benchmark::Counter(flop / limits().gemm<T>(threads), benchmark::Counter::kIsIterationInvariantRate);
+  st.counters["ratio"] = benchmark::Counter(flop / limits().gemm<T>(threads),
+                                            benchmark::Counter::kIsIterationInvariantRate);
 }
 
 template <class T>
@@ -210,7 +259,8 @@ const char* type_name() {
 inline bool take_flag(int& argc, char** argv, const char* flag) {
   for (int i = 1; i < argc; ++i)
     if (std::strcmp(argv[i], flag) == 0) {
-      for (int j = i; j + 1 < argc; ++j) argv[j] = argv[j + 1];
+      for (int j = i; j + 1 < argc; ++j)
+        argv[j] = argv[j + 1];
       --argc;
       return true;
     }
@@ -229,6 +279,7 @@ inline bool take_flag(int& argc, char** argv, const char* flag) {
     if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;          \
     if (!no_limits) posenc_bench::measure_limits();                            \
     register_fn(full);                                                         \
+    if (!no_limits) posenc_bench::register_limits();                           \
     benchmark::RunSpecifiedBenchmarks();                                       \
     benchmark::Shutdown();                                                     \
     return 0;                                                                  \
