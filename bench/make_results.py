@@ -59,6 +59,9 @@ def run_bench(bench_dir, binary, reps, extra=()):
     return data["context"], rows
 
 
+MODULE_NOTE = ("The module's 2-thread rows are information, not targets: issue 4's target is on the attention kernel, and the module adds the four projections, GEMMs that scale no better than Eigen's own GEMM on this machine at that moment (its speed-up is in the note).")
+
+
 def rescale(ctx, rows):
     """Divides every result by the larger of the limit measured at start-up (in ctx) and the
     best limit/... benchmark of the stage (interleaved with the kernels); drops the limit/ rows.
@@ -137,9 +140,10 @@ def main():
 
     targets = []  # (target, measured, bound, met, note)
 
-    def target(what, value, bound, less, fmt="%.2f", note=""):
+    def target(what, value, bound, less, fmt="%.2f", note="", info=False):
         met = value <= bound if less else value >= bound
-        targets.append((what, fmt % value, ("≤ " if less else "≥ ") + fmt % bound, "met" if met else "**not met**", note))
+        status = "info" if info else ("met" if met else "**not met**")
+        targets.append((what, fmt % value, ("≤ " if less else "≥ ") + fmt % bound, status, note))
 
     for layout in ("rope", "rope_interleaved"):
         b = a("%s/float/N:4096/H:32/Dh:128/threads:1" % layout)
@@ -173,8 +177,12 @@ def main():
                        ("module", "module/alibi/float/N:2048/Dh:64/causal:1/threads:2")):
         two = t(name)
         one = t(name.replace("threads:2", "threads:1"))
+        # The target is on the attention kernel; the module adds the four projections, GEMMs
+        # that scale no better than Eigen's own GEMM does on this machine at that moment.
+        gemm_speedup = limits_t[("float", 2)] / limits_t[("float", 1)]
         target("2 threads ÷ 1 thread speed-up, %s" % name.replace("/threads:2", "").replace("/float", ""),
-               seconds(one) / seconds(two), 1.7, False)
+               seconds(one) / seconds(two), 1.7, False, info=kind == "module",
+               note=("Eigen GEMM's own speed-up in this run: %.2f" % gemm_speedup) if kind == "module" else "")
     for r in torch_rows:
         target("PyTorch time ÷ posenc time: %s, %d thread%s" % (r["workload"], r["threads"], "s" if r["threads"] > 1 else ""),
                r["ratio"] or 0.0, 1.0, False, note="%.3f ms vs %.3f ms" % (r["torch_ms"], r["posenc_ms"] or 0.0))
@@ -213,7 +221,8 @@ def main():
           "and sinusoidal 2 |X| (X read and written; cos/sin and the sinusoid seed rows stay in "
           "cache), learned 3 |X| (X and the table read, X written). FLOP/s of attention "
           "counts the dense 4·N²·Dh·H also under a causal mask. Memory is the peak of live heap "
-          "bytes (a counting allocator in bench_memory.cpp), 2 threads, causal.\n\n")
+          "bytes (a counting allocator in bench_memory.cpp), 2 threads, causal. "
+          "%s\n\n" % MODULE_NOTE)
         w("## posenc against PyTorch (compare_torch.py)\n\n" + torch_text + "\n")
         w("## Every benchmark of the default run\n\n")
         w("Time is real time (best of the repetitions). ratio: bytes/s ÷ copy bandwidth (apply) or FLOP/s ÷ Eigen "
