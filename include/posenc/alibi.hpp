@@ -17,6 +17,7 @@ namespace posenc {
 /// al. 2022, section 3 and the paper's get_slopes; BLOOM's build_alibi_tensor).
 inline std::vector<double> alibi_slopes(Index heads, double max_bias = 8.0) {
   detail::require(heads > 0, "alibi_slopes: heads = ", heads, " must be > 0");
+  detail::require_extent(heads, "alibi_slopes: heads");
   detail::require(std::isfinite(max_bias) && max_bias > 0.0, "alibi_slopes: max_bias = ",
                   max_bias, " must be finite and > 0");
   Index n = 1;
@@ -56,7 +57,7 @@ class AlibiEncoding {
       if (q.contiguous() && k.contiguous()) {
         // p_i - p_j = c - j with c = q.offset() + i0 + i - k.offset() - j0: a straight line
         // of |c - j| per row, which the compiler vectorises (same values as below).
-        const std::int64_t c0 = q.offset() + i0 - k.offset() - j0;
+        const std::int64_t c0 = (q.offset() + i0) - (k.offset() + j0);
         const std::int64_t cols = s.cols();
         for (Index i = 0; i < s.rows(); ++i) {
           const std::int64_t c = c0 + i;
@@ -85,7 +86,8 @@ class AlibiEncoding {
                  bool causal = false) const {
     detail::require(h >= 0 && h < heads(), "AlibiEncoding::bias: head h = ", h,
                     " is outside [0, ", heads(), ")");
-    Matrix<T> b(query_pos.size(), key_pos.size());
+    Matrix<T> b = detail::new_matrix<T>(query_pos.size(), key_pos.size(),
+                                        "AlibiEncoding::bias: [Nq, Nk]");
     const double m = slopes_[static_cast<std::size_t>(h)];
     for (Index i = 0; i < b.rows(); ++i)
       for (Index j = 0; j < b.cols(); ++j) {

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <optional>
 #include <type_traits>
@@ -53,13 +54,24 @@ Positions positions_of(const AttentionOptions<T>& opt, Index n) {
 template <class T>
 T score_scale(const AttentionOptions<T>& opt, Index head_dim) {
   if (!opt.scale) return static_cast<T>(1.0 / std::sqrt(static_cast<double>(head_dim)));
-  require(std::isfinite(static_cast<double>(*opt.scale)), "attention: scale = ", *opt.scale,
-          " must be finite");
+  require(std::isfinite(*opt.scale), "attention: scale = ", *opt.scale, " must be finite");
   return *opt.scale;
+}
+
+/// True when the memory of two row-major views overlaps (an output aliasing an input).
+template <class A, class B>
+bool overlaps(const A& a, const B& b) {
+  if (a.size() == 0 || b.size() == 0) return false;
+  const auto* a0 = reinterpret_cast<const char*>(a.data());
+  const auto* b0 = reinterpret_cast<const char*>(b.data());
+  const auto* a1 = reinterpret_cast<const char*>(a.data() + (a.rows() - 1) * a.outerStride() + a.cols());
+  const auto* b1 = reinterpret_cast<const char*>(b.data() + (b.rows() - 1) * b.outerStride() + b.cols());
+  return std::less<const char*>()(a0, b1) && std::less<const char*>()(b0, a1);
 }
 
 inline void check_heads(Index d, Index heads) {
   require(heads > 0, "attention: heads H = ", heads, " must be > 0");
+  require_extent(heads, "attention: heads H");
   require(d % heads == 0, "attention: heads H = ", heads, " does not divide D = ", d);
 }
 
@@ -119,6 +131,16 @@ void project_out(const Matrix<T>& o, const ConstMatrixRef<T>& wo, MatrixRef<T> y
   });
 }
 
+/// y = o Wo. Wo is read while y is written, so a y that aliases Wo is computed into a
+/// temporary first (x, Wq, Wk, Wv are read before y is written: aliasing them is safe).
+template <class T>
+void write_output(const Matrix<T>& o, const ConstMatrixRef<T>& wo, MatrixRef<T> y) {
+  if (!overlaps(y, wo)) return project_out<T>(o, wo, y);
+  Matrix<T> tmp = new_matrix<T>(y.rows(), y.cols(), "attention: output [N, D]");
+  project_out<T>(o, wo, tmp);
+  y = tmp;
+}
+
 /// Q, K, V [n, D] of the tokens x [n, D] at positions pos: X (+ PE for an additive encoder)
 /// times Wq, Wk, Wv, then Q_h and K_h rotated (RoPE). q, k, v are [n, D] on entry. When
 /// `keep_input` is given, an additive encoder's X + PE storage is moved into it (for reuse as
@@ -133,7 +155,8 @@ void project_encoded(const E& enc, const ConstMatrixRef<typename E::Scalar>& x,
                      Matrix<typename E::Scalar>* keep_input = nullptr) {
   using T = typename E::Scalar;
   if constexpr (encoder_traits<E>::adds_to_input) {
-    Matrix<T> xe = x;
+    Matrix<T> xe = new_matrix<T>(x.rows(), x.cols(), "attention: X + PE [N, D]");
+    xe = x;
     enc.add_to_input(xe, pos);
     project_qkv<T>(xe, wq, wk, wv, q, k, v);
     if (keep_input) *keep_input = std::move(xe);
@@ -301,10 +324,10 @@ void attend(const E& enc, const ConstMatrixRef<typename E::Scalar>& q,
         const bool diagonal = causal && ktile_max[static_cast<std::size_t>(t)] > qmin;
         const Index* cols = nullptr;
         if (diagonal && contiguous) {
-          const std::int64_t first = qpos.offset() + i0 - kpos.offset() - j0 + 1;
+          // row i keeps keys j with p_j <= p_i: j < p_i - p_{j0} + 1 (saturated, then clamped)
           for (Index i = 0; i < bi; ++i)
-            sc.cols[static_cast<std::size_t>(i)] =
-                static_cast<Index>(std::clamp<std::int64_t>(first + i, 0, bj));
+            sc.cols[static_cast<std::size_t>(i)] = static_cast<Index>(std::clamp<std::int64_t>(
+                saturating_add((qpos.offset() + i0 + i) - (kpos.offset() + j0), 1), 0, bj));
           cols = sc.cols.data();
         }
         if (fast) {
@@ -327,7 +350,11 @@ void attend(const E& enc, const ConstMatrixRef<typename E::Scalar>& q,
           const Index ci = cols ? cols[i] : bj;
           RowArrayMap row(s + i * lds, ci);
           RowArrayMap(s + i * lds + ci, bj - ci).setZero();
-          const T mo = sc.m(i), mn = ci > 0 ? std::max(mo, row.maxCoeff()) : mo;
+          // a NaN score makes the running maximum NaN, so that it propagates (and is never
+          // taken for a masked row)
+          const T mo = sc.m(i);
+          const T rmax = ci > 0 ? row.template maxCoeff<Eigen::PropagateNaN>() : mo;
+          const T mn = std::isnan(rmax) ? rmax : std::max(mo, rmax);
           if (ci == 0 || mn == neg_inf) {  // nothing (new) unmasked in this row
             row.setZero();
             sc.alpha(i) = T(1);
@@ -347,8 +374,10 @@ void attend(const E& enc, const ConstMatrixRef<typename E::Scalar>& q,
         }
         if constexpr (has_values) bias.add_values(h, i0, j0, st, acc);
       }
+      // l = 0: every score of the row was masked or -inf. A NaN score (from NaN or Inf in
+      // the inputs) makes l NaN and propagates to the row's output instead.
       for (Index i = 0; i < bi; ++i)
-        if (!(sc.l(i) > T(0))) empty_row = true;
+        if (sc.l(i) == T(0)) empty_row = true;
       out.block(i0, h * dh, bi, dh) = sc.l.head(bi).cwiseInverse().asDiagonal() * acc;
     }
   }
@@ -378,11 +407,13 @@ void attention(const ConstMatrixRef<typename E::Scalar>& x, const ConstMatrixRef
 
   // Working memory: Q, K, V and O, each [N, D] (O reuses X + PE's storage), plus the
   // kernel's per-thread tiles.
-  Matrix<T> q(n, d), k(n, d), v(n, d), o;
+  const char* what = "attention: Q, K, V [N, D]";
+  Matrix<T> q = detail::new_matrix<T>(n, d, what), k = detail::new_matrix<T>(n, d, what),
+            v = detail::new_matrix<T>(n, d, what), o;
   detail::project_encoded(enc, x, wq, wk, wv, pos, opt.heads, q, k, v, &o);
-  o.resize(n, d);  // a no-op when o holds X + PE's storage
+  if (o.size() == 0) o = detail::new_matrix<T>(n, d, "attention: O [N, D]");
   detail::attend(enc, q, k, v, pos, pos, opt.heads, scale, opt.causal, o);
-  detail::project_out<T>(o, wo, y);
+  detail::write_output<T>(o, wo, y);
 }
 
 /// As above, returning y.
@@ -412,18 +443,26 @@ class KVCache {
   auto keys() const { return k_.topRows(size_); }
   auto values() const { return v_.topRows(size_); }
   const std::vector<std::int64_t>& positions() const { return pos_; }
-  /// The position after the last cached token (or -1 when empty).
-  std::int64_t next_position() const { return pos_.empty() ? -1 : pos_.back() + 1; }
+  /// The position after the last cached token (or -1 when empty); an error when the last
+  /// one is INT64_MAX.
+  std::int64_t next_position() const {
+    if (pos_.empty()) return -1;
+    return detail::checked_add(pos_.back(), 1, "KVCache::next_position: the last cached position");
+  }
 
   void clear() {
     size_ = 0;
     pos_.clear();
   }
   void reserve(Index d_model, Index capacity) {
+    detail::require(d_model >= 0 && capacity >= 0, "KVCache: d_model = ", d_model,
+                    ", capacity = ", capacity, " must be >= 0");
     detail::require(size_ == 0 || d_model == k_.cols(), "KVCache: d_model = ", d_model,
                     " differs from the cached D = ", k_.cols());
     if (capacity <= k_.rows() && d_model == k_.cols()) return;
-    Matrix<T> k(capacity, d_model), v(capacity, d_model);
+    const char* what = "KVCache: keys and values [capacity, D]";
+    Matrix<T> k = detail::new_matrix<T>(capacity, d_model, what),
+              v = detail::new_matrix<T>(capacity, d_model, what);
     if (size_ > 0) {
       k.topRows(size_) = k_.topRows(size_);
       v.topRows(size_) = v_.topRows(size_);
@@ -436,8 +475,9 @@ class KVCache {
     detail::require(k.rows() == pos.size() && v.rows() == pos.size() && k.cols() == v.cols(),
                     "KVCache::append: k is [", k.rows(), ", ", k.cols(), "], v is [", v.rows(),
                     ", ", v.cols(), "], expected [", pos.size(), ", D] each");
-    if (size_ + k.rows() > k_.rows() || k.cols() != k_.cols())
-      reserve(k.cols(), std::max(size_ + k.rows(), 2 * k_.rows()));
+    const Index needed = detail::checked_add(size_, k.rows(), "KVCache::append: size + n");
+    if (needed > k_.rows() || k.cols() != k_.cols())
+      reserve(k.cols(), std::max(needed, 2 * k_.rows()));
     k_.middleRows(size_, k.rows()) = k;
     v_.middleRows(size_, v.rows()) = v;
     for (Index i = 0; i < pos.size(); ++i) pos_.push_back(pos[i]);
@@ -476,13 +516,15 @@ void attention_step(const ConstMatrixRef<typename E::Scalar>& x_new,
   const T scale = detail::score_scale(opt, d / opt.heads);
   if (n == 0) return;
 
-  Matrix<T> q(n, d), k(n, d), v(n, d);
+  const char* what = "attention_step: Q, K, V [n, D]";
+  Matrix<T> q = detail::new_matrix<T>(n, d, what), k = detail::new_matrix<T>(n, d, what),
+            v = detail::new_matrix<T>(n, d, what);
   detail::project_encoded(enc, x_new, wq, wk, wv, pos, opt.heads, q, k, v);
   cache.append(k, v, pos);
   const Positions kpos(cache.positions());
-  Matrix<T> o(n, d);
+  Matrix<T> o = detail::new_matrix<T>(n, d, "attention_step: O [n, D]");
   detail::attend(enc, q, cache.keys(), cache.values(), pos, kpos, opt.heads, scale, opt.causal, o);
-  detail::project_out<T>(o, wo, y);
+  detail::write_output<T>(o, wo, y);
 }
 
 /// Weights, encoder and options of one attention layer, for repeated calls.

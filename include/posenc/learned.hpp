@@ -34,9 +34,11 @@ class LearnedEncoding {
   LearnedEncoding(Index max_len, Index dim, Index table_offset = 0) : table_offset_(table_offset) {
     detail::require(max_len > 0, "LearnedEncoding: max_len = ", max_len, " must be > 0");
     detail::require(dim > 0, "LearnedEncoding: dim = ", dim, " must be > 0");
+    detail::require_extent(dim, "LearnedEncoding: dim");
     detail::require(table_offset >= 0, "LearnedEncoding: table_offset = ", table_offset,
                     " must be >= 0");
-    table_.setZero(max_len, dim);
+    table_ = detail::new_matrix<T>(max_len, dim, "LearnedEncoding: the table [max_len, dim]");
+    table_.setZero();
   }
 
   /// A copy of the user's table [L_max, D] (a Matrix, a Map over their own memory, a block).
@@ -84,7 +86,7 @@ class LearnedEncoding {
     check_positions(pos);
     const Index n = pos.size();
     const bool contiguous = pos.contiguous();
-    const std::int64_t off = pos.offset() + table_offset_;
+    const std::int64_t off = pos.offset() + table_offset_;  // < L_max: checked above
     // x_i += W[p_i + table_offset]; rows split over threads when there is enough work.
 #if defined(_OPENMP)
 #pragma omp parallel for schedule(static) if (n > 1 && n * dim() >= (Index(1) << 17))
@@ -131,10 +133,13 @@ class LearnedEncoding {
   }
 
  private:
+  // p + table_offset < L_max, written so that neither side can wrap: table_offset < L_max and
+  // p <= L_max - 1 - table_offset.
   void check_positions(const Positions& pos) const {
     if (pos.empty()) return;
     const std::int64_t p = pos.max();
-    detail::require(p + table_offset_ < max_len(), "LearnedEncoding: position p = ", p,
+    detail::require(table_offset_ < max_len() && p <= max_len() - 1 - table_offset_,
+                    "LearnedEncoding: position p = ", p,
                     (table_offset_ ? " (+ table_offset " + std::to_string(table_offset_) + ")" : std::string()),
                     " is outside the table: L_max = ", max_len());
   }

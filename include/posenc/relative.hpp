@@ -46,9 +46,11 @@ inline void check_t5_parameters(const char* who, Index num_buckets, Index max_di
           " must exceed the exact range num_buckets/", bidirectional ? 4 : 2, " = ", e);
 }
 
-/// Dense lookup over a range of integer keys when it is short, else none.
+/// Dense lookup over the integer keys lo .. hi when that range is short, else none. hi - lo
+/// of two relative distances can exceed int64 (positions 2^62 apart): such a range is sparse.
 inline bool dense_range(std::int64_t lo, std::int64_t hi, Index nq, Index nk) {
-  return hi - lo + 1 <= 4 * (nq + nk) + 4096;
+  if (!sub_fits(hi, lo)) return false;
+  return hi - lo < 4 * (nq + nk) + 4096;
 }
 
 }  // namespace detail
@@ -134,8 +136,10 @@ class T5Encoding {
     const std::int64_t lo = key_pos.min() - query_pos.max(), hi = key_pos.max() - query_pos.min();
     if (detail::dense_range(lo, hi, query_pos.size(), key_pos.size())) {
       b.rel_lo = lo;
-      b.values.resize(this->heads(), static_cast<Index>(hi - lo + 1));
-      for (std::int64_t r = lo; r <= hi; ++r) b.values.col(r - lo) = table_.row(bucket(r)).transpose();
+      b.values = detail::new_matrix<T>(this->heads(), static_cast<Index>(hi - lo + 1),
+                                       "T5Encoding: the bias lookup [H, distances]");
+      for (std::int64_t c = 0; c <= hi - lo; ++c)  // not r <= hi: hi may be INT64_MAX
+        b.values.col(c) = table_.row(bucket(lo + c)).transpose();
     }
     return b;
   }
@@ -145,7 +149,8 @@ class T5Encoding {
                  bool causal = false) const {
     detail::require(h >= 0 && h < heads(), "T5Encoding::bias: head h = ", h, " is outside [0, ",
                     heads(), ")");
-    Matrix<T> b(query_pos.size(), key_pos.size());
+    Matrix<T> b =
+        detail::new_matrix<T>(query_pos.size(), key_pos.size(), "T5Encoding::bias: [Nq, Nk]");
     for (Index i = 0; i < b.rows(); ++i)
       for (Index j = 0; j < b.cols(); ++j) {
         const std::int64_t rel = key_pos[j] - query_pos[i];
@@ -199,6 +204,9 @@ class ShawEncoding {
       const std::int64_t kk = enc->max_relative();
       return static_cast<Index>(std::clamp<std::int64_t>(k[j] - q[i], -kk, kk) + kk);
     }
+    // p_{j0} - p_i for contiguous positions: the relative distance at the row's first column
+    // (a difference of two positions, so it fits in int64).
+    std::int64_t run_start(Index i, Index j0) const { return (k.offset() + j0) - (q.offset() + i); }
     // s_ij += scale q_i . A_K[r(i, j)]
     void add(Index /*h*/, Index i0, Index j0, const ConstMatrixRef<T>& qt,
              const ConstMatrixRef<T>& /*kt*/, MatrixRef<T> s) const {
@@ -208,9 +216,11 @@ class ShawEncoding {
         // r = clamp(j + c, -K, K) + K along a row: a run at r = 0, a contiguous run, a run at 2K
         const std::int64_t kk = enc->max_relative(), cols = s.cols();
         for (Index i = 0; i < s.rows(); ++i) {
-          const std::int64_t c = k.offset() + j0 - q.offset() - i0 - i;
-          const std::int64_t lo_end = std::clamp<std::int64_t>(-kk - c + 1, 0, cols);
-          const std::int64_t mid_end = std::clamp<std::int64_t>(kk - c, lo_end, cols);
+          const std::int64_t c = run_start(i0 + i, j0);
+          const std::int64_t lo_end = std::clamp<std::int64_t>(
+              detail::saturating_add(detail::saturating_sub(-kk, c), 1), 0, cols);
+          const std::int64_t mid_end =
+              std::clamp<std::int64_t>(detail::saturating_sub(kk, c), lo_end, cols);
           const T* a = qa.row(i).data();
           T* row = s.row(i).data();
           for (std::int64_t j = 0; j < lo_end; ++j) row[j] += a[0];
@@ -229,9 +239,11 @@ class ShawEncoding {
       if (q.contiguous() && k.contiguous()) {  // the three runs of add() above
         const std::int64_t kk = enc->max_relative(), cols = p.cols();
         for (Index i = 0; i < p.rows(); ++i) {
-          const std::int64_t c = k.offset() + j0 - q.offset() - i0 - i;
-          const std::int64_t lo_end = std::clamp<std::int64_t>(-kk - c + 1, 0, cols);
-          const std::int64_t mid_end = std::clamp<std::int64_t>(kk - c, lo_end, cols);
+          const std::int64_t c = run_start(i0 + i, j0);
+          const std::int64_t lo_end = std::clamp<std::int64_t>(
+              detail::saturating_add(detail::saturating_sub(-kk, c), 1), 0, cols);
+          const std::int64_t mid_end =
+              std::clamp<std::int64_t>(detail::saturating_sub(kk, c), lo_end, cols);
           T* wr = w.row(i).data();
           T lo_sum = 0, hi_sum = 0;
           for (std::int64_t j = 0; j < lo_end; ++j) lo_sum += p(i, j);
@@ -311,10 +323,12 @@ class TransformerXLEncoding {
   /// r_d = R_d W_R for each d in ds: [ds.size(), D].
   Matrix<T> relative_embeddings(const std::vector<std::int64_t>& ds) const {
     const Index d = w_r_.rows();
-    Matrix<T> r(static_cast<Index>(ds.size()), d);
+    const Index n = static_cast<Index>(ds.size());
+    const char* what = "TransformerXLEncoding: the relative embeddings [distances, D]";
+    Matrix<T> r = detail::new_matrix<T>(n, d, what);
     for (std::size_t i = 0; i < ds.size(); ++i)
       detail::sinusoid_row(static_cast<double>(ds[i]), inv_freq_, true, 1.0, r.row(static_cast<Index>(i)).data());
-    Matrix<T> out(r.rows(), d);
+    Matrix<T> out = detail::new_matrix<T>(n, d, what);
     out.noalias() = r * w_r_;
     return out;
   }
@@ -362,10 +376,16 @@ class TransformerXLEncoding {
           // contiguous run of g
           const std::int64_t cols = s.cols(), cl = enc->options_.clamp_len;
           for (Index i = 0; i < s.rows(); ++i) {
-            const std::int64_t e = q.offset() + i0 + i - k.offset() - j0;
-            // d >= cl for j <= e - cl; d <= -cl for j >= e + cl
-            const std::int64_t hi_end = cl < 0 ? 0 : std::clamp<std::int64_t>(e - cl + 1, 0, cols);
-            const std::int64_t mid_end = cl < 0 ? cols : std::clamp<std::int64_t>(e + cl, hi_end, cols);
+            // e = p_i - p_{j0}, a difference of two positions
+            const std::int64_t e = (q.offset() + i0 + i) - (k.offset() + j0);
+            // d >= cl for j <= e - cl; d <= -cl for j >= e + cl (bounds saturate, then clamp)
+            const std::int64_t hi_end =
+                cl < 0 ? 0
+                       : std::clamp<std::int64_t>(
+                             detail::saturating_add(detail::saturating_sub(e, cl), 1), 0, cols);
+            const std::int64_t mid_end =
+                cl < 0 ? cols
+                       : std::clamp<std::int64_t>(detail::saturating_add(e, cl), hi_end, cols);
             const T* gr = g.row(i).data();
             T* row = s.row(i).data();
             const T* ukp = uk.data();
@@ -396,9 +416,15 @@ class TransformerXLEncoding {
     const std::int64_t lo = clamp(query_pos.min() - key_pos.max());
     const std::int64_t hi = clamp(query_pos.max() - key_pos.min());
     if (detail::dense_range(lo, hi, query_pos.size(), key_pos.size())) {
-      for (std::int64_t d = lo; d <= hi; ++d) b.ds.push_back(d);
+      for (std::int64_t c = 0; c <= hi - lo; ++c) b.ds.push_back(lo + c);
     } else {
+      // Sparse positions: one embedding per distinct distance (at most Nq Nk of them).
       b.dense = false;
+      const std::int64_t pairs = detail::checked_elements(
+          query_pos.size(), key_pos.size(), "TransformerXLEncoding: the distances [Nq, Nk]");
+      detail::allocate(
+          pairs, 8, [&] { b.ds.reserve(static_cast<std::size_t>(pairs)); },
+          "TransformerXLEncoding: the distances [Nq, Nk]");
       for (Index i = 0; i < query_pos.size(); ++i)
         for (Index j = 0; j < key_pos.size(); ++j) b.ds.push_back(clamp(query_pos[i] - key_pos[j]));
       std::sort(b.ds.begin(), b.ds.end());

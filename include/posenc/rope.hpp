@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -68,8 +69,18 @@ class RotaryEncoding {
     base_inv_freq_.resize(static_cast<std::size_t>(half));
     for (Index i = 0; i < half; ++i)
       base_inv_freq_[static_cast<std::size_t>(i)] = std::pow(options_.base, -2.0 * i / r);
-    static_inv_freq_ = compute_inv_freq(0, false);
-    if (options_.scaling == RopeScaling::longrope) long_inv_freq_ = compute_inv_freq(0, true);
+    static_inv_freq_ = compute_inv_freq(0.0, false);
+    check_derived(static_inv_freq_, options_.scaling == RopeScaling::longrope ? "short" : "");
+    if (options_.scaling == RopeScaling::longrope) {
+      long_inv_freq_ = compute_inv_freq(0.0, true);
+      check_derived(long_inv_freq_, "long");
+    }
+    const double af = attention_factor();
+    detail::require(std::isfinite(af) && af > 0.0 &&
+                        af <= static_cast<double>(std::numeric_limits<T>::max()),
+                    "RotaryEncoding: the attention factor ", af,
+                    " must be finite, > 0 and representable in the scalar type (at most ",
+                    static_cast<double>(std::numeric_limits<T>::max()), ")");
   }
 
   Index head_dim() const { return head_dim_; }
@@ -79,7 +90,8 @@ class RotaryEncoding {
   /// The effective inv_freq for a call whose largest position is max_position
   /// (only dynamic and longrope depend on it).
   std::vector<double> inv_freq(std::int64_t max_position = 0) const {
-    if (options_.scaling == RopeScaling::dynamic) return compute_inv_freq(max_position + 1, false);
+    if (options_.scaling == RopeScaling::dynamic)
+      return compute_inv_freq(static_cast<double>(max_position) + 1.0, false);
     if (options_.scaling == RopeScaling::longrope && uses_long(max_position)) return long_inv_freq_;
     return static_inv_freq_;
   }
@@ -105,18 +117,20 @@ class RotaryEncoding {
   /// R dimensions rotate, the rest pass through.
   void rotate(MatrixRef<T> x, const Positions& pos, Index heads) const {
     detail::require(heads > 0, "RotaryEncoding: heads = ", heads, " must be > 0");
-    detail::require(x.rows() == pos.size() && x.cols() == heads * head_dim_,
+    const Index width = detail::checked_mul(heads, head_dim_, "RotaryEncoding: heads * head_dim");
+    detail::require(x.rows() == pos.size() && x.cols() == width,
                     "RotaryEncoding: input is [", x.rows(), ", ", x.cols(), "], expected [",
-                    pos.size(), ", ", heads * head_dim_, "] (positions x heads*head_dim, heads = ",
+                    pos.size(), ", ", width, "] (positions x heads*head_dim, heads = ",
                     heads, ", head_dim = ", head_dim_, ")");
     if (pos.empty()) return;
     const std::int64_t pmax = pos.max();
-    const bool dyn_long = options_.scaling == RopeScaling::dynamic &&
-                          pmax + 1 > *options_.original_max_positions;
+    const bool dyn_long = options_.scaling == RopeScaling::dynamic && uses_long(pmax);
     const bool long_set = options_.scaling == RopeScaling::longrope && uses_long(pmax);
     const std::vector<double>& freq = long_set ? long_inv_freq_ : static_inv_freq_;
     const double af = attention_factor();
-    if (!dyn_long) {
+    // Rows 0 .. pmax are cached when they fit under the cap (pmax < max_extent keeps pmax + 1
+    // and the row offsets far from overflow; the cap itself is smaller).
+    if (!dyn_long && pmax < max_extent) {
       auto& cache = long_set ? long_cache_ : cache_;
       auto table = cache.get(freq, static_cast<Index>(pmax) + 1, rotary_dim_,
                              [&](Index p0, Index p1, MatrixRef<T> out) {
@@ -136,7 +150,8 @@ class RotaryEncoding {
       }
     }
     // Uncached: a dynamic-NTK base for this call, or positions beyond the cache cap.
-    const std::vector<double> f = dyn_long ? compute_inv_freq(pmax + 1, false) : freq;
+    const std::vector<double> f =
+        dyn_long ? compute_inv_freq(static_cast<double>(pmax) + 1.0, false) : freq;
     Vector<T> cs(rotary_dim_);
     for (Index i = 0; i < pos.size(); ++i) {
       cos_sin_row(static_cast<double>(pos[i]), f, af, cs.data());
@@ -160,13 +175,24 @@ class RotaryEncoding {
  private:
   static double yarn_g(double s, double m) { return s <= 1.0 ? 1.0 : 0.1 * m * std::log(s) + 1.0; }
 
+  // L = max_position + 1 > M, written so that max_position = INT64_MAX does not wrap.
   bool uses_long(std::int64_t max_position) const {
-    return max_position + 1 > *options_.original_max_positions;
+    return max_position >= *options_.original_max_positions;
+  }
+
+  // Derived frequencies must be finite and > 0 (a factor of 1e-320 passes the check of the
+  // factor itself and turns inv_freq / factor into inf).
+  void check_derived(const std::vector<double>& f, const char* set) const {
+    for (std::size_t i = 0; i < f.size(); ++i)
+      detail::require(std::isfinite(f[i]) && f[i] > 0.0, "RotaryEncoding: the derived ", set,
+                      *set ? " " : "", "inv_freq[", i, "] = ", f[i],
+                      " is not finite and > 0 (check base and factor)");
   }
 
   void validate() const {
     const RotaryOptions& o = options_;
     detail::require(head_dim_ > 0, "RotaryEncoding: head_dim = ", head_dim_, " must be > 0");
+    detail::require_extent(head_dim_, "RotaryEncoding: head_dim");
     const Index r = o.rotary_dim == 0 ? head_dim_ : o.rotary_dim;
     detail::require(r > 0 && r % 2 == 0 && r <= head_dim_, "RotaryEncoding: rotary_dim = ", r,
                     " must be even and in [2, head_dim = ", head_dim_, "]");
@@ -248,7 +274,7 @@ class RotaryEncoding {
   }
 
   // inv_freq after scaling, for a call of length L (dynamic) or the long set (longrope).
-  std::vector<double> compute_inv_freq(std::int64_t L, bool long_set) const {
+  std::vector<double> compute_inv_freq(double L, bool long_set) const {
     const RotaryOptions& o = options_;
     const double r = static_cast<double>(rotary_dim_);
     const std::size_t half = base_inv_freq_.size();
@@ -266,7 +292,7 @@ class RotaryEncoding {
         break;
       case RopeScaling::dynamic: {  // base' = base * (factor*L/M - (factor-1))^(R/(R-2)) if L > M
         const double m = static_cast<double>(*o.original_max_positions);
-        const double len = static_cast<double>(L);
+        const double len = L;
         if (len > m)
           with_base(o.base * std::pow(*o.factor * len / m - (*o.factor - 1.0), r / (r - 2.0)));
         break;

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "detail/row_cache.hpp"
@@ -39,8 +40,11 @@ class SinusoidalEncoding {
                     " must be positive and even");
     detail::require(std::isfinite(options.base) && options.base > 0.0,
                     "SinusoidalEncoding: base = ", options.base, " must be finite and > 0");
-    detail::require(std::isfinite(options.scale), "SinusoidalEncoding: scale = ", options.scale,
-                    " must be finite");
+    detail::require_extent(dim, "SinusoidalEncoding: dim");
+    detail::require(std::isfinite(options.scale) &&
+                        std::abs(options.scale) <= static_cast<double>(std::numeric_limits<T>::max()),
+                    "SinusoidalEncoding: scale = ", options.scale,
+                    " must be finite and representable in the scalar type");
     if (options.frequencies == SinusoidalFrequencies::log_timescale) {
       detail::require(dim >= 4, "SinusoidalEncoding: dim = ", dim,
                       " must be >= 4 for log_timescale frequencies");
@@ -48,7 +52,9 @@ class SinusoidalEncoding {
     } else {
       inv_freq_ = detail::vaswani_inv_freq(dim, options.base);
     }
-    build_rotation();
+    for (std::size_t i = 0; i < inv_freq_.size(); ++i)
+      detail::require(std::isfinite(inv_freq_[i]), "SinusoidalEncoding: inv_freq[", i, "] = ",
+                      inv_freq_[i], " is not finite (base = ", options.base, ")");
   }
 
   Index dim() const { return dim_; }
@@ -65,7 +71,7 @@ class SinusoidalEncoding {
       row(static_cast<double>(pos[i]), 1.0, out.row(i).data());
   }
   Matrix<T> table(const Positions& pos) const {
-    Matrix<T> out(pos.size(), dim_);
+    Matrix<T> out = detail::new_matrix<T>(pos.size(), dim_, "SinusoidalEncoding::table: [N, D]");
     table(pos, out);
     return out;
   }
@@ -92,7 +98,13 @@ class SinusoidalEncoding {
           for (Index s = s0; s < s1; ++s)
             seed_row(s, out.row(s - s0).data());
         });
-    if (!seeds) {
+    // The 2K rotation rows are built on first use (their size is 32 D, whatever N is).
+    auto rotation = seeds ? rotation_.get(inv_freq_, 2 * block, dim_,
+                                          [this](Index, Index, MatrixRef<T> out) {
+                                            rotation_rows(out);
+                                          }, true)
+                          : nullptr;
+    if (!seeds || !rotation) {
       Vector<T> r(dim_);
       for (Index i = 0; i < n; ++i) {
         row(static_cast<double>(pos[i]), options_.scale, r.data());
@@ -101,6 +113,7 @@ class SinusoidalEncoding {
       return;
     }
     const Matrix<T>& seed = seeds->rows;
+    const Matrix<T>& rot = rotation->rows;
     const bool parallel = n > 1 && n * dim_ >= (Index(1) << 17);
     (void)parallel;
     if (pos.contiguous()) {
@@ -121,7 +134,7 @@ class SinusoidalEncoding {
           for (Index i = i0; i < i1; ++i) {
             const Index j = static_cast<Index>(off) + i - s * block;
             add_rotated(x.row(i).data() + c0, p + c0, p + dim_ + c0,
-                        rotation_.row(2 * j).data() + c0, rotation_.row(2 * j + 1).data() + c0, w);
+                        rot.row(2 * j).data() + c0, rot.row(2 * j + 1).data() + c0, w);
           }
         }
       }
@@ -132,8 +145,8 @@ class SinusoidalEncoding {
       for (Index i = 0; i < n; ++i) {
         const Index s = static_cast<Index>(pos[i] / block), j = static_cast<Index>(pos[i] % block);
         const T* p = seed.row(s).data();
-        add_rotated(x.row(i).data(), p, p + dim_, rotation_.row(2 * j).data(),
-                    rotation_.row(2 * j + 1).data(), dim_);
+        add_rotated(x.row(i).data(), p, p + dim_, rot.row(2 * j).data(),
+                    rot.row(2 * j + 1).data(), dim_);
       }
     }
   }
@@ -148,6 +161,7 @@ class SinusoidalEncoding {
   /// 0 disables caching: every row is then computed directly).
   void set_cache_limit(Index n) {
     cache_.set_max_elements(n);
+    rotation_.set_max_elements(n);
   }
 
  private:
@@ -182,14 +196,13 @@ class SinusoidalEncoding {
   }
 
   /// Rows 2j and 2j+1: cos(j w_i) and sin(j w_i), each at both columns of frequency i.
-  void build_rotation() {
-    rotation_.resize(2 * block, dim_);
+  void rotation_rows(MatrixRef<T> rotation) const {
     for (Index j = 0; j < block; ++j) {
       for (Index i = 0; i < dim_ / 2; ++i) {
         const double a = static_cast<double>(j) * inv_freq_[static_cast<std::size_t>(i)];
         const T c = static_cast<T>(std::cos(a)), sn = static_cast<T>(std::sin(a));
-        rotation_(2 * j, sin_col(i)) = rotation_(2 * j, cos_col(i)) = c;
-        rotation_(2 * j + 1, sin_col(i)) = rotation_(2 * j + 1, cos_col(i)) = sn;
+        rotation(2 * j, sin_col(i)) = rotation(2 * j, cos_col(i)) = c;
+        rotation(2 * j + 1, sin_col(i)) = rotation(2 * j + 1, cos_col(i)) = sn;
       }
     }
   }
@@ -204,8 +217,7 @@ class SinusoidalEncoding {
   Index dim_;
   SinusoidalOptions options_;
   std::vector<double> inv_freq_;
-  Matrix<T> rotation_;
-  detail::RowCache<T> cache_;
+  detail::RowCache<T> cache_, rotation_;
 };
 
 }  // namespace posenc

@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "detail/checked.hpp"
 #include "error.hpp"
 
 namespace posenc {
@@ -27,14 +28,29 @@ using ConstMatrixRef = Eigen::Ref<const Matrix<T>>;
 template <class T>
 using ConstVectorRef = Eigen::Ref<const Vector<T>>;
 
+namespace detail {
+/// An uninitialised [rows, cols] matrix: the library's allocations of user-sized buffers go
+/// through here, so a size beyond max_elements or an exhausted heap is a posenc::error naming
+/// the buffer, never std::bad_alloc, std::length_error or an Eigen assertion.
+template <class T, class... Names>
+Matrix<T> new_matrix(Index rows, Index cols, const Names&... what) {
+  const std::int64_t n = checked_elements(rows, cols, what...);
+  return allocate(
+      n, static_cast<std::int64_t>(sizeof(T)), [&] { return Matrix<T>(rows, cols); }, what...);
+}
+}  // namespace detail
+
 /// The positions p_i of N tokens: either offset + i (the common case) or an explicit list of
-/// non-negative integers (conventions.md, "Shapes and layout").
+/// non-negative integers (conventions.md, "Shapes and layout"). Every position is at most
+/// INT64_MAX: a block whose last position offset + n - 1 would exceed it is an error, so
+/// differences p_j - p_i of two positions always fit in int64.
 class Positions {
  public:
   /// Positions offset, offset + 1, ..., offset + n - 1.
   Positions(std::int64_t offset, Index n) : offset_(offset), size_(n) {
     detail::require(offset >= 0, "Positions: offset = ", offset, " must be >= 0");
     detail::require(n >= 0, "Positions: n = ", n, " must be >= 0");
+    if (n > 0) detail::checked_add(offset, n - 1, "Positions: the last position offset + n - 1");
   }
   /// Explicit positions, e.g. {5, 0, 17}.
   explicit Positions(std::vector<std::int64_t> positions)
@@ -65,17 +81,24 @@ class Positions {
   }
   /// Positions [start, start + n) of this block.
   Positions slice(Index start, Index n) const {
-    detail::require(start >= 0 && n >= 0 && start + n <= size_, "Positions::slice: [", start,
-                    ", ", start + n, ") is outside [0, ", size_, ")");
+    detail::require(start >= 0 && n >= 0 && start <= size_ && n <= size_ - start,
+                    "Positions::slice: start = ", start, ", n = ", n, " is outside [0, ", size_,
+                    ")");
     if (!explicit_) return Positions(offset_ + start, n);
     return Positions(std::vector<std::int64_t>(list_.begin() + start, list_.begin() + start + n));
   }
   /// The concatenation of this block and `next` (e.g. cached keys followed by new tokens).
   Positions append(const Positions& next) const {
-    if (!explicit_ && !next.explicit_ && (size_ == 0 || next.offset_ == offset_ + size_))
-      return size_ == 0 ? next : Positions(offset_, size_ + next.size_);
+    const Index total = detail::checked_add(size_, next.size_, "Positions::append: n + next.n");
+    if (size_ == 0) return next;
+    if (next.size_ == 0) return *this;
+    if (!explicit_ && !next.explicit_ && next.offset_ - offset_ == size_)
+      return Positions(offset_, total);
+    detail::require(total <= max_elements, "Positions::append: ", total,
+                    " explicit positions are more than the limit 2^36");
     std::vector<std::int64_t> all;
-    all.reserve(static_cast<std::size_t>(size_ + next.size_));
+    detail::allocate(
+        total, 8, [&] { all.reserve(static_cast<std::size_t>(total)); }, "Positions::append");
     for (Index i = 0; i < size_; ++i) all.push_back((*this)[i]);
     for (Index i = 0; i < next.size_; ++i) all.push_back(next[i]);
     return Positions(std::move(all));

@@ -27,13 +27,14 @@ class RowCache {
   static constexpr Index default_max_elements = Index(1) << 24;
 
   RowCache() = default;
-  RowCache(const RowCache& other) : table_(other.snapshot()), max_elements_(other.max_elements_) {}
+  RowCache(const RowCache& other) : table_(other.snapshot()), max_elements_(other.max_elements()) {}
   RowCache& operator=(const RowCache& other) {
     if (this != &other) {
       auto t = other.snapshot();
+      const Index cap = other.max_elements();
       std::lock_guard<std::mutex> lock(mutex_);
       table_ = std::move(t);
-      max_elements_ = other.max_elements_;
+      max_elements_ = cap;
     }
     return *this;
   }
@@ -42,26 +43,32 @@ class RowCache {
     std::lock_guard<std::mutex> lock(mutex_);
     max_elements_ = n;
   }
-  Index max_elements() const { return max_elements_; }
+  Index max_elements() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return max_elements_;
+  }
 
   /// A table for `key` with at least `needed` rows of `width` columns, or nullptr when that
   /// would exceed the cap. fill(p0, p1, out) writes the rows of positions [p0, p1) into out.
+  /// `exact`: allocate exactly `needed` rows (a fixed-size table) instead of growing
+  /// geometrically.
   template <class Fill>
   std::shared_ptr<const Table> get(const std::vector<double>& key, Index needed, Index width,
-                                   Fill&& fill) const {
-    if (width <= 0 || needed > max_elements_ / width) return nullptr;
+                                   Fill&& fill, bool exact = false) const {
     std::lock_guard<std::mutex> lock(mutex_);
+    if (width <= 0 || needed > max_elements_ / width) return nullptr;
     if (table_ && table_->key == key && table_->rows.rows() >= needed &&
         table_->rows.cols() == width)
       return table_;
     const bool extend = table_ && table_->key == key && table_->rows.cols() == width;
     const Index old_rows = extend ? table_->rows.rows() : 0;
     // Geometric growth keeps token-by-token decoding amortised O(1) per position.
-    const Index rows = std::min(std::max({needed, 2 * old_rows, Index(64)}),
-                                std::max(needed, max_elements_ / width));
+    const Index rows = exact ? needed
+                             : std::min(std::max({needed, 2 * old_rows, Index(64)}),
+                                        std::max(needed, max_elements_ / width));
     auto t = std::make_shared<Table>();
     t->key = key;
-    t->rows.resize(rows, width);
+    t->rows = new_matrix<T>(rows, width, "position cache");
     if (old_rows > 0) t->rows.topRows(old_rows) = table_->rows;
     fill(old_rows, rows, t->rows.bottomRows(rows - old_rows));
     table_ = t;
