@@ -13,10 +13,15 @@ function(posenc_target_warnings tgt)
   endif()
 endfunction()
 
-# ASan + UBSan when POSENC_SANITIZE is ON.
+# ASan + UBSan when POSENC_SANITIZE is ON; ThreadSanitizer when POSENC_SANITIZE_THREAD is ON.
 function(posenc_target_sanitize tgt)
+  set(flags)
   if(POSENC_SANITIZE)
     set(flags -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all)
+  elseif(POSENC_SANITIZE_THREAD)
+    set(flags -fsanitize=thread -fno-omit-frame-pointer)
+  endif()
+  if(flags)
     target_compile_options(${tgt} PRIVATE ${flags})
     get_target_property(type ${tgt} TYPE)
     if(NOT type STREQUAL "OBJECT_LIBRARY")

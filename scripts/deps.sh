@@ -4,6 +4,9 @@
 set -euo pipefail
 
 POSENC_DEPS=(g++ cmake make libeigen3-dev catch2 libbenchmark-dev python3 python3-numpy libcli11-dev libstb-dev)
+# Scripts that need more (the sanitizer and fuzzing builds) name it before sourcing this file.
+read -r -a posenc_extra_deps <<<"${POSENC_EXTRA_DEPS:-}"
+POSENC_DEPS+=("${posenc_extra_deps[@]}")
 
 posenc_install_deps() {
   local missing=() pkg status

@@ -430,7 +430,8 @@ Matrix<typename E::Scalar> attention(const ConstMatrixRef<typename E::Scalar>& x
 }
 
 /// Keys (after rotation) and values of the tokens seen so far, with their positions, for
-/// incremental decoding. Capacity grows geometrically.
+/// incremental decoding. Capacity grows geometrically. A cache belongs to one caller at a
+/// time (attention_step appends to it); the encoder and weights it is used with may be shared.
 template <class T>
 class KVCache {
  public:
@@ -527,7 +528,8 @@ void attention_step(const ConstMatrixRef<typename E::Scalar>& x_new,
   detail::write_output<T>(o, wo, y);
 }
 
-/// Weights, encoder and options of one attention layer, for repeated calls.
+/// Weights, encoder and options of one attention layer, for repeated calls. The const
+/// members may run on several threads at once (each call may itself use OpenMP threads).
 template <class E>
 class MultiHeadAttention {
  public:

@@ -26,6 +26,17 @@
 //
 // A user-defined encoder is one small class with the hooks it needs; see
 // examples/custom_encoder.cpp.
+//
+// Sharing between threads: every const member function of the built-in encoders may run on
+// any number of threads at once, on one object (the position caches inside are synchronised
+// and never freed under a reader); non-const members (set_cache_limit, the writable table(),
+// sgd_step, assignment) need the object to themselves. Hooks of a user-defined encoder are
+// called concurrently from the kernel's OpenMP threads and must allow the same.
+//
+// Non-finite values: parameters (bases, factors, scales, tables) and the values derived from
+// them (inv_freq, attention factors) are checked when an encoder is built and must be finite;
+// tensor data passed to a call (inputs, weights, caches) is not scanned: NaN and Inf
+// propagate through the arithmetic per IEEE 754 and are never reported as masking.
 #pragma once
 
 #include <type_traits>

@@ -68,7 +68,7 @@ class RotaryEncoding {
     const double r = static_cast<double>(rotary_dim_);
     base_inv_freq_.resize(static_cast<std::size_t>(half));
     for (Index i = 0; i < half; ++i)
-      base_inv_freq_[static_cast<std::size_t>(i)] = std::pow(options_.base, -2.0 * i / r);
+      base_inv_freq_[static_cast<std::size_t>(i)] = std::pow(options_.base, -2.0 * static_cast<double>(i) / r);
     static_inv_freq_ = compute_inv_freq(0.0, false);
     check_derived(static_inv_freq_, options_.scaling == RopeScaling::longrope ? "short" : "");
     if (options_.scaling == RopeScaling::longrope) {

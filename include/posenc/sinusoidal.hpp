@@ -121,7 +121,7 @@ class SinusoidalEncoding {
       // rotation rows of the tile in L1 while X streams through once.
       const std::int64_t off = pos.offset();
       const Index s_first = static_cast<Index>(off / block);
-      const Index s_last = static_cast<Index>((off + n - 1) / block);
+      const Index s_last = static_cast<Index>((off + (n - 1)) / block);
 #if defined(_OPENMP)
 #pragma omp parallel for schedule(static) if (parallel && s_last > s_first)
 #endif

@@ -72,7 +72,7 @@ class Positions {
   /// Largest position (-1 when empty).
   std::int64_t max() const {
     if (size_ == 0) return -1;
-    return explicit_ ? *std::max_element(list_.begin(), list_.end()) : offset_ + size_ - 1;
+    return explicit_ ? *std::max_element(list_.begin(), list_.end()) : offset_ + (size_ - 1);
   }
   /// Smallest position (-1 when empty).
   std::int64_t min() const {

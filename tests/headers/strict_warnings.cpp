@@ -1,0 +1,45 @@
+// Every class and attention entry point of the library instantiated for float and double, so
+// that the strict-warning tests (tests/CMakeLists.txt: -Wall -Wextra -Wconversion -Wshadow
+// -Werror, with GCC and with Clang) see every template body of the headers.
+#include <posenc/posenc.hpp>
+
+#define POSENC_INSTANTIATE(T)                      \
+  template class posenc::SinusoidalEncoding<T>;    \
+  template class posenc::LearnedEncoding<T>;       \
+  template class posenc::RotaryEncoding<T>;        \
+  template class posenc::AlibiEncoding<T>;         \
+  template class posenc::T5Encoding<T>;            \
+  template class posenc::ShawEncoding<T>;          \
+  template class posenc::TransformerXLEncoding<T>; \
+  template class posenc::KVCache<T>;
+POSENC_INSTANTIATE(float)
+POSENC_INSTANTIATE(double)
+template <class E>
+void instantiate_attention() {
+  using T = typename E::Scalar;
+  posenc::Matrix<T> x, w, y;
+  posenc::AttentionOptions<T> o;
+  posenc::KVCache<T> c;
+  const E* e = nullptr;
+  posenc::attention(x, w, w, w, w, *e, o, y);
+  posenc::attention_step(x, w, w, w, w, *e, o, c, y);
+  posenc::MultiHeadAttention<E> m(w, w, w, w, *e, o);
+  (void)m(x);
+}
+template void instantiate_attention<posenc::NoEncoding<float>>();
+template void instantiate_attention<posenc::SinusoidalEncoding<float>>();
+template void instantiate_attention<posenc::LearnedEncoding<float>>();
+template void instantiate_attention<posenc::RotaryEncoding<float>>();
+template void instantiate_attention<posenc::AlibiEncoding<float>>();
+template void instantiate_attention<posenc::T5Encoding<float>>();
+template void instantiate_attention<posenc::ShawEncoding<float>>();
+template void instantiate_attention<posenc::TransformerXLEncoding<float>>();
+template void instantiate_attention<posenc::NoEncoding<double>>();
+template void instantiate_attention<posenc::SinusoidalEncoding<double>>();
+template void instantiate_attention<posenc::LearnedEncoding<double>>();
+template void instantiate_attention<posenc::RotaryEncoding<double>>();
+template void instantiate_attention<posenc::AlibiEncoding<double>>();
+template void instantiate_attention<posenc::T5Encoding<double>>();
+template void instantiate_attention<posenc::ShawEncoding<double>>();
+template void instantiate_attention<posenc::TransformerXLEncoding<double>>();
+int main() {}
