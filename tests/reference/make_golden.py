@@ -9,6 +9,7 @@ Random inputs: float64 standard normal (projection weights scaled by 1/sqrt(D_in
 rounded to float32 and stored as float64. Outputs: float64, computed in float64.
 Integer arrays: int64. Multi-head tensors: [N, H, Dh] row-major.
 """
+import decimal
 import math
 import pathlib
 
@@ -452,6 +453,764 @@ def gen_attention():
          "Y, H=3, Dh=8, scale 1/sqrt(8): RoPE half, R=8, base 10000, offset 2, bidir")
 
 
+# ================================================================ §6b layers of real models
+# An attention layer as §6 + §6b state it: H query heads, Hkv key/value heads, head width Dh,
+# optional biases, visibility by positions and segments, sinks and logit soft-capping.
+# Written from conventions.md alone; the encoders' own parameters (inv_freq, slopes, buckets)
+# come from the §1-§5 functions above, which the other golden files test.
+
+_DEC = decimal.Context(prec=140)
+
+
+def _decimal_pi():
+    """pi to 140 digits (the recipe of Python's decimal documentation)."""
+    c = _DEC.copy()
+    c.prec += 4
+    three = decimal.Decimal(3)
+    lasts, t, s, n, na, d, da = 0, three, three, 1, 0, 0, 24
+    while s != lasts:
+        lasts = s
+        n, na = n + na, na + 8
+        d, da = d + da, da + 32
+        t = c.divide(c.multiply(t, n), d)
+        s = c.add(s, t)
+    return _DEC.plus(s)
+
+
+_TWO_PI = _DEC.multiply(2, _decimal_pi())
+assert abs(float(_TWO_PI) - 2 * math.pi) == 0.0
+
+
+def exact_angles(pos, inv_freq):
+    """theta[..., f] = pos * inv_freq[f] reduced to [0, 2*pi), then rounded once to float64.
+
+    The product of the integer position and the float64 frequency is formed exactly and reduced
+    with a 140-digit 2*pi ("reduce exactly", §1): for positions < 2^20 this equals the float64
+    product to ~1e-10 rad, and at 2^40 it is the value a float64 product misses by up to 2^-13
+    rad. (The angle's condition number with respect to inv_freq is still p*inv_freq: a frequency
+    one ulp away moves the angle by ~1e-4 rad at p = 2^40, see README.)"""
+    pos = np.asarray(pos, dtype=np.int64)
+    fd = [decimal.Decimal(float(f)) for f in np.asarray(inv_freq, dtype=np.float64)]
+    uniq, inverse = np.unique(pos.ravel(), return_inverse=True)
+    table = np.empty((uniq.size, len(fd)))
+    for a, p in enumerate(uniq):
+        pd = decimal.Decimal(int(p))
+        for b, f in enumerate(fd):
+            x = _DEC.multiply(pd, f)
+            r = _DEC.subtract(x, _DEC.multiply(_DEC.divide_int(x, _TWO_PI), _TWO_PI))
+            if r < 0:
+                r = _DEC.add(r, _TWO_PI)
+            table[a, b] = float(r)
+    return table[inverse].reshape(pos.shape + (len(fd),))
+
+
+def layer_sinusoid(pos, D, layout, base):
+    """§1 PE (vaswani frequencies) at exactly reduced angles -> pos.shape + (D,)."""
+    th = exact_angles(pos, sin_inv_freq(D, base))
+    out = np.empty(th.shape[:-1] + (D,))
+    if layout == "interleaved":
+        out[..., 0::2], out[..., 1::2] = np.sin(th), np.cos(th)
+    else:
+        assert layout == "split"
+        out[..., : D // 2], out[..., D // 2:] = np.sin(th), np.cos(th)
+    return out
+
+
+def layer_rope_params(enc, pos):
+    """(inv_freq [R/2], attention factor) of a rope encoder spec at these positions (§3)."""
+    R, base, sc = enc["rotary_dim"], float(enc["base"]), enc["scaling"]
+    L = int(np.max(pos)) + 1                     # the largest position in the call + 1
+    if sc == "none":
+        return rope_inv_freq(R, base), 1.0
+    if sc == "linear":
+        return inv_freq_linear(R, base, enc["factor"]), 1.0
+    if sc == "dynamic":
+        return inv_freq_dynamic(R, base, enc["factor"], enc["original_max_positions"], L), 1.0
+    if sc == "yarn":
+        inv = inv_freq_yarn(R, base, enc["factor"], enc["original_max_positions"],
+                            enc["beta_fast"], enc["beta_slow"], bool(enc["truncate"]))
+        af = enc["attention_factor"]
+        return inv, yarn_attention_factor(enc["factor"], None if af == "default" else af)
+    if sc == "llama3":
+        return inv_freq_llama3(R, base, enc["factor"], enc["low_freq_factor"],
+                               enc["high_freq_factor"], enc["original_max_positions"]), 1.0
+    if sc == "longrope":
+        M = enc["original_max_positions"]
+        f = enc["rope_long_factors"] if L > M else enc["rope_short_factors"]
+        return inv_freq_longrope(R, base, f), longrope_attention_factor(enc["factor"], M)
+    raise ValueError(sc)
+
+
+def layer_rope_rotate(x, pos, inv_freq, layout, attn_factor):
+    """x [N, heads, Dh]: rotate dims [0, R) of every head by p_i * inv_freq (§3); rest pass."""
+    R = 2 * len(inv_freq)
+    assert R <= x.shape[2]
+    th = exact_angles(pos, inv_freq)[:, None, :]              # [N, 1, R/2]
+    c, s = np.cos(th), np.sin(th)
+    if layout == "half":
+        a_idx, b_idx = np.arange(R // 2), R // 2 + np.arange(R // 2)
+    else:
+        assert layout == "interleaved"
+        a_idx, b_idx = 2 * np.arange(R // 2), 2 * np.arange(R // 2) + 1
+    a, b = x[:, :, a_idx], x[:, :, b_idx]
+    out = x.copy()
+    out[:, :, a_idx] = attn_factor * (a * c - b * s)
+    out[:, :, b_idx] = attn_factor * (b * c + a * s)
+    return out
+
+
+def layer_visibility(pos, causal=False, window=0, chunk=0, seg=None):
+    """vis[i, j]: key j visible to query i (§6b); every rule that applies must hold."""
+    pi, pj = pos[:, None], pos[None, :]
+    vis = np.ones((pos.size, pos.size), dtype=bool)
+    if causal:
+        vis &= pj <= pi
+    if window:
+        vis &= (pi - pj < window) if causal else (np.abs(pi - pj) < window)
+    if chunk:
+        vis &= (pi // chunk) == (pj // chunk)                  # positions are >= 0
+    if seg is not None:
+        vis &= (seg[:, None] == seg[None, :]) & (seg[:, None] >= 0) & (seg[None, :] >= 0)
+    return vis
+
+
+def layer_check_angles():
+    """exact_angles: its 2*pi against Machin's formula in integer arithmetic; the shift rule
+    theta(p0 + i) = theta(p0) + theta(i) (mod 2*pi) to 1e-13 at p0 = 2^40 (a float64 product
+    p*inv_freq misses it by up to 2^-13 rad there); and the float64 product at p < 2^20."""
+    def arctan_inv(x, one):                    # one * atan(1/x), integer fixed point
+        total = term = one // x
+        n, sign = 1, 1
+        while term:
+            term //= x * x
+            n, sign = n + 2, -sign
+            total += sign * (term // n)
+        return total
+    one = 10 ** 135
+    pi_machin = 4 * (4 * arctan_inv(5, one) - arctan_inv(239, one))
+    pi_dec = int(_DEC.to_integral_value(_DEC.scaleb(_decimal_pi(), 135)))
+    assert abs(pi_machin - pi_dec) < 1000, (pi_machin, pi_dec)
+    freqs = np.concatenate([rope_inv_freq(8), rope_inv_freq(10, 500000.0),
+                            sin_inv_freq(24), inv_freq_llama3(8, 500000.0)])
+    i = np.arange(41, dtype=np.int64)
+    for p0 in (HUGE, HUGE + 12345, 2 ** 52 + 7):
+        a = exact_angles(p0 + i, freqs) - exact_angles(np.full_like(i, p0), freqs) \
+            - exact_angles(i, freqs)
+        wrapped = np.mod(a + math.pi, 2 * math.pi) - math.pi
+        assert np.abs(wrapped).max() < 1e-13, (p0, np.abs(wrapped).max())
+    small = np.array([0, 1, 2, 17, 1000, 65537, 1048575, 1048576], dtype=np.int64)
+    th = exact_angles(small, freqs)
+    naive = small[:, None].astype(np.float64) * freqs[None, :]
+    np.testing.assert_allclose(np.cos(th), np.cos(naive), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(np.sin(th), np.sin(naive), rtol=0, atol=1e-9)
+    assert (th >= 0).all() and (th < 2 * math.pi).all()
+
+
+def layer_attention(x, wq, wk, wv, wo, H, Hkv, Dh, pos, enc, bq=None, bk=None, bv=None,
+                    bo=None, scale=None, causal=False, window=0, chunk=0, seg=None, sinks=None,
+                    softcap=0.0):
+    """One attention layer (§6, §6b). enc: dict with "encoder" in none, sinusoidal, learned,
+    rope, alibi, t5, shaw, xl, its parameters and arrays (learned_table, t5_table, shaw_ak,
+    shaw_av, xl_u, xl_v, xl_wr, rope_short_factors, rope_long_factors).
+    Returns q [N, H, Dh], k, v [N, Hkv, Dh], o [N, H*Dh] (before Wo), y [N, D]."""
+    N, D = x.shape
+    pos = np.asarray(pos, dtype=np.int64)
+    assert pos.shape == (N,) and (pos >= 0).all()
+    assert Hkv >= 1 and H % Hkv == 0
+    assert wq.shape == (D, H * Dh) and wk.shape == wv.shape == (D, Hkv * Dh)
+    assert wo.shape == (H * Dh, D)
+    kind = enc["encoder"]
+    scale = 1.0 / math.sqrt(Dh) if scale is None else float(scale)
+    if seg is not None:
+        seg = np.asarray(seg, dtype=np.int64)
+        assert seg.shape == (N,)
+
+    xin = x                                                    # additive encoders: X' = X + PE
+    if kind == "sinusoidal":
+        xin = x + layer_sinusoid(pos, D, enc["layout"], enc["base"])
+    elif kind == "learned":
+        rows = pos + enc["table_offset"]
+        assert rows.max() < enc["learned_table"].shape[0], "learned: p + table_offset >= L_max"
+        xin = x + enc["learned_table"][rows]
+
+    def project(W, b, heads):
+        out = xin @ W
+        if b is not None:
+            out = out + b
+        return out.reshape(N, heads, Dh)
+
+    q, k, v = project(wq, bq, H), project(wk, bk, Hkv), project(wv, bv, Hkv)
+    if kind == "rope":
+        inv, af = layer_rope_params(enc, pos)
+        q = layer_rope_rotate(q, pos, inv, enc["layout"], af)
+        k = layer_rope_rotate(k, pos, inv, enc["layout"], af)
+
+    dq = pos[:, None] - pos[None, :]                           # p_i - p_j (query minus key)
+    bias = None
+    if kind == "alibi":
+        m = alibi_slopes(H, enc["max_bias"])
+        bias = -m[:, None, None] * np.abs(dq).astype(np.float64)[None]
+    elif kind == "t5":
+        bk_ = t5_bucket(-dq, enc["num_buckets"], enc["max_distance"], bool(enc["bidirectional"]))
+        bias = np.moveaxis(enc["t5_table"][bk_], 2, 0)          # [H, N, N]
+    elif kind == "shaw":
+        K = enc["max_relative"]
+        r = np.clip(-dq, -K, K) + K                            # clip(p_j - p_i, -K, K) + K
+        AKr, AVr = enc["shaw_ak"][r], enc["shaw_av"][r]         # [N, N, Dh]
+    elif kind == "xl":
+        d = dq if not enc["clamp_len"] else np.clip(dq, -enc["clamp_len"], enc["clamp_len"])
+        ud, inv_d = np.unique(d, return_inverse=True)
+        Rd = layer_sinusoid(ud, D, "split", enc["base"]) @ enc["xl_wr"]    # [n_d, H*Dh]
+        rd = Rd[inv_d.reshape(N, N)].reshape(N, N, H, Dh)      # r_{d,h}
+    else:
+        assert kind in ("none", "sinusoidal", "learned", "rope"), kind
+
+    vis = layer_visibility(pos, causal, window, chunk, seg)
+    live = vis.any(axis=1)                                     # rows with a visible key
+    o = np.zeros((N, H, Dh))
+    for h in range(H):
+        g = (h * Hkv) // H                                     # kv head of query head h
+        qh, kg, vg = q[:, h], k[:, g], v[:, g]
+        if kind == "xl":
+            S = scale * ((qh + enc["xl_u"][h]) @ kg.T
+                         + np.einsum("id,ijd->ij", qh + enc["xl_v"][h], rd[:, :, h]))
+        else:
+            S = scale * (qh @ kg.T)
+        if kind == "shaw":
+            S = S + scale * np.einsum("id,ijd->ij", qh, AKr)
+        if bias is not None:
+            S = S + bias[h]
+        if softcap:
+            S = softcap * np.tanh(S / softcap)                 # whole score, before masking
+        S = np.where(vis, S, -np.inf)
+        P = np.zeros((N, N))
+        Sl = S[live]
+        mx = Sl.max(axis=1)
+        if sinks is not None:
+            mx = np.maximum(mx, sinks[h])
+        E = np.where(vis[live], np.exp(Sl - mx[:, None]), 0.0)
+        den = E.sum(axis=1)
+        if sinks is not None:
+            den = den + np.exp(sinks[h] - mx)                  # the sink joins the denominator
+        P[live] = E / den[:, None]
+        o[:, h] = P @ vg
+        if kind == "shaw":
+            o[:, h] += np.einsum("ij,ijd->id", P, AVr)
+    o = o.reshape(N, H * Dh)
+    y = o @ wo
+    if bo is not None:
+        y = y + bo
+    return dict(q=q, k=k, v=v, o=o, y=y)
+
+
+def layer_brute(q, k, v, pos, H, Hkv, scale, causal, window, chunk, seg, sinks, softcap,
+                extra):
+    """A second, scalar transcription of §6b's masked softmax (Python floats, loops), for the
+    checks: o [N, H, Dh] from q, k, v and an additive score term extra(h, i, j)."""
+    N, Dh = len(pos), q.shape[2]
+    o = np.zeros((N, H, Dh))
+    for h in range(H):
+        g = (h * Hkv) // H
+        for i in range(N):
+            pi = int(pos[i])
+            keys, logits = [], []
+            for j in range(N):
+                pj = int(pos[j])
+                if causal and pj > pi:
+                    continue
+                if window and causal and pi - pj >= window:
+                    continue
+                if window and not causal and abs(pi - pj) >= window:
+                    continue
+                if chunk and pi // chunk != pj // chunk:
+                    continue
+                if seg is not None and (seg[i] < 0 or seg[j] < 0 or seg[i] != seg[j]):
+                    continue
+                s = scale * math.fsum(float(q[i, h, c]) * float(k[j, g, c]) for c in range(Dh))
+                s += extra(h, i, j)
+                if softcap:
+                    s = softcap * math.tanh(s / softcap)
+                keys.append(j)
+                logits.append(s)
+            if not keys:
+                continue                                       # no visible key: O row 0
+            top = max(logits + ([float(sinks[h])] if sinks is not None else []))
+            w = [math.exp(s - top) for s in logits]
+            den = math.fsum(w) + (math.exp(float(sinks[h]) - top) if sinks is not None else 0.0)
+            for j, wj in zip(keys, w):
+                o[i, h] += (wj / den) * v[j, g]
+    return o
+
+
+def _close(a, b, what):
+    np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12, err_msg=what)
+
+
+LAYER_CASES = []   # (case, manifest line, description)
+HUGE = 2 ** 40
+
+
+def _gap_positions(seed, n, lo, hi, start=0):
+    """Strictly increasing positions start, start + g_1, ... with gaps g in [lo, hi]."""
+    g = np.random.default_rng(seed).integers(lo, hi + 1, n - 1)
+    return np.concatenate([[0], np.cumsum(g)]).astype(np.int64) + start
+
+
+def _mval(v):
+    if isinstance(v, (bool, np.bool_)):
+        return str(int(v))
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    if isinstance(v, float):
+        return repr(v)
+    s = str(v)
+    assert s and not any(ch.isspace() or ch == "=" for ch in s), s
+    return s
+
+
+ENC_KEYS = {
+    "none": [], "sinusoidal": ["layout", "base"], "learned": ["table_offset"],
+    "alibi": ["max_bias"], "t5": ["num_buckets", "max_distance", "bidirectional"],
+    "shaw": ["max_relative"], "xl": ["clamp_len", "base"],
+}
+ROPE_KEYS = {
+    "none": [], "linear": ["factor"], "dynamic": ["factor", "original_max_positions"],
+    "yarn": ["factor", "original_max_positions", "beta_fast", "beta_slow", "truncate",
+             "attention_factor"],
+    "llama3": ["factor", "original_max_positions", "low_freq_factor", "high_freq_factor"],
+    "longrope": ["factor", "original_max_positions"],
+}
+
+
+def layer_enc_inputs(enc, seed, D, H, Dh):
+    """Random parameter arrays of an encoder spec (keys named as their files)."""
+    kind, arrays = enc["encoder"], {}
+    if kind == "learned":
+        arrays["learned_table"] = rnd(seed, (enc["table_rows"], D))
+    elif kind == "t5":
+        arrays["t5_table"] = rnd(seed, (enc["num_buckets"], H))
+    elif kind == "shaw":
+        K = enc["max_relative"]
+        arrays["shaw_ak"] = rnd(seed, (2 * K + 1, Dh))
+        arrays["shaw_av"] = rnd(seed + 1, (2 * K + 1, Dh))
+    elif kind == "xl":
+        arrays["xl_u"] = rnd(seed, (H, Dh))
+        arrays["xl_v"] = rnd(seed + 1, (H, Dh))
+        arrays["xl_wr"] = rnd(seed + 2, (D, H * Dh), 1 / math.sqrt(D))
+    elif kind == "rope" and enc["scaling"] == "longrope":
+        R = enc["rotary_dim"]
+        for k, nm in enumerate(("rope_short_factors", "rope_long_factors")):
+            arrays[nm] = np.random.default_rng(seed + k).uniform(1, 5, R // 2) \
+                .astype(np.float32).astype(np.float64)
+    return arrays
+
+
+ARRAY_DESC = {
+    "x": "input X [N, D]", "wq": "Wq [D, H*Dh] (random/sqrt(D))",
+    "wk": "Wk [D, Hkv*Dh] (random/sqrt(D))", "wv": "Wv [D, Hkv*Dh] (random/sqrt(D))",
+    "wo": "Wo [H*Dh, D] (random/sqrt(H*Dh))", "bq": "bias bq [H*Dh]", "bk": "bias bk [Hkv*Dh]",
+    "bv": "bias bv [Hkv*Dh]", "bo": "bias bo [D]", "positions": "positions p [N]",
+    "segments": "segment ids [N] (negative = padding)", "sinks": "sink logits s_h [H]",
+    "learned_table": "learned table W [L_max, D]", "t5_table": "T5 table [num_buckets, H]",
+    "shaw_ak": "Shaw A_K [2K+1, Dh]", "shaw_av": "Shaw A_V [2K+1, Dh]",
+    "xl_u": "Transformer-XL u [H, Dh]", "xl_v": "Transformer-XL v [H, Dh]",
+    "xl_wr": "Transformer-XL W_R [D, H*Dh] (random/sqrt(D))",
+    "rope_short_factors": "longrope short factors [R/2] (uniform [1,5], float32-rounded)",
+    "rope_long_factors": "longrope long factors [R/2] (uniform [1,5], float32-rounded)",
+    "q": "output Q [N, H, Dh] after projection, bias and encoder",
+    "k": "output K [N, Hkv, Dh] after projection, bias and encoder",
+    "v": "output V [N, Hkv, Dh] after projection and bias",
+    "o": "output O [N, H*Dh], heads concatenated, before Wo",
+    "y": "output Y = O.Wo + bo [N, D]",
+    "rope_inv_freq": "effective RoPE inv_freq [R/2] at these positions (output)",
+}
+
+
+def layer_case(name, seed, D, H, Hkv, Dh, pos, enc, desc, causal=False, window=0, chunk=0,
+               seg=None, sinks=False, softcap=0.0, scale=None, biases=""):
+    """Make one layer case: random inputs, the reference, files, manifest line, per-case checks."""
+    pos = np.asarray(pos, dtype=np.int64)
+    N = pos.size
+    assert 5 <= N <= 40 and 8 <= D <= 48, name
+    inp = dict(x=rnd(seed, (N, D)),
+               wq=rnd(seed + 1, (D, H * Dh), 1 / math.sqrt(D)),
+               wk=rnd(seed + 2, (D, Hkv * Dh), 1 / math.sqrt(D)),
+               wv=rnd(seed + 3, (D, Hkv * Dh), 1 / math.sqrt(D)),
+               wo=rnd(seed + 4, (H * Dh, D), 1 / math.sqrt(H * Dh)))
+    width = dict(bq=H * Dh, bk=Hkv * Dh, bv=Hkv * Dh, bo=D)
+    for k, b in enumerate(("bq", "bk", "bv", "bo")):
+        if b[1] in biases:
+            inp[b] = rnd(seed + 5 + k, (width[b],))
+    inp["positions"] = pos
+    if seg is not None:
+        inp["segments"] = np.asarray(seg, dtype=np.int64)
+    if sinks:
+        inp["sinks"] = rnd(seed + 9, (H,))
+    encp = layer_enc_inputs(enc, seed + 10, D, H, Dh)
+    inp.update(encp)
+    encd = dict(enc, **encp)
+    kw = dict(bq=inp.get("bq"), bk=inp.get("bk"), bv=inp.get("bv"), bo=inp.get("bo"),
+              scale=scale, causal=causal, window=window, chunk=chunk, seg=inp.get("segments"),
+              sinks=inp.get("sinks"), softcap=softcap)
+    W = (inp["x"], inp["wq"], inp["wk"], inp["wv"], inp["wo"], H, Hkv, Dh, pos, encd)
+    out = layer_attention(*W, **kw)
+    if enc["encoder"] == "rope":
+        out["rope_inv_freq"] = layer_rope_params(encd, pos)[0]
+    layer_checks(name, W, kw, out)
+    for a, arr in list(inp.items()) + list(out.items()):
+        save(f"layer_{name}_{a}", arr, f"layer_{name}: {ARRAY_DESC[a]}")
+    head = dict(encoder=enc["encoder"], D=D, H=H, Hkv=Hkv, Dh=Dh, N=N, causal=causal,
+                window=window, chunk=chunk, softcap=float(softcap) if softcap else 0,
+                scale="default" if scale is None else float(scale),
+                has_bq="q" in biases, has_bk="k" in biases, has_bv="v" in biases,
+                has_bo="o" in biases, has_segments=seg is not None, has_sinks=sinks)
+    keys = ENC_KEYS.get(enc["encoder"]) or []
+    if enc["encoder"] == "rope":
+        keys = ["base", "rotary_dim", "layout", "scaling"] + ROPE_KEYS[enc["scaling"]]
+    head.update({key: enc[key] for key in keys})
+    line = name + " " + " ".join(f"{key}={_mval(val)}" for key, val in head.items())
+    LAYER_CASES.append((name, line, desc))
+    return inp, out
+
+
+def _kv_repeat(W, H, Hkv, Dh):
+    """Columns of the kv head floor(h*Hkv/H) for every query head h (Hugging Face repeat_kv)."""
+    cols = np.concatenate([np.arange(Dh) + ((h * Hkv) // H) * Dh for h in range(H)])
+    return W[..., cols]
+
+
+def layer_checks(name, W, kw, out):
+    """Per-case asserts (2)-(5) and (7) of the brief; run before any file is written."""
+    x, wq, wk, wv, wo, H, Hkv, Dh, pos, enc = W
+    N = pos.size
+    kind = enc["encoder"]
+    # (2) GQA / MQA = multi-head attention with K, V (and bk, bv) repeated per query head.
+    if Hkv < H:
+        kw2 = dict(kw)
+        for b in ("bk", "bv"):
+            if kw[b] is not None:
+                kw2[b] = _kv_repeat(kw[b], H, Hkv, Dh)
+        ref = layer_attention(x, wq, _kv_repeat(wk, H, Hkv, Dh), _kv_repeat(wv, H, Hkv, Dh), wo,
+                              H, H, Dh, pos, enc, **kw2)
+        for a in ("q", "o", "y"):
+            _close(out[a], ref[a], f"{name}: GQA {a} vs repeat_kv")
+        g = (np.arange(H) * Hkv) // H
+        _close(out["k"][:, g], ref["k"], f"{name}: GQA k vs repeat_kv")
+    # (3) sinks s_h = -inf equal no sinks.
+    if kw["sinks"] is not None:
+        a = layer_attention(*W, **dict(kw, sinks=np.full(H, -np.inf)))
+        b = layer_attention(*W, **dict(kw, sinks=None))
+        _close(a["o"], b["o"], f"{name}: sinks -inf vs none")
+        _close(a["y"], b["y"], f"{name}: sinks -inf vs none")
+    # (4) a window wider than every distance, a chunk > every position, all-equal segments
+    #     change nothing; (5) neither does a soft-cap of 1e9.
+    span = int(pos.max() - pos.min()) + 1
+    for key, big in (("window", span), ("chunk", int(pos.max()) + 1),
+                     ("seg", np.zeros(N, dtype=np.int64)), ("softcap", 1e9)):
+        a = layer_attention(*W, **dict(kw, **{key: big}))
+        b = layer_attention(*W, **dict(kw, **{key: 0 if key != "seg" else None}))
+        _close(a["o"], b["o"], f"{name}: {key}={big} vs none")
+        _close(a["y"], b["y"], f"{name}: {key}={big} vs none")
+    # Rows with no visible key (padding tokens) output exactly 0, and Y = bo there.
+    vis = layer_visibility(pos, kw["causal"], kw["window"], kw["chunk"], kw["seg"])
+    empty = ~vis.any(axis=1)
+    if kw["seg"] is not None:
+        assert np.array_equal(empty, kw["seg"] < 0), name
+    assert not np.any(out["o"][empty]), name
+    bo = kw["bo"] if kw["bo"] is not None else np.zeros(x.shape[1])
+    assert np.array_equal(out["y"][empty], np.broadcast_to(bo, out["y"][empty].shape)), name
+    # (7) a scalar transcription of the masked softmax, sinks and soft-cap gives the same O.
+    if kind in ("none", "sinusoidal", "learned", "rope", "alibi", "t5"):
+        if kind == "alibi":
+            m = alibi_slopes(H, enc["max_bias"])
+
+            def extra(h, i, j):
+                return -float(m[h]) * abs(int(pos[i]) - int(pos[j]))
+        elif kind == "t5":
+            def extra(h, i, j):
+                b = t5_bucket(np.array([int(pos[j]) - int(pos[i])]), enc["num_buckets"],
+                              enc["max_distance"], bool(enc["bidirectional"]))[0]
+                return float(enc["t5_table"][b, h])
+        else:
+            def extra(h, i, j):
+                return 0.0
+        scale = 1 / math.sqrt(Dh) if kw["scale"] is None else kw["scale"]
+        ob = layer_brute(out["q"], out["k"], out["v"], pos, H, Hkv, scale, kw["causal"],
+                         kw["window"], kw["chunk"], kw["seg"], kw["sinks"], kw["softcap"], extra)
+        _close(out["o"], ob.reshape(N, H * Dh), f"{name}: O vs scalar transcription")
+
+
+def layer_check_mha_reference():
+    """(1) Hkv = H, Dh = D/H, no biases, masks, sinks or soft-cap: the layer equals §6's
+    attention() above on the same inputs, for every encoder, causal and not, at contiguous
+    and at non-contiguous positions."""
+    n = 0
+    for D, H, N, seed in ((16, 2, 7, 601), (24, 3, 9, 8101)):
+        X = rnd(seed, (N, D))
+        Wq, Wk, Wv, Wo = [rnd(seed + 1 + k, (D, D), 1 / math.sqrt(D)) for k in range(4)]
+        Dh = D // H
+        Wl = rnd(seed + 9, (60, D))
+        Tt = rnd(seed + 10, (32, H))
+        AK, AV = rnd(seed + 11, (7, Dh)), rnd(seed + 12, (7, Dh))
+        u, v = rnd(seed + 13, (H, Dh)), rnd(seed + 14, (H, Dh))
+        WR = rnd(seed + 15, (D, D), 1 / math.sqrt(D))
+        for pos in (positions(N, 2), _gap_positions(seed, N, 1, 5)):
+            for causal in (False, True):
+                old = dict(pos=pos, causal=causal)
+                cases = [
+                    (dict(encoder="none"), dict()),
+                    (dict(encoder="none"), dict(scale=0.5)),
+                    (dict(encoder="sinusoidal", layout="interleaved", base=10000.0),
+                     dict(pe=sinusoid(pos, D))),
+                    (dict(encoder="sinusoidal", layout="split", base=500.0),
+                     dict(pe=sinusoid(pos, D, "split", 500.0))),
+                    (dict(encoder="learned", table_offset=2, learned_table=Wl),
+                     dict(pe=Wl[pos + 2])),
+                    (dict(encoder="rope", base=10000.0, rotary_dim=Dh, layout="half",
+                          scaling="none"),
+                     dict(rope=dict(inv_freq=rope_inv_freq(Dh), layout="half"))),
+                    (dict(encoder="rope", base=10000.0, rotary_dim=4, layout="interleaved",
+                          scaling="none"),
+                     dict(rope=dict(inv_freq=rope_inv_freq(4), layout="interleaved"))),
+                    (dict(encoder="alibi", max_bias=8.0), dict(bias=alibi_bias(H, pos))),
+                    (dict(encoder="t5", num_buckets=32, max_distance=128,
+                          bidirectional=int(not causal), t5_table=Tt),
+                     dict(scale=1.0, bias=t5_bias(Tt, pos, 32, 128, not causal))),
+                    (dict(encoder="shaw", max_relative=3, shaw_ak=AK, shaw_av=AV),
+                     dict(shaw=(AK, AV, 3))),
+                    (dict(encoder="xl", clamp_len=0, base=10000.0, xl_u=u, xl_v=v, xl_wr=WR),
+                     dict(xl=(u, v, WR, None))),
+                    (dict(encoder="xl", clamp_len=3, base=10000.0, xl_u=u, xl_v=v, xl_wr=WR),
+                     dict(xl=(u, v, WR, 3))),
+                ]
+                for enc, extra in cases:
+                    y_old = attention(X, Wq, Wk, Wv, Wo, H, **old, **extra)
+                    got = layer_attention(X, Wq, Wk, Wv, Wo, H, H, Dh, pos, enc,
+                                          scale=extra.get("scale"), causal=causal)
+                    _close(got["y"], y_old, f"layer vs attention(): {enc['encoder']} D={D} "
+                                            f"causal={causal} pos={pos}")
+                    n += 1
+    return n
+
+
+def layer_check_packed():
+    """(6) A packed batch of two sequences (own positions, segments 0 and 1, two padding
+    tokens) equals the two sequences run separately, for every encoder, causal or not, with
+    and without sinks and a window; padding rows give O = 0, Y = bo."""
+    D, H, Hkv, Dh, n1, n2 = 16, 4, 2, 6, 7, 6
+    seed = 8201
+    x1, x2, xp = rnd(seed, (n1, D)), rnd(seed + 1, (n2, D)), rnd(seed + 2, (2, D))
+    wq = rnd(seed + 3, (D, H * Dh), 1 / math.sqrt(D))
+    wk, wv = [rnd(seed + 4 + k, (D, Hkv * Dh), 1 / math.sqrt(D)) for k in range(2)]
+    wo = rnd(seed + 6, (H * Dh, D), 1 / math.sqrt(H * Dh))
+    bq, bk, bv, bo = (rnd(seed + 7, (H * Dh,)), rnd(seed + 8, (Hkv * Dh,)),
+                      rnd(seed + 9, (Hkv * Dh,)), rnd(seed + 10, (D,)))
+    sinks = rnd(seed + 11, (H,))
+    p1, p2 = positions(n1, 3), _gap_positions(seed, n2, 1, 3)
+    pos = np.concatenate([p1, p2, [0, 5]])
+    seg = np.array([0] * n1 + [1] * n2 + [-1, -3], dtype=np.int64)
+    x = np.concatenate([x1, x2, xp])
+    encs = [dict(encoder="none"),
+            dict(encoder="sinusoidal", layout="interleaved", base=10000.0),
+            dict(encoder="learned", table_offset=1, table_rows=40),
+            dict(encoder="rope", base=10000.0, rotary_dim=4, layout="half", scaling="none"),
+            dict(encoder="rope", base=10000.0, rotary_dim=6, layout="interleaved",
+                 scaling="linear", factor=2.0),
+            dict(encoder="alibi", max_bias=8.0),
+            dict(encoder="t5", num_buckets=16, max_distance=32, bidirectional=1),
+            dict(encoder="shaw", max_relative=2),
+            dict(encoder="xl", clamp_len=0, base=10000.0)]
+    n = 0
+    for e, enc in enumerate(encs):
+        enc = dict(enc, **layer_enc_inputs(enc, seed + 20 + 5 * e, D, H, Dh))
+        for causal in (False, True):
+            for extra in (dict(), dict(sinks=sinks), dict(window=3, softcap=1.5)):
+                kw = dict(bq=bq, bk=bk, bv=bv, bo=bo, causal=causal, **extra)
+                packed = layer_attention(x, wq, wk, wv, wo, H, Hkv, Dh, pos, enc, seg=seg, **kw)
+                for sl, xs, ps in ((slice(0, n1), x1, p1), (slice(n1, n1 + n2), x2, p2)):
+                    alone = layer_attention(xs, wq, wk, wv, wo, H, Hkv, Dh, ps, enc, **kw)
+                    for a in ("q", "k", "v", "o", "y"):
+                        _close(packed[a][sl], alone[a], f"packed vs separate: {enc['encoder']} "
+                                                        f"causal={causal} {list(extra)} {a}")
+                assert not np.any(packed["o"][n1 + n2:])
+                assert np.array_equal(packed["y"][n1 + n2:], np.stack([bo, bo]))
+                n += 1
+    return n
+
+
+def gen_layers():
+    layer_check_angles()
+    n1 = layer_check_mha_reference()
+    n6 = layer_check_packed()
+    R = "rope"
+    # ---- every encoder with GQA (H=4, Hkv=2), MQA (Hkv=1) and MHA (Hkv=H); visibility spread.
+    layer_case("none_gqa_bias", 10100, 24, 4, 2, 10, positions(12), dict(encoder="none"),
+               "GQA, Dh != D/H, biases bq bk bv bo, bidirectional, no mask", biases="qkvo")
+    layer_case("none_mqa_causal_sinks", 10200, 16, 4, 1, 6, positions(10, 3),
+               dict(encoder="none"), "MQA, causal, sinks, offset 3", causal=True, sinks=True)
+    layer_case("none_mha_hugepos_chunk_causal", 10300, 16, 2, 2, 8,
+               _gap_positions(10301, 14, 1, 2, HUGE), dict(encoder="none"),
+               "MHA Dh = D/H, positions 2^40 + gaps of 1-2, causal, chunk 6 (2^40 mod 6 = 4)",
+               causal=True, chunk=6)
+    layer_case("none_gqa_window_chunk_segments_sinks_bidir", 10400, 16, 4, 2, 6,
+               np.concatenate([_gap_positions(10401, 9, 1, 3, 2), [0], positions(6, 1)]),
+               dict(encoder="none"),
+               "window 4 + chunk 8 + segments (0 x9, padding, 1 x6) + sinks, bidirectional; "
+               "the padding row sees nothing (O = 0)",
+               window=4, chunk=8, seg=[0] * 9 + [-1] + [1] * 6, sinks=True)
+    layer_case("sinusoidal_gqa_window_causal", 10500, 24, 4, 2, 10, positions(14, 5),
+               dict(encoder="sinusoidal", layout="interleaved", base=10000.0),
+               "X + PE (interleaved, vaswani, base 10000), offset 5, causal window 4",
+               causal=True, window=4)
+    layer_case("sinusoidal_mqa_segments_bidir", 10600, 20, 2, 1, 12,
+               np.concatenate([_gap_positions(10601, 5, 1, 4, 1048570), positions(5, 999995),
+                               [7, 7]]),
+               dict(encoder="sinusoidal", layout="split", base=500.0),
+               "X + PE (split, base 500), positions near 2^20 and 10^6, segments 0 x5, 1 x5 "
+               "and 2 padding tokens (O = 0), bidirectional",
+               seg=[0] * 5 + [1] * 5 + [-1, -1])
+    layer_case("sinusoidal_mha_scale", 10700, 16, 4, 4, 6, _gap_positions(10701, 9, 1, 9),
+               dict(encoder="sinusoidal", layout="interleaved", base=10000.0),
+               "MHA Dh != D/H, non-contiguous positions, no mask, scale 0.3", scale=0.3)
+    layer_case("learned_gqa_chunk_bidir", 10800, 16, 4, 2, 6, _gap_positions(10801, 12, 1, 3),
+               dict(encoder="learned", table_offset=2, table_rows=40),
+               "X + W[p + 2], non-contiguous positions, chunk 5, bidirectional", chunk=5)
+    layer_case("learned_mqa_causal_kvbias", 10900, 12, 3, 1, 8, positions(9, 4),
+               dict(encoder="learned", table_offset=0, table_rows=16),
+               "MQA, X + W[p], offset 4, causal, biases bk bv only", causal=True, biases="kv")
+    layer_case("learned_mha_segments_causal_sinks", 11000, 16, 2, 2, 8,
+               np.concatenate([positions(6), positions(5), [0, 0]]),
+               dict(encoder="learned", table_offset=2, table_rows=24),
+               "packed batch (positions restart), segments 0 x6, 1 x5, 2 padding, causal, "
+               "sinks: padding rows O = 0", causal=True, seg=[0] * 6 + [1] * 5 + [-1, -2],
+               sinks=True)
+    layer_case("rope_gqa_partial_qkvbias_causal", 11100, 24, 4, 2, 10, positions(12, 2),
+               dict(encoder=R, base=10000.0, rotary_dim=6, layout="interleaved",
+                    scaling="none"),
+               "RoPE interleaved, partial R=6 of Dh=10, Qwen2-style biases bq bk bv, causal",
+               causal=True, biases="qkv")
+    layer_case("rope_mqa_hugepos_window_causal", 11200, 16, 4, 1, 8,
+               _gap_positions(11201, 14, 1, 3, HUGE),
+               dict(encoder=R, base=10000.0, rotary_dim=8, layout="half", scaling="none"),
+               "RoPE half R=8, positions 2^40 + gaps of 1-3 (exactly reduced angles, see "
+               "notes), causal window 7", causal=True, window=7)
+    layer_case("rope_mha_linear_chunk_causal", 11300, 16, 2, 2, 8, positions(12, 1048570),
+               dict(encoder=R, base=10000.0, rotary_dim=8, layout="half", scaling="linear",
+                    factor=4.0),
+               "RoPE linear factor 4, positions 1048570..1048581 (across 2^20), causal, "
+               "chunk 5", causal=True, chunk=5)
+    layer_case("rope_gqa_dynamic_window_bidir", 11400, 16, 4, 2, 8,
+               _gap_positions(11401, 10, 1, 4),
+               dict(encoder=R, base=10000.0, rotary_dim=8, layout="half", scaling="dynamic",
+                    factor=2.0, original_max_positions=16),
+               "RoPE dynamic NTK factor 2, M=16, L = max position + 1 > M, bidirectional "
+               "window 6", window=6)
+    layer_case("rope_gqa_longrope_causal", 11500, 16, 4, 2, 8, positions(10, 10),
+               dict(encoder=R, base=10000.0, rotary_dim=8, layout="half", scaling="longrope",
+                    factor=4.0, original_max_positions=16),
+               "RoPE longrope factor 4, M=16, positions 10..19 (L=20 > M: long factors), "
+               "attention factor sqrt(1+ln4/ln16), causal", causal=True)
+    layer_case("rope_mha_unsorted_causal", 11600, 16, 2, 2, 8,
+               np.array([5, 0, 17, 3, 3, 100, 9, 2], dtype=np.int64),
+               dict(encoder=R, base=10000.0, rotary_dim=8, layout="half", scaling="none"),
+               "RoPE half, unsorted positions with a repeat (5 0 17 3 3 100 9 2): causal is "
+               "p_j <= p_i by position, not by row", causal=True)
+    layer_case("alibi_gqa_softcap_causal", 11700, 24, 4, 2, 10, _gap_positions(11701, 12, 1, 6),
+               dict(encoder="alibi", max_bias=8.0),
+               "ALiBi, gaps of 1-6, causal, softcap 1 (caps scaled q.k + bias together)",
+               causal=True, softcap=1.0)
+    layer_case("alibi_mqa_window_bidir", 11800, 24, 6, 1, 4, positions(11),
+               dict(encoder="alibi", max_bias=8.0),
+               "ALiBi H=6 (not a power of two), MQA, bidirectional window 4", window=4)
+    layer_case("alibi_mha_hugepos_segments_bidir", 11900, 12, 3, 3, 4,
+               np.concatenate([_gap_positions(11901, 4, 1, 3, HUGE), HUGE + positions(3, 50),
+                               [HUGE], HUGE + positions(4, 7)]),
+               dict(encoder="alibi", max_bias=4.0),
+               "ALiBi max_bias 4, H=3, positions near 2^40, segments 0 x4, 1 x3, padding in "
+               "the middle, 2 x4, bidirectional", seg=[0] * 4 + [1] * 3 + [-1] + [2] * 4)
+    layer_case("t5_gqa_softcap_bidir", 12000, 24, 4, 2, 10, _gap_positions(12001, 12, 1, 8),
+               dict(encoder="t5", num_buckets=16, max_distance=32, bidirectional=1),
+               "T5 nb 16 md 32 bidirectional buckets, scale 1, gaps of 1-8 (abs(rel) past "
+               "max_distance), softcap 2 on q.k + bias", scale=1.0, softcap=2.0)
+    layer_case("t5_mqa_hugepos_causal", 12100, 16, 4, 1, 6,
+               _gap_positions(12101, 12, 1, 30, HUGE),
+               dict(encoder="t5", num_buckets=32, max_distance=128, bidirectional=0),
+               "T5 nb 32 md 128 causal buckets, scale 1, positions 2^40 + gaps of 1-30, causal",
+               scale=1.0, causal=True)
+    layer_case("t5_mha_window_chunk_segments_causal", 12200, 16, 2, 2, 8,
+               np.concatenate([_gap_positions(12201, 9, 1, 2, 4), positions(6, 3), [1]]),
+               dict(encoder="t5", num_buckets=32, max_distance=128, bidirectional=0),
+               "T5 causal buckets, default scale, causal + window 5 + chunk 6 + segments "
+               "(0 x9, 1 x6, padding)", causal=True, window=5, chunk=6,
+               seg=[0] * 9 + [1] * 6 + [-1])
+    layer_case("shaw_gqa_segments_sinks_bidir", 12300, 24, 4, 2, 10,
+               np.concatenate([positions(5), positions(5), [0, 0]]),
+               dict(encoder="shaw", max_relative=3),
+               "Shaw K=3, segments 0 x5, 1 x5 (positions restart), 2 padding, sinks, "
+               "bidirectional", seg=[0] * 5 + [1] * 5 + [-1, -1], sinks=True)
+    layer_case("shaw_mqa_hugepos_window_causal", 12400, 16, 4, 1, 6,
+               _gap_positions(12401, 10, 1, 2, HUGE), dict(encoder="shaw", max_relative=2),
+               "Shaw K=2, positions 2^40 + gaps of 1-2, causal window 5", causal=True, window=5)
+    layer_case("shaw_mha_chunk_window_bidir", 12500, 16, 2, 2, 8,
+               np.array([0, 1, 2, 10, 11, 20, 30, 31, 32, 45], dtype=np.int64),
+               dict(encoder="shaw", max_relative=4),
+               "Shaw K=4, bidirectional chunk 16 + window 3 with gaps wider than the window: "
+               "positions 20, 32 and 45 see only themselves", chunk=16, window=3)
+    layer_case("xl_gqa_causal", 12600, 24, 4, 2, 10, positions(12),
+               dict(encoder="xl", clamp_len=0, base=10000.0),
+               "Transformer-XL, W_R [D, H*Dh] = [24, 40], no clamp, causal", causal=True)
+    layer_case("xl_mqa_clamp_sinks_bidir", 12700, 16, 4, 1, 6, positions(10, 4),
+               dict(encoder="xl", clamp_len=3, base=10000.0),
+               "Transformer-XL clamp_len 3 (d clipped to [-3, 3]), MQA, sinks, bidirectional",
+               sinks=True)
+    layer_case("xl_mha_hugepos_chunk_causal", 12800, 16, 2, 2, 8,
+               _gap_positions(12801, 12, 1, 3, HUGE),
+               dict(encoder="xl", clamp_len=0, base=10000.0),
+               "Transformer-XL, MHA Dh = D/H, positions 2^40 + gaps of 1-3, causal chunk 7",
+               causal=True, chunk=7)
+    # ---- shapes of real models (small).
+    layer_case("llama3", 13000, 48, 6, 2, 8, positions(16, 8185),
+               dict(encoder=R, base=500000.0, rotary_dim=8, layout="half", scaling="llama3",
+                    factor=8.0, original_max_positions=8192, low_freq_factor=1.0,
+                    high_freq_factor=4.0),
+               "LLaMA-3 shape: GQA 6/2, Dh = D/H, RoPE half base 500000 with llama3 scaling "
+               "(frequencies kept, blended and divided), positions 8185..8200, causal",
+               causal=True)
+    layer_case("mistral", 13100, 32, 4, 1, 8, positions(16),
+               dict(encoder=R, base=10000.0, rotary_dim=8, layout="half", scaling="none"),
+               "Mistral shape: GQA 4/1, RoPE half, causal sliding window 6, N = 16 > W + 10",
+               causal=True, window=6)
+    gptoss = dict(encoder=R, base=150000.0, rotary_dim=8, layout="half", scaling="yarn",
+                  factor=32.0, original_max_positions=4096, beta_fast=32.0, beta_slow=1.0,
+                  truncate=0, attention_factor="default")
+    for nm, w in (("gptoss_sliding", 4), ("gptoss_full", 0)):
+        layer_case(nm, 13200, 24, 8, 1, 8, positions(12),
+                   gptoss, "gpt-oss shape: GQA 8/1, Dh != D/H, biases bq bk bv bo, RoPE yarn "
+                   "(factor 32, M 4096, base 150000, no truncation, attention factor g(32,1)), "
+                   f"sinks, causal, {'sliding window 4' if w else 'full'} (the layers "
+                   "alternate; same inputs in both)", causal=True, window=w, sinks=True,
+                   biases="qkvo")
+    layer_case("gemma2", 13300, 24, 4, 2, 10, positions(14),
+               dict(encoder=R, base=10000.0, rotary_dim=10, layout="half", scaling="none"),
+               "Gemma-2 shape: GQA 4/2, Dh=10 != D/H, scale 6^-0.5 (query_pre_attn_scalar = "
+               "D/H), softcap 2, causal sliding window 5", causal=True, window=5,
+               softcap=2.0, scale=6 ** -0.5)
+    inp, out = layer_case("packed_rope_gqa_causal", 13400, 16, 4, 2, 6,
+               np.concatenate([positions(7), positions(6), [0, 0]]),
+               dict(encoder=R, base=10000.0, rotary_dim=6, layout="half", scaling="none"),
+               "a packed batch: sequences of 7 and 6 tokens (positions restart), 2 padding "
+               "tokens, causal; equals the sequences run alone", causal=True,
+               seg=[0] * 7 + [1] * 6 + [-1, -1])
+    enc = dict(encoder=R, base=10000.0, rotary_dim=6, layout="half", scaling="none")
+    for sl in (slice(0, 7), slice(7, 13)):                     # (6) on the saved case itself
+        alone = layer_attention(inp["x"][sl], inp["wq"], inp["wk"], inp["wv"], inp["wo"], 4, 2, 6,
+                                inp["positions"][sl], enc, causal=True)
+        for a in ("q", "k", "v", "o", "y"):
+            _close(out[a][sl], alone[a], f"packed_rope_gqa_causal: {a} vs separate")
+    print(f"layers: {len(LAYER_CASES)} cases; layer == attention() on {n1} runs, "
+          f"packed == separate on {n6} runs")
+
+
 README_HEAD = """# posenc float64 reference data
 
 Generated by `make_golden.py` (`/usr/bin/python3 tests/reference/make_golden.py`; needs NumPy),
@@ -472,9 +1231,89 @@ Common rules:
   `attn3_*`: `D=24, H=3, Dh=8`, inputs `attn3_x`, `attn3_wq/wk/wv/wo`. Scale `1/sqrt(Dh)` unless
   stated. Shaw uses `attn_shaw_ak/av`, Transformer-XL `attn_xl_u/v/wr`, T5 `attn_t5_table`,
   learned `attn_learned_table`.
+- Attention layers of real models (`layer_*`, §6 + §6b): see "Layer cases" after the table.
 
 | file | shape | dtype | contents |
 | --- | --- | --- | --- |
+"""
+
+README_LAYERS = """
+## Layer cases (§6 + §6b)
+
+One self-attention layer of a real model per case, from `layer_attention` in `make_golden.py`
+(written from conventions §6 and §6b; the encoders' frequencies, slopes and buckets are the §1-§5
+functions that the files above test). `data/layer_cases.txt` has one line per case,
+`<case> key=value key=value ...` (single spaces, no spaces inside values); case `c` has the files
+`layer_<c>_<array>.npy`.
+
+The layer: `X' = X + PE(p)` (sinusoidal, learned) or `X`; `Q = X'·Wq + bq`, `K = X'·Wk + bk`,
+`V = X'·Wv + bv`; RoPE rotates every head of `Q` and `K`; query head `h` uses key/value head
+`floor(h·Hkv/H)`; `S_h = scale·(q·k + Shaw/XL content terms) + ALiBi/T5 bias`, soft-capped,
+masked, softmax (with the sink in the denominator); `O = [O_0 … O_{H-1}]`, `Y = O·Wo + bo`.
+
+Keys of every line: `encoder` (none, sinusoidal, learned, rope, alibi, t5, shaw, xl), `D H Hkv
+Dh N`; `causal` (0/1); `window` (0 = none; `p_i - p_j < W` with causal, `|p_i - p_j| < W`
+without); `chunk` (0 = none; `floor(p_i/C) = floor(p_j/C)`); `softcap` (0 = none;
+`S <- c·tanh(S/c)`); `scale` (`default` = 1/sqrt(Dh), else the float); `has_bq has_bk has_bv
+has_bo has_segments has_sinks` (0/1: the file exists and is used). Then the encoder's keys:
+- sinusoidal: `layout base` (vaswani frequencies, PE scale 1); learned: `table_offset`
+  (`learned_table [L_max, D]`);
+- rope: `base rotary_dim layout scaling`, and per scaling: linear `factor`; dynamic `factor
+  original_max_positions`; yarn `factor original_max_positions beta_fast beta_slow truncate
+  attention_factor` (`default` = derived: g(factor, 1) here); llama3 `factor
+  original_max_positions low_freq_factor high_freq_factor`; longrope `factor
+  original_max_positions` (`rope_short_factors`, `rope_long_factors [R/2]`; attention factor
+  derived). Rotated dims are the first `rotary_dim` of each head.
+- alibi: `max_bias`; t5: `num_buckets max_distance bidirectional` (`t5_table [num_buckets, H]`);
+  shaw: `max_relative` (`shaw_ak`, `shaw_av [2K+1, Dh]`, shared by all heads); xl: `clamp_len
+  base` (0 = no clamp; `R_d` is the split sinusoid of `d = p_i - p_j` with this base over `D`
+  dims; `xl_u`, `xl_v [H, Dh]`, `xl_wr [D, H·Dh]`).
+
+Arrays: inputs `x [N, D]`, `wq [D, H·Dh]`, `wk`, `wv [D, Hkv·Dh]`, `wo [H·Dh, D]`, `bq [H·Dh]`,
+`bk`, `bv [Hkv·Dh]`, `bo [D]` (when `has_*`), `positions [N]` and `segments [N]` (int64; a
+negative segment id is padding), `sinks [H]`, the encoder arrays above; outputs `q [N, H, Dh]`,
+`k`, `v [N, Hkv, Dh]` (after projection, bias and encoder, for every row, padding included),
+`o [N, H·Dh]` (before Wo), `y [N, D]`, and for RoPE `rope_inv_freq [R/2]` (the effective
+frequencies at these positions). Random inputs as above (biases, sinks and tables unscaled).
+
+Choices where conventions.md leaves room:
+- A query row with no visible key has `O = 0`, also with sinks (there the sink formula gives 0
+  as well: its numerators are empty). In self-attention every token sees itself under every
+  position rule (causal, window >= 1, chunk), so the only such rows are padding tokens; their
+  `Y` row is exactly `bo`. A non-causal chunk with a window narrower than the gaps leaves rows
+  that see only themselves (`shaw_mha_chunk_window_bidir`).
+- Soft-capping acts on the whole score, `scale·(q·k + content terms) + bias`, ALiBi and T5 bias
+  included, before masking. Sink logits are not capped (no case combines sinks and a cap).
+- Transformer-XL: `W_R [D, H·Dh]` (`r_d = R_d·W_R` split into H heads of Dh like Q; §5c's
+  `[D, D]` when `H·Dh = D`); `u_h`, `v_h`, `r_{d,h}` belong to the query head, `k` to its kv
+  head. Shaw: `q` of the query head, `k`, `v` of its kv head, `A_K`, `A_V` shared.
+- Dynamic NTK's `L` and LongRoPE's short/long choice use the largest position of the whole call
+  (padding tokens included), so for them a packed batch is not the same as separate calls.
+- Angles (RoPE, the sinusoidal PE, XL's `R_d`) are the exact product of the integer position and
+  the float64 `inv_freq`, reduced modulo 2π with 140 digits and rounded once (§1's "reduce
+  exactly"). Below 2^20 that is the float64 product to ~1e-10 rad. At 2^40
+  (`rope_mqa_hugepos_window_causal`) a float64 product `p·inv_freq` is off by up to 2^-13 rad,
+  and an `inv_freq` one ulp away moves the angle by up to ~1e-4 rad: the absolute rotation there
+  is ill-conditioned, so compare that case's `q`, `k`, `o`, `y` at a tolerance near 1e-3 unless
+  the angles are reduced exactly from the same frequencies. The other cases at 2^40 (none,
+  ALiBi, T5, Shaw, XL, masks) use only integer differences of positions, which are exact.
+- Positions need not be sorted: `rope_mha_unsorted_causal` has 5 0 17 3 3 100 9 2; causal is
+  `p_j <= p_i` by position (the two tokens at 3 see each other).
+
+Asserted on every run, before any file is written (`assert_allclose` rtol = atol = 1e-12):
+(1) with `Hkv = H`, `Dh = D/H`, no biases, masks beyond causal, sinks or cap, the layer equals
+§6's `attention()` above for every encoder, causal and not, contiguous and gapped positions;
+(2) every GQA/MQA case equals the MHA layer with `Wk`, `Wv`, `bk`, `bv` repeated per query head
+(`repeat_kv`); (3) sinks of `-inf` equal no sinks; (4) a window wider than every distance, a
+chunk above every position and all-equal segments equal none of them, (5) and so does a cap of
+1e9 — for every case; (6) a packed batch of two sequences (own positions, two padding tokens)
+equals the sequences run alone, for every encoder, causal and not, with sinks, window and cap;
+(7) every case's `O` from `q`, `k`, `v` equals a scalar loop transcription of the masked
+softmax (for the encoders without content terms); padding rows are exactly 0; `exact_angles`
+obeys `θ(p0 + i) = θ(p0) + θ(i)` at `p0 = 2^40` to 1e-13 and its 2π agrees with Machin's formula.
+
+| case | contents |
+| --- | --- |
 """
 
 
@@ -488,10 +1327,19 @@ def main():
     gen_alibi()
     gen_t5()
     gen_attention()
+    gen_layers()
+    cases = DATA / "layer_cases.txt"
+    cases.write_text("".join(line + "\n" for _, line, _ in LAYER_CASES))
     rows = [f"| `{n}` | {list(s)} | {d} | {desc} |" for n, s, d, desc in MANIFEST]
-    (HERE / "README.md").write_text(README_HEAD + "\n".join(rows) + "\n")
+    rows.append(f"| `{cases.name}` | - | text | one line per layer case: "
+                "`<case> key=value ...` (see Layer cases) |")
+    case_rows = [f"| `{c}` | {desc} |" for c, _, desc in LAYER_CASES]
+    (HERE / "README.md").write_text(README_HEAD + "\n".join(rows) + "\n" + README_LAYERS
+                                    + "\n".join(case_rows) + "\n")
     size = sum(f.stat().st_size for f in DATA.glob("*.npy"))
-    print(f"wrote {len(MANIFEST)} files, {size} bytes, into {DATA}")
+    lsize = sum(f.stat().st_size for f in DATA.glob("layer_*"))
+    print(f"wrote {len(MANIFEST)} files, {size} bytes, into {DATA} "
+          f"(layer_*: {len(list(DATA.glob('layer_*')))} files, {lsize} bytes)")
 
 
 if __name__ == "__main__":
