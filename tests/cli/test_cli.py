@@ -8,17 +8,22 @@ problem, and no output file (an existing output is left untouched).
 
   /usr/bin/python3 test_cli.py --posenc BUILD/tools/posenc --data tests/reference/data [GROUP ...]
 
-GROUP is any of: table rope bias attend empty errors help (default: all). Prints
+GROUP is any of: table rope bias attend empty errors outputs inputs finite limits help (default:
+all). Prints
 "N passed, M failed" last and exits non-zero when anything failed.
 """
 import argparse
+import io
 import os
 import resource
 import shutil
 import signal
+import socket
+import stat
 import subprocess
 import sys
 import tempfile
+import threading
 
 import numpy as np
 
@@ -36,6 +41,7 @@ class Suite(Runner):
         super().__init__(posenc, work, timeout=60)
         self.data = data
         self.verbose = False
+        self.bad_cases = set()  # the names of the bad-input cases run
 
     def d(self, name):
         return os.path.join(self.data, name)
@@ -82,6 +88,50 @@ class Suite(Runner):
         with open(path, "wb") as f:
             np.lib.format.write_array(f, np.asarray(arr), version=version)
         return path
+
+    # --- bad input ------------------------------------------------------------------------------
+    def error_run(self, name, args, frags, code=2, timeout=None, preexec=None):
+        """Runs `posenc args` and checks that it fails with exit status `code`, one line
+        "posenc: error: ..." on stderr holding every fragment, and nothing on stdout. Each name is
+        one bad-input case. Returns the message line ("" when there was none)."""
+        self.bad_cases.add(name.split(" (")[0])
+        try:
+            rc, so, se = self.run(args, timeout=timeout, preexec=preexec)
+        except subprocess.TimeoutExpired:
+            self.ok(name, False, f"did not finish within {timeout or self.timeout} s")
+            return ""
+        lines = se.splitlines()
+        if self.verbose and "(" not in name:
+            print(f"{name}: {se.strip()}")
+        self.ok(name, rc == code, f"exit status {rc}, expected {code}: {se.strip()}")
+        self.ok(name, so == "", f"stdout not empty: {so!r}")
+        if not self.ok(name, len(lines) == 1 and se.endswith("\n") and lines[0].startswith("posenc: error: "),
+                       f"stderr is not one 'posenc: error:' line: {se!r}"):
+            return ""
+        missing = [f for f in frags if f not in lines[0]]
+        self.ok(name, not missing, f"message {lines[0]!r} lacks {missing}")
+        return lines[0]
+
+    def fails(self, name, args, frags, code=2, timeout=None, preexec=None, sentinel=None):
+        """error_run with `-o OUT` appended, OUT absent before (or holding `sentinel`) and after
+        (or still holding it), and no temporary file left in the scratch directory."""
+        out = self.w("err_out.npy")
+        if os.path.lexists(out):
+            os.remove(out)
+        if sentinel is not None:
+            write_raw(out, sentinel)
+        msg = self.error_run(name, args + ["-o", out], frags, code, timeout, preexec)
+        if sentinel is not None:
+            with open(out, "rb") as f:
+                self.ok(name, f.read() == sentinel, "the existing output was modified")
+            os.remove(out)
+        else:
+            self.ok(name, not os.path.lexists(out), "an output file was left")
+        self.ok(name, not self.leftovers(), f"temporary files left: {self.leftovers()}")
+        return msg
+
+    def leftovers(self):
+        return [os.path.join(d, f) for d, _, fs in os.walk(self.work) for f in fs if ".tmp." in f]
 
 
 # --- table --------------------------------------------------------------------------------------
@@ -353,7 +403,7 @@ def group_errors(s):
         ("malformed_header", ["rope", "--in", bad["no_descr"]], ["--in", "no_descr.npy", "descr"]),
         ("malformed_shape", ["rope", "--in", bad["bad_shape"]], ["--in", "bad_shape.npy", "shape", "-2"]),
         ("truncated_data", ["rope", "--in", bad["trunc_data"]], ["--in", "trunc_data.npy", "truncated .npy data", "1536"]),
-        ("huge_shape", ["rope", "--in", bad["huge_shape"]], ["--in", "huge_shape.npy", "truncated .npy data"]),
+        ("huge_shape", ["rope", "--in", bad["huge_shape"]], ["--in", "huge_shape.npy", "too large"]),
         ("version4", ["rope", "--in", bad["version4"]], ["--in", "version4.npy", "version 4"]),
         ("dtype_i2", ["rope", "--in", bad["i2"]], ["--in", "i2.npy", "<i2"]),
         ("dtype_big_endian", ["rope", "--in", bad["be"]], ["--in", "be.npy", ">f4", "big-endian"]),
@@ -371,10 +421,10 @@ def group_errors(s):
          ["--offset", "--positions"]),
         ("table_no_len", table + ["--dim", 16], ["--len", "--positions"]),
         ("table_odd_dim", table + ["--dim", 15, "--len", 4], ["dim = 15", "even"]),
-        ("table_zero_dim", table + ["--dim", 0, "--len", 4], ["dim = 0"]),
+        ("table_zero_dim", table + ["--dim", 0, "--len", 4], ["--dim: 0 must be >= 1"]),
         ("table_logts_dim2", table + ["--dim", 2, "--len", 4, "--frequencies", "log-timescale"], ["dim = 2", "log_timescale"]),
-        ("table_negative_len", table + ["--dim", 16, "--len", -3], ["--len = -3"]),
-        ("table_negative_offset", table + ["--dim", 16, "--len", 3, "--offset", -1], ["--offset = -1"]),
+        ("table_negative_len", table + ["--dim", 16, "--len", -3], ["--len: -3 must be >= 0"]),
+        ("table_negative_offset", table + ["--dim", 16, "--len", 3, "--offset", -1], ["--offset: -1 must be >= 0"]),
         ("table_base0", table + ["--dim", 16, "--len", 3, "--base", 0], ["base = 0"]),
         ("table_scale_nan", table + ["--dim", 16, "--len", 3, "--scale", "nan"], ["scale", "finite"]),
         ("table_too_large", table + ["--dim", 16, "--len", 10**12], ["limit", "1000000000000"]),
@@ -385,10 +435,10 @@ def group_errors(s):
          ["--positions", "sin_highpos_positions.npy", "[6]", "[12]"]),
         ("rope_offset_and_positions", rope + ["--offset", 2, "--positions", d("rope_explicit_positions.npy")],
          ["--offset", "--positions"]),
-        ("rope_negative_offset", rope + ["--offset", -1], ["--offset = -1"]),
+        ("rope_negative_offset", rope + ["--offset", -1], ["--offset: -1 must be >= 0"]),
         ("rope_odd_rotary_dim", rope + ["--rotary-dim", 7], ["rotary_dim = 7", "even"]),
         ("rope_rotary_dim_too_big", rope + ["--rotary-dim", 32], ["rotary_dim = 32", "head_dim = 16"]),
-        ("rope_rotary_dim_zero", rope + ["--rotary-dim", 0], ["--rotary-dim = 0"]),
+        ("rope_rotary_dim_zero", rope + ["--rotary-dim", 0], ["--rotary-dim: 0 must be >= 1"]),
         ("rope_base_negative", rope + ["--base", -1], ["base = -1"]),
         ("rope_yarn_no_factor", rope + ["--scaling", "yarn", "--original-max-positions", 16], ["yarn", "factor"]),
         ("rope_dynamic_no_M", rope + ["--scaling", "dynamic", "--factor", 2], ["dynamic", "original_max_positions"]),
@@ -412,8 +462,8 @@ def group_errors(s):
         ("rope_longrope_M1", rope + ["--scaling", "longrope", "--factor", 4, "--original-max-positions", 1] + lr,
          ["original_max_positions", "1"]),
         # bias
-        ("bias_heads0", ["bias", "--encoder", "alibi", "--heads", 0, "--len", 4], ["--heads = 0"]),
-        ("bias_negative_len", ["bias", "--encoder", "alibi", "--heads", 2, "--len", -1], ["--len = -1"]),
+        ("bias_heads0", ["bias", "--encoder", "alibi", "--heads", 0, "--len", 4], ["--heads: 0 must be >= 1"]),
+        ("bias_negative_len", ["bias", "--encoder", "alibi", "--heads", 2, "--len", -1], ["--len: -1 must be >= 0"]),
         ("bias_max_bias_negative", ["bias", "--encoder", "alibi", "--heads", 2, "--len", 4, "--max-bias", -1],
          ["max_bias = -1"]),
         ("bias_alibi_table", ["bias", "--encoder", "alibi", "--heads", 3, "--len", 4, "--table", t5_3], ["--table", "t5"]),
@@ -440,9 +490,9 @@ def group_errors(s):
                          "--wv", d("attn_wv.npy"), "--wo", d("attn_wo.npy"), "--heads", 2, "--encoder", "none"],
          ["--x", "x1d.npy", "[N, D]", "[16]"]),
         ("attend_heads_divide", attend_args(s, heads=3) + ["--encoder", "none"], ["--heads = 3", "D = 16"]),
-        ("attend_heads0", attend_args(s, heads=0) + ["--encoder", "none"], ["--heads = 0"]),
+        ("attend_heads0", attend_args(s, heads=0) + ["--encoder", "none"], ["--heads: 0 must be >= 1"]),
         ("attend_scale_inf", att + ["--encoder", "none", "--scale", "inf"], ["scale", "finite"]),
-        ("attend_negative_offset", att + ["--encoder", "none", "--offset", -2], ["--offset = -2"]),
+        ("attend_negative_offset", att + ["--encoder", "none", "--offset", -2], ["--offset: -2 must be >= 0"]),
         ("attend_flag_wrong_encoder", att + ["--encoder", "none", "--table", d("attn_learned_table.npy")],
          ["--table", "learned or t5", "none"]),
         ("attend_rope_flag_on_alibi", att + ["--encoder", "alibi", "--scaling", "yarn"], ["--scaling", "rope", "alibi"]),
@@ -456,7 +506,7 @@ def group_errors(s):
         ("attend_learned_past_table", att + ["--encoder", "learned", "--table", d("attn_learned_table.npy"),
                                              "--offset", 12, "--table-offset", 2], ["20"]),
         ("attend_learned_negative_table_offset", att + ["--encoder", "learned", "--table", d("attn_learned_table.npy"),
-                                                        "--table-offset", -1], ["table_offset = -1"]),
+                                                        "--table-offset", -1], ["--table-offset: -1 must be >= 0"]),
         ("attend_t5_heads", att + ["--encoder", "t5", "--table", t5_3], ["--table", "t5_table.npy", "[*, 2]", "[32, 3]"]),
         ("attend_t5_buckets_small", att + ["--encoder", "t5", "--table", s.save("t5_small.npy", np.zeros((2, 2)))],
          ["num_buckets = 2"]),
@@ -480,63 +530,378 @@ def group_errors(s):
         ("attend_xl_flag_on_shaw", att + ["--encoder", "shaw", "--clamp-len", 3] + shaw_ok, ["--clamp-len", "xl"]),
         ("attend_xl_bad_dtype", att + ["--encoder", "xl"] + xl_ok[:-1] + [bad["be"]], ["--wr", "be.npy", ">f4"]),
     ]
-    out = s.w("err_out.npy")
     sentinel = b"existing output, must stay untouched\n"
     for name, args, frags in cases:
         if name == "missing_output_flag":
-            args, outs = table + ["--dim", 16, "--len", 4], [None]
+            s.error_run(name, table + ["--dim", 16, "--len", 4], frags)
         elif name == "output_dir_missing":
-            args, outs = table + ["--dim", 16, "--len", 4], [s.w("no/such/dir/out.npy")]
+            o = s.w("no/such/dir/out.npy")
+            s.error_run(name, table + ["--dim", 16, "--len", 4, "-o", o], frags)
+            s.ok(name, not os.path.exists(s.w("no")), "a directory was created")
         else:
-            outs = [out]
-        for existing in (False, True):
-            for o in outs:
-                if o is not None and os.path.exists(o):
-                    os.remove(o)
-                if existing and o is not None and os.path.isdir(os.path.dirname(o)):
-                    write_raw(o, sentinel)
-                tag = f"{name}{' (output exists)' if existing else ''}"
-                rc, so, se = s.run(args + ([] if o is None else ["-o", o]))
-                lines = se.splitlines()
-                if s.verbose and not existing:
-                    print(f"{name}: {se.strip()}")
-                s.ok(tag, rc != 0, f"exit status {rc}, expected non-zero")
-                if s.ok(tag, len(lines) == 1 and se.endswith("\n") and lines[0].startswith("posenc: error: "),
-                        f"stderr is not one 'posenc: error:' line: {se!r}"):
-                    missing = [f for f in frags if f not in lines[0]]
-                    s.ok(tag, not missing, f"message {lines[0]!r} lacks {missing}")
-                s.ok(tag, so == "", f"stdout not empty: {so!r}")
-                if o is not None:
-                    if existing and os.path.isdir(os.path.dirname(o)):
-                        with open(o, "rb") as f:
-                            s.ok(tag, f.read() == sentinel, "the existing output was modified")
-                    else:
-                        s.ok(tag, not os.path.exists(o), "an output file was left")
-    # A write that fails midway (file size limit 64 KiB, SIGXFSZ ignored so that write() fails
-    # with EFBIG): the temporary file is removed and the output is absent or untouched.
+            s.fails(name, args, frags)
+            s.fails(f"{name} (output exists)", args, frags, sentinel=sentinel)
+
+
+# --- output paths (docs/cli.md, "Output files") -------------------------------------------------
+TABLE16 = ["table", "--encoder", "sinusoidal", "--dim", 16, "--len", 16, "--dtype", "f64"]
+
+
+def npy_ok(s, name, data, what):
+    """Checks that `data` (bytes) is the .npy of TABLE16."""
+    ref = np.load(s.d("sin_interleaved_vaswani_D16.npy"))
+    try:
+        y = np.load(io.BytesIO(data))
+    except Exception as e:  # noqa: BLE001  (any parse failure is the finding)
+        return s.ok(name, False, f"{what} is not a valid .npy: {e}")
+    return s.ok(name, y.dtype == np.float64 and y.shape == ref.shape and np.max(np.abs(y - ref)) <= 1e-12,
+                f"{what}: {y.dtype} {y.shape}, not the table")
+
+
+def read_back(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def group_outputs(s):
+    umask = os.umask(0)
+    os.umask(umask)
+    sentinel = b"existing output, must stay untouched\n"
+
+    # A character device is written in place: /dev/null stays /dev/null, even as root.
+    rc, _, se = s.run(TABLE16 + ["-o", "/dev/null"])
+    st = os.stat("/dev/null")
+    s.ok("output_dev_null", rc == 0 and se == "" and stat.S_ISCHR(st.st_mode),
+         f"exit {rc}, stderr {se!r}, /dev/null mode {oct(st.st_mode)}")
+    s.ok("output_dev_null", not [f for f in os.listdir("/dev") if f.startswith("null.tmp.")],
+         "a temporary file was left in /dev")
+    # /dev/stdout on a pipe: the .npy arrives on stdout.
+    rc, so, se = s.run(TABLE16 + ["-o", "/dev/stdout"], text=False)
+    if s.ok("output_dev_stdout", rc == 0, f"exit {rc}: {se!r}"):
+        npy_ok(s, "output_dev_stdout", so, "stdout")
+
+    # A FIFO is opened and written in place (the open waits for the reader).
+    fifo = s.w("out.fifo")
+    os.mkfifo(fifo)
+    got = []
+
+    def reader():
+        with open(fifo, "rb") as f:
+            got.append(f.read())
+    t = threading.Thread(target=reader, daemon=True)
+    t.start()
+    rc, _, se = s.run(TABLE16 + ["-o", fifo], timeout=20)
+    t.join(10)
+    if t.is_alive():  # the program never opened the FIFO: let the reader see end-of-file
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        t.join(5)
+    if s.ok("output_fifo", rc == 0 and got, f"exit {rc}: {se!r}, reader got {len(got)} reads"):
+        npy_ok(s, "output_fifo", got[0], "the bytes read from the FIFO")
+    s.ok("output_fifo", stat.S_ISFIFO(os.lstat(fifo).st_mode), "the FIFO was replaced")
+
+    # Symlinks are followed: a chain link2 -> link -> real/target.npy; the target is replaced
+    # (keeping its mode), both links stay links to the same names.
+    real = s.w("real")
+    os.makedirs(real)
+    target = os.path.join(real, "target.npy")
+    write_raw(target, sentinel)
+    os.chmod(target, 0o640)
+    os.symlink("real/target.npy", s.w("link.npy"))
+    os.symlink("link.npy", s.w("link2.npy"))
+    rc, _, se = s.run(TABLE16 + ["-o", s.w("link2.npy")])
+    if s.ok("output_symlink", rc == 0, f"exit {rc}: {se!r}"):
+        s.ok("output_symlink", os.path.islink(s.w("link2.npy")) and os.readlink(s.w("link2.npy")) == "link.npy"
+             and os.path.islink(s.w("link.npy")) and os.readlink(s.w("link.npy")) == "real/target.npy",
+             "a link was replaced or changed")
+        s.ok("output_symlink", os.path.isfile(target) and not os.path.islink(target), "the target is not a file")
+        npy_ok(s, "output_symlink", read_back(target), "the target")
+        mode = os.stat(target).st_mode & 0o777
+        s.ok("output_symlink", mode == 0o640, f"the target's mode is {oct(mode)}, was 0o640")
+    s.ok("output_symlink", not s.leftovers(), f"temporary files left: {s.leftovers()}")
+
+    # A dangling symlink whose directory exists: the file is created where it points.
+    os.symlink("real/new.npy", s.w("dangling.npy"))
+    rc, _, se = s.run(TABLE16 + ["-o", s.w("dangling.npy")])
+    created = os.path.join(real, "new.npy")
+    if s.ok("output_dangling_symlink", rc == 0 and os.path.isfile(created), f"exit {rc}: {se!r}"):
+        s.ok("output_dangling_symlink", os.path.islink(s.w("dangling.npy")), "the link was replaced")
+        npy_ok(s, "output_dangling_symlink", read_back(created), "the new target")
+        mode = os.stat(created).st_mode & 0o777
+        s.ok("output_dangling_symlink", mode == 0o666 & ~umask, f"mode {oct(mode)}")
+
+    # An existing regular file keeps its mode (and, as root, its owner and group).
+    out = s.w("kept.npy")
+    write_raw(out, sentinel)
+    os.chmod(out, 0o600)
+    root = os.geteuid() == 0
+    if root:
+        os.chown(out, 65534, 65534)
+    rc, _, se = s.run(TABLE16 + ["-o", out])
+    if s.ok("output_existing_mode", rc == 0, f"exit {rc}: {se!r}"):
+        st = os.stat(out)
+        s.ok("output_existing_mode", st.st_mode & 0o777 == 0o600, f"mode {oct(st.st_mode & 0o777)}, was 0o600")
+        if root:
+            s.ok("output_existing_mode", (st.st_uid, st.st_gid) == (65534, 65534),
+                 f"owner {st.st_uid}:{st.st_gid}, was 65534:65534")
+        npy_ok(s, "output_existing_mode", read_back(out), out)
+
+    # Targets that are refused, each left as it was.
+    d = s.w("a_directory")
+    os.makedirs(d)
+    write_raw(os.path.join(d, "inside"), sentinel)
+    before = (sorted(os.listdir(d)), os.stat(d).st_mtime_ns)
+    s.error_run("output_directory", TABLE16 + ["-o", d], ["-o", "a_directory", "is a directory"])
+    s.ok("output_directory", (sorted(os.listdir(d)), os.stat(d).st_mtime_ns) == before, "the directory changed")
+    os.symlink("a_directory", s.w("dirlink"))
+    s.error_run("output_symlink_to_directory", TABLE16 + ["-o", s.w("dirlink")], ["-o", "dirlink", "is a directory"])
+    s.ok("output_symlink_to_directory", sorted(os.listdir(d)) == before[0], "the directory changed")
+    sock_path = s.w("sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(sock_path)
+    s.error_run("output_socket", TABLE16 + ["-o", sock_path], ["-o", "sock", "is not a regular file", "socket"])
+    s.ok("output_socket", stat.S_ISSOCK(os.lstat(sock_path).st_mode), "the socket was replaced")
+    sock.close()
+    blk = s.w("blockdev")
+    try:
+        os.mknod(blk, stat.S_IFBLK | 0o600, os.makedev(7, 200))
+    except OSError as e:
+        print(f"SKIP output_block_device: cannot make a block device node here ({e.strerror})")
+    else:
+        s.error_run("output_block_device", TABLE16 + ["-o", blk], ["-o", "blockdev", "is not a regular file",
+                                                                   "block device"])
+        s.ok("output_block_device", stat.S_ISBLK(os.lstat(blk).st_mode), "the device node was replaced")
+    os.symlink("nodir/new.npy", s.w("dangling_nodir.npy"))
+    s.error_run("output_dangling_symlink_no_dir", TABLE16 + ["-o", s.w("dangling_nodir.npy")],
+                ["-o", "dangling_nodir.npy", "nodir", "No such file or directory"])
+    s.ok("output_dangling_symlink_no_dir", os.path.islink(s.w("dangling_nodir.npy"))
+         and not os.path.exists(s.w("nodir")), "the link was replaced or a directory was created")
+    os.symlink("loop_b", s.w("loop_a"))
+    os.symlink("loop_a", s.w("loop_b"))
+    s.error_run("output_symlink_loop", TABLE16 + ["-o", s.w("loop_a")], ["-o", "loop_a", "symbolic links"])
+    s.error_run("output_under_a_file", TABLE16 + ["-o", os.path.join(out, "x.npy")],
+                ["-o", "kept.npy/x.npy", "Not a directory"])
+    s.error_run("output_empty_path", TABLE16 + ["-o", ""], ["-o", "empty"])
+    if root:
+        print("SKIP output_read_only_file: running as root, which may write any file")
+    else:
+        ro = s.w("read_only.npy")
+        write_raw(ro, sentinel)
+        os.chmod(ro, 0o444)
+        s.error_run("output_read_only_file", TABLE16 + ["-o", ro], ["-o", "read_only.npy", "Permission denied"])
+        s.ok("output_read_only_file", read_back(ro) == sentinel, "the read-only file was replaced")
+
+    # Writes that fail for the machine's reasons name strerror, exit 1, and leave no file:
+    # a full device, and a file size limit (64 KiB, SIGXFSZ ignored so that write() fails with
+    # EFBIG) reached midway.
+    if os.path.exists("/dev/full"):
+        s.error_run("output_full_device", TABLE16 + ["-o", "/dev/full"],
+                    ["-o /dev/full", "write failed", "No space left on device"], code=1)
+        s.ok("output_full_device", stat.S_ISCHR(os.stat("/dev/full").st_mode), "/dev/full was replaced")
+
     def small_files():
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 16, 1 << 16))
-    for existing in (False, True):
-        tag = f"write_fails_midway{' (output exists)' if existing else ''}"
-        if os.path.exists(out):
-            os.remove(out)
-        if existing:
-            write_raw(out, sentinel)
-        p = subprocess.run([s.posenc, "table", "--encoder", "sinusoidal", "--dim", "256", "--len", "256",
-                            "--dtype", "f64", "-o", out], capture_output=True, text=True, timeout=60,
-                           preexec_fn=small_files)
-        s.ok(tag, p.returncode != 0 and p.stderr.count("\n") == 1 and "write failed" in p.stderr
-             and out in p.stderr, f"exit {p.returncode}, stderr {p.stderr!r}")
-        if existing:
-            with open(out, "rb") as f:
-                s.ok(tag, f.read() == sentinel, "the existing output was modified")
-        else:
-            s.ok(tag, not os.path.exists(out), "an output file was left")
-    leftovers = [f for f in os.listdir(s.work) if ".tmp." in f]
-    s.ok("no temporary files left", not leftovers, f"left: {leftovers}")
-    if os.path.exists(out):
-        os.remove(out)
+    big = ["table", "--encoder", "sinusoidal", "--dim", 256, "--len", 256, "--dtype", "f64"]
+    s.fails("write_fails_midway", big, ["write failed", "File too large", "err_out.npy"], code=1, preexec=small_files)
+    s.fails("write_fails_midway (output exists)", big, ["write failed", "File too large"], code=1,
+            preexec=small_files, sentinel=sentinel)
+    s.ok("no temporary files left", not s.leftovers(), f"left: {s.leftovers()}")
+
+
+# --- input files that are not regular .npy files -------------------------------------------------
+def group_inputs(s):
+    att = attend_args(s) + ["--encoder", "none"]
+    d = s.w("a_dir.npy")
+    os.makedirs(d)
+    s.fails("input_directory", ["attend", "--x", d] + att[3:], ["--x", "a_dir.npy", "is a directory"])
+    fifo = s.w("in.fifo")
+    os.mkfifo(fifo)
+    # Never opened (it would wait for a writer): refused by its type within seconds.
+    s.fails("input_fifo", ["rope", "--in", fifo], ["--in", "in.fifo", "is not a regular file"], timeout=5)
+    s.fails("input_char_device", ["rope", "--in", "/dev/null"], ["--in", "/dev/null", "is not a regular file"],
+            timeout=5)
+    s.fails("input_fifo_positions", ["table", "--encoder", "sinusoidal", "--dim", 8, "--positions", fifo],
+            ["--positions", "in.fifo", "is not a regular file"], timeout=5)
+    s.fails("input_missing_weights", att[:4] + [s.w("nowq.npy")] + att[5:],
+            ["--wq", "nowq.npy", "No such file or directory"])
+    s.fails("input_missing_directory", ["rope", "--in", s.w("nodir/x.npy")],
+            ["--in", "nodir/x.npy", "No such file or directory"])
+    if os.geteuid() == 0:
+        print("SKIP input_unreadable: running as root, where chmod 000 does not stop reading")
+    else:
+        locked = s.save("locked.npy", np.zeros((6, 16)))
+        os.chmod(locked, 0)
+        s.fails("input_unreadable", ["rope", "--in", locked], ["--in", "locked.npy", "Permission denied"])
+
+
+# --- NaN and Inf: inputs and flags refused at entry, results checked before writing ------------
+def group_finite(s):
+    att = attend_args(s)
+    x = np.load(s.d("attn_x.npy"))  # [6, 16]
+    xn = x.copy()
+    xn[3, 5] = np.nan
+    x_nan = s.save("x_nan.npy", xn)
+    msg = s.fails("finite_x_nan", ["attend", "--x", x_nan] + att[3:] + ["--encoder", "none"],
+                  ["--x", "x_nan.npy", "element [3, 5] is nan", "input arrays must be finite"])
+    s.ok("finite_x_nan", "masked" not in msg, f"reported as masked: {msg!r}")
+    s.fails("finite_x_nan_f32", ["attend", "--x", s.save("x_nan32.npy", xn.astype(np.float32))] + att[3:]
+            + ["--encoder", "rope", "--causal"], ["--x", "x_nan32.npy", "element [3, 5] is nan"])
+    wv = np.load(s.d("attn_wv.npy"))
+    wv[0, 7] = np.inf
+    s.fails("finite_wv_inf", att[:8] + [s.save("wv_inf.npy", wv)] + att[9:] + ["--encoder", "none"],
+            ["--wv", "wv_inf.npy", "element [0, 7] is inf"])
+    wo = np.load(s.d("attn_wo.npy"))
+    wo[15, 15] = -np.inf
+    s.fails("finite_wo_minus_inf", att[:10] + [s.save("wo_inf.npy", wo)] + att[11:] + ["--encoder", "none"],
+            ["--wo", "wo_inf.npy", "element [15, 15] is -inf"])
+    r = np.load(s.d("rope_x.npy"))  # [6, 2, 16]
+    r[4, 1, 9] = -np.inf
+    s.fails("finite_rope_in", ["rope", "--in", s.save("rope_inf.npy", r)], ["--in", "rope_inf.npy",
+                                                                           "element [4, 1, 9] is -inf"])
+    t = np.load(s.d("t5_table.npy"))
+    t[31, 2] = np.nan
+    s.fails("finite_t5_table", ["bias", "--encoder", "t5", "--heads", 3, "--len", 4, "--table", s.save("t5_nan.npy", t)],
+            ["--table", "t5_nan.npy", "element [31, 2] is nan"])
+    lt = np.load(s.d("attn_learned_table.npy"))
+    lt[19, 0] = np.inf
+    s.fails("finite_learned_table", att + ["--encoder", "learned", "--table", s.save("learned_inf.npy", lt)],
+            ["--table", "learned_inf.npy", "element [19, 0] is inf"])
+    sf = np.load(s.d("rope_longrope_short_factors.npy"))
+    sf[2] = np.nan
+    s.fails("finite_short_factors", ["rope", "--in", s.d("rope_x.npy"), "--scaling", "longrope", "--factor", 4,
+                                     "--original-max-positions", 8, "--short-factors", s.save("sf_nan.npy", sf),
+                                     "--long-factors", s.d("rope_longrope_long_factors.npy")],
+            ["--short-factors", "sf_nan.npy", "element [2] is nan"])
+    u = np.load(s.d("attn_xl_u.npy"))
+    u[1, 3] = np.nan
+    s.fails("finite_xl_u", att + ["--encoder", "xl", "--u", s.save("u_nan.npy", u), "--v", s.d("attn_xl_v.npy"),
+                                  "--wr", s.d("attn_xl_wr.npy")], ["--u", "u_nan.npy", "element [1, 3] is nan"])
+    ak = np.load(s.d("attn_shaw_ak.npy"))
+    ak[6, 7] = np.inf
+    s.fails("finite_shaw_rel_k", att + ["--encoder", "shaw", "--rel-k", s.save("ak_inf.npy", ak),
+                                        "--rel-v", s.d("attn_shaw_av.npy")], ["--rel-k", "ak_inf.npy", "element [6, 7]"])
+    # An f64 value past the f32 range, computed in f32.
+    xb = x.copy()
+    xb[0, 1] = 1e300
+    s.fails("finite_x_overflows_f32", ["attend", "--x", s.save("x_big.npy", xb)] + att[3:] + ["--encoder", "none",
+                                                                                            "--dtype", "f32"],
+            ["--x", "x_big.npy", "element [0, 1] = 1e+300 overflows f32"])
+    s.fails("finite_in_overflows_f32", ["rope", "--in", s.save("rope_big.npy", np.full((2, 4), -1e39)), "--dtype", "f32"],
+            ["--in", "rope_big.npy", "element [0, 0] = -1e+39 overflows f32"])
+
+    # Every floating-point flag: nan, inf and a value past the double range are refused.
+    table = ["table", "--encoder", "sinusoidal", "--dim", 16, "--len", 4]
+    rope = ["rope", "--in", s.d("rope_x.npy")]
+    yarn = rope + ["--scaling", "yarn", "--factor", 4, "--original-max-positions", 64]
+    flags = [
+        ("table", table, "--base"), ("table", table, "--scale"),
+        ("rope", rope, "--base"), ("rope", rope + ["--scaling", "linear"], "--factor"),
+        ("rope", yarn, "--attention-factor"), ("rope", yarn, "--mscale"), ("rope", yarn, "--mscale-all-dim"),
+        ("rope", yarn, "--beta-fast"), ("rope", yarn, "--beta-slow"),
+        ("rope", rope + ["--scaling", "llama3"], "--low-freq-factor"),
+        ("rope", rope + ["--scaling", "llama3"], "--high-freq-factor"),
+        ("bias", ["bias", "--encoder", "alibi", "--heads", 2, "--len", 3], "--max-bias"),
+        ("attend", att + ["--encoder", "none"], "--scale"),
+        ("attend", att + ["--encoder", "sinusoidal"], "--pe-scale"),
+        ("attend", att + ["--encoder", "sinusoidal"], "--base"),
+        ("attend", att + ["--encoder", "alibi"], "--max-bias"),
+        ("attend", att + ["--encoder", "rope", "--scaling", "ntk"], "--factor"),
+    ]
+    for cmd, args, flag in flags:
+        for value in ("nan", "inf", "-inf", "1e400"):
+            s.fails(f"finite_flag_{cmd}{flag}_{value}", args + [f"{flag}={value}"],
+                    [f"{flag}: {value} is not a finite number"])
+
+    # Results checked before anything is written: which element overflowed, in which dtype.
+    ones = np.ones((3, 16))
+    eye = np.eye(16)
+    zero = np.zeros((16, 16))
+    big32 = ["attend", "--x", s.save("x1e18.npy", (ones * 1e18).astype(np.float32)),
+             "--wq", s.save("z32.npy", zero.astype(np.float32)), "--wk", s.save("z32.npy", zero.astype(np.float32)),
+             "--wv", s.save("v1e18.npy", (eye * 1e18).astype(np.float32)),
+             "--wo", s.save("o1e3.npy", (eye * 1e3).astype(np.float32)), "--heads", 2, "--encoder", "none"]
+    s.fails("finite_result_overflows_f32", big32, ["the result overflows f32 at [0, 0] (inf)", "nothing was written"])
+    big64 = ["attend", "--x", s.save("x1e150.npy", ones * 1e150), "--wq", s.save("z64.npy", zero),
+             "--wk", s.save("z64.npy", zero), "--wv", s.save("v1e150.npy", eye * 1e150),
+             "--wo", s.save("o1e10.npy", eye * 1e10), "--heads", 2, "--encoder", "none"]
+    s.fails("finite_result_overflows_f64", big64, ["the result overflows f64 at [0, 0] (inf)"])
+    s.fails("finite_scale_overflows_f32", att + ["--encoder", "none", "--scale", 1e300, "--dtype", "f32"],
+            ["--scale", "1e+300", "f32"])
+    s.fails("finite_table_scale_overflows_f32", table + ["--scale", 1e300], ["--scale: 1e+300 overflows f32"])
+    s.fails("finite_pe_scale_overflows_f32", att + ["--encoder", "sinusoidal", "--pe-scale", -1e39, "--dtype", "f32"],
+            ["--pe-scale: -1e+39 overflows f32"])
+    s.fails("finite_pe_scale_result_nan", att + ["--encoder", "sinusoidal", "--pe-scale", 1e300],
+            ["the result is nan at [0, 0]", "f64", "nothing was written"])
+    xr = np.ones((2, 2, 16))
+    xr[1, 0, 3] = 1e10
+    s.fails("finite_attention_factor_overflows", ["rope", "--in", s.save("rope_1e10.npy", xr), "--scaling", "yarn",
+                                                  "--factor", 4, "--original-max-positions", 64,
+                                                  "--attention-factor", 1e300],
+            ["the result overflows f64 at [1, 0, ", "(inf)"])
+    # The -inf of a causal bias is its mask, not an overflow.
+    rc, _, se = s.run(["bias", "--encoder", "alibi", "--heads", 2, "--len", 3, "--causal", "-o", s.w("masked.npy")])
+    s.ok("finite_causal_mask_written", rc == 0 and np.isneginf(np.load(s.w("masked.npy"))[:, 0, 2]).all(), se)
+
+
+# --- bounded sizes ------------------------------------------------------------------------------
+def group_limits(s):
+    table = ["table", "--encoder", "sinusoidal"]
+    att = attend_args(s)
+    quick = 10  # every refusal is at parse or load time: seconds at most
+    for name, args, frags in [
+        ("limit_table_dim_2^26", table + ["--dim", 1 << 26, "--len", 0], ["--dim: 67108864", "limit 2^24 = 16777216"]),
+        ("limit_table_dim_2^40", table + ["--dim", 1 << 40, "--len", 0], ["--dim: 1099511627776", "limit 2^24"]),
+        ("limit_table_len", table + ["--dim", 16, "--len", 1 << 33], ["--len: 8589934592", "limit 2^32"]),
+        ("limit_table_len_elements", table + ["--dim", 4096, "--len", 1 << 21], ["limit 2^32"]),
+        ("limit_table_offset_past_int64", table + ["--dim", 16, "--len", 2, "--offset", "99999999999999999999"],
+         ["--offset", "outside the range of int64"]),
+        ("limit_table_last_position", table + ["--dim", 16, "--len", 2, "--offset", 2**63 - 1],
+         ["--offset: 9223372036854775807", "N = 2 (from --len)", "P + N - 1", "2^63 - 1"]),
+        ("limit_rope_last_position", ["rope", "--in", s.d("rope_x.npy"), "--offset", 2**63 - 5],
+         ["--offset", "N = 6 (from --in)", "P + N - 1"]),
+        ("limit_attend_last_position", att + ["--encoder", "rope", "--offset", 2**63 - 2],
+         ["--offset", "N = 7", "--x", "P + N - 1"]),
+        ("limit_bias_heads_2^40", ["bias", "--encoder", "alibi", "--heads", 1 << 40, "--len", 0],
+         ["--heads: 1099511627776", "limit 2^24"]),
+        ("limit_attend_heads", att[:-1] + [1 << 25, "--encoder", "none"], ["--heads: 33554432", "limit 2^24"]),
+        ("limit_bias_num_buckets", ["bias", "--encoder", "t5", "--heads", 3, "--len", 2, "--table", s.d("t5_table.npy"),
+                                    "--num-buckets", 1 << 25], ["--num-buckets", "limit 2^24"]),
+        ("limit_bias_max_distance", ["bias", "--encoder", "t5", "--heads", 3, "--len", 2, "--table", s.d("t5_table.npy"),
+                                     "--max-distance", 0], ["--max-distance: 0 must be >= 1"]),
+        ("limit_rope_rotary_dim", ["rope", "--in", s.d("rope_x.npy"), "--rotary-dim", 1 << 25],
+         ["--rotary-dim", "limit 2^24"]),
+        ("limit_rope_original_max_positions", ["rope", "--in", s.d("rope_x.npy"), "--scaling", "dynamic", "--factor", 2,
+                                               "--original-max-positions", 0], ["--original-max-positions: 0 must be >= 1"]),
+        ("limit_attend_max_relative", att + ["--encoder", "shaw", "--rel-k", s.d("attn_shaw_ak.npy"),
+                                             "--rel-v", s.d("attn_shaw_av.npy"), "--max-relative", 1 << 23],
+         ["--max-relative: 8388608", "limit 8388607"]),
+        ("limit_attend_clamp_len", att + ["--encoder", "xl", "--u", s.d("attn_xl_u.npy"), "--v", s.d("attn_xl_v.npy"),
+                                          "--wr", s.d("attn_xl_wr.npy"), "--clamp-len", -1], ["--clamp-len: -1 must be >= 0"]),
+        # Shapes of input arrays: an empty array cannot declare a huge extent.
+        ("limit_rope_in_empty_wide", ["rope", "--in", write_raw(s.w("e_wide.npy"), npy_bytes(np.zeros(0), shape=(0, 1 << 40)))],
+         ["--in", "e_wide.npy", "dimension 1", "1099511627776", "limit 2^24"]),
+        ("limit_rope_in_empty_heads", ["rope", "--in", write_raw(s.w("e_heads.npy"),
+                                                                 npy_bytes(np.zeros(0), shape=(0, 1 << 30, 16)))],
+         ["--in", "e_heads.npy", "dimension 1", "limit 2^24"]),
+        ("limit_rope_in_empty_rows", ["rope", "--in", write_raw(s.w("e_rows.npy"), npy_bytes(np.zeros(0), shape=(1 << 40, 0)))],
+         ["--in", "e_rows.npy", "dimension 0", "limit 2^32"]),
+        ("limit_attend_x_empty_wide", ["attend", "--x", write_raw(s.w("x_wide.npy"), npy_bytes(np.zeros(0), shape=(0, 1 << 40)))]
+         + att[3:] + ["--encoder", "none"], ["--x", "x_wide.npy", "dimension 1", "limit 2^24"]),
+        ("limit_t5_table_empty_wide", ["bias", "--encoder", "t5", "--heads", 3, "--len", 2, "--table",
+                                       write_raw(s.w("t5_wide.npy"), npy_bytes(np.zeros(0), shape=(0, 1 << 40)))],
+         ["--table", "t5_wide.npy", "dimension 1", "limit 2^24"]),
+        ("limit_learned_table_rows", att + ["--encoder", "learned", "--table",
+                                            write_raw(s.w("l_rows.npy"), npy_bytes(np.zeros(0), shape=(1 << 30, 0)))],
+         ["--table", "l_rows.npy", "dimension 0", "limit 2^24"]),
+    ]:
+        s.fails(name, args, frags, timeout=quick)
+    # Positions up to 2^63 - 1 are computed (the library's arithmetic is checked, not wrapped).
+    far = s.save("far.npy", np.array([0, 2**62, 2**63 - 1], np.int64))
+    out = s.w("far_out.npy")
+    rc, _, se = s.run(table + ["--dim", 8, "--positions", far, "--dtype", "f64", "-o", out])
+    s.ok("limit_positions_int64_max", rc == 0 and np.isfinite(np.load(out)).all(), f"exit {rc}: {se!r}")
+    rc, _, se = s.run(["rope", "--in", s.save("x3.npy", np.ones((3, 8))), "--positions", far, "-o", out])
+    s.ok("limit_positions_int64_max", rc == 0 and np.isfinite(np.load(out)).all(), f"exit {rc}: {se!r}")
 
 
 # --- --help -------------------------------------------------------------------------------------
@@ -571,7 +936,8 @@ def group_help(s):
 
 
 GROUPS = {"table": group_table, "rope": group_rope, "bias": group_bias, "attend": group_attend,
-          "empty": group_empty, "errors": group_errors, "help": group_help}
+          "empty": group_empty, "errors": group_errors, "outputs": group_outputs, "inputs": group_inputs,
+          "finite": group_finite, "limits": group_limits, "help": group_help}
 
 
 def main():
@@ -592,6 +958,7 @@ def main():
             GROUPS[g](s)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    print(f"{len(s.bad_cases)} bad-input cases run")
     print(f"{s.passed} passed, {s.failed} failed")
     return 1 if s.failed or s.passed == 0 else 0
 

@@ -33,8 +33,9 @@ class Runner:
     def failed(self):
         return sum(1 for v in self.results.values() if not v)
 
-    def run(self, args, timeout=None):
-        """Runs `posenc args` (each converted with str); returns (exit status, stdout, stderr)."""
-        p = subprocess.run([self.posenc] + [str(a) for a in args], capture_output=True, text=True,
-                           timeout=self.timeout if timeout is None else timeout)
+    def run(self, args, timeout=None, preexec=None, text=True):
+        """Runs `posenc args` (each converted with str), with `preexec` run in the child before
+        the program starts; returns (exit status, stdout, stderr), as bytes when text is False."""
+        p = subprocess.run([self.posenc] + [str(a) for a in args], capture_output=True, text=text,
+                           timeout=self.timeout if timeout is None else timeout, preexec_fn=preexec)
         return p.returncode, p.stdout, p.stderr

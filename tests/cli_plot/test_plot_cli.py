@@ -30,6 +30,7 @@ SVG_NS = "{http://www.w3.org/2000/svg}"
 class Suite(Runner):
     def __init__(self, posenc, work):
         super().__init__(posenc, work, timeout=120)
+        self.bad_cases = set()  # the names of the bad-input cases run
 
     def leftovers(self):
         return [f for f in os.listdir(self.work) if ".tmp." in f]
@@ -176,11 +177,12 @@ class Suite(Runner):
         self.ok("compare_help", rc == 0 and "--max-len" in so and "--shifts" in so, so[:200])
 
     # --- errors --------------------------------------------------------------------------------
-    def fails(self, name, args, fragments, out_name="out.svg", keep=None):
-        """The command must fail with one stderr line holding every fragment, and leave no
-        output (or, with keep, leave the existing output untouched)."""
+    def fails(self, name, args, fragments, out_name="out.svg", keep=None, code=2):
+        """The command must fail with exit status `code` and one stderr line holding every
+        fragment, and leave no output (or, with keep, leave the existing output untouched)."""
+        self.bad_cases.add(name)
         out = self.w(out_name)
-        if os.path.exists(out):
+        if os.path.isfile(out):
             os.remove(out)
         if keep is not None:
             with open(out, "w") as f:
@@ -190,11 +192,13 @@ class Suite(Runner):
             full = full + ["-o", out]
         rc, so, se = self.run(full)
         lines = se.strip().splitlines()
-        self.ok(name, rc != 0, f"exit status {rc}")
+        self.ok(name, rc == code, f"exit status {rc}, expected {code}")
         self.ok(name, len(lines) == 1, f"stderr is {len(lines)} lines: {se!r}")
         for frag in fragments:
             self.ok(name, frag in se, f"stderr lacks {frag!r}: {se.strip()!r}")
-        if keep is None:
+        if os.path.isdir(out):
+            pass  # a directory given as the output: the caller checks it is untouched
+        elif keep is None:
             self.ok(name, not os.path.exists(out), f"{out} exists after the error")
         else:
             with open(out) as f:
@@ -260,6 +264,51 @@ class Suite(Runner):
         f("npy_ints", ["plot", "npy", "--in", self.w("ints.npy")], ["--in", "ints.npy", "<i8"])
         f("npy_missing", ["plot", "npy", "--in", self.w("nothing.npy")], ["--in", "nothing.npy"])
         f("npy_index", ["plot", "npy", "--in", self.w("x.npy"), "--index", 0], ["--index"])
+        # NaN and Inf: -inf is an array's masked entry, anything else non-finite is refused.
+        bad = np.zeros((3, 4))
+        bad[1, 2] = np.nan
+        np.save(self.w("nan.npy"), bad)
+        bad[1, 2] = np.inf
+        np.save(self.w("inf.npy"), bad)
+        f("npy_nan", ["plot", "npy", "--in", self.w("nan.npy")],
+          ["--in", "nan.npy", "element [1, 2] is nan", "finite or -inf (masked)"])
+        f("npy_inf", ["plot", "npy", "--in", self.w("inf.npy")], ["--in", "inf.npy", "element [1, 2] is inf"])
+        xn = np.zeros((5, 8))
+        xn[4, 7] = np.nan
+        np.save(self.w("xnan.npy"), xn)
+        f("att_x_nan", ["plot", "attention", "--x", self.w("xnan.npy"), "--wq", self.w("w8.npy"), "--wk",
+                        self.w("w8.npy"), "--heads", 2], ["--x", "xnan.npy", "element [4, 7] is nan"])
+        t5 = np.zeros((32, 2))
+        t5[0, 0] = -np.inf
+        np.save(self.w("t5inf.npy"), t5)
+        f("bias_t5_table_inf", ["plot", "bias", "--encoder", "t5", "--table", self.w("t5inf.npy")],
+          ["--table", "t5inf.npy", "element [0, 0] is -inf"])
+        with open(self.w("wide.npy"), "wb") as fh:
+            header = "{'descr': '<f8', 'fortran_order': False, 'shape': (0, 1099511627776), }"
+            header += " " * ((64 - (10 + len(header) + 1) % 64) % 64) + "\n"
+            fh.write(b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode())
+        f("npy_empty_wide", ["plot", "npy", "--in", self.w("wide.npy")], ["--in", "wide.npy", "dimension 1", "2^24"])
+        f("vmin_nan", ["plot", "table", "--vmin", "nan"], ["--vmin: nan is not a finite number"])
+        f("vmax_inf", ["plot", "table", "--vmax", "inf"], ["--vmax: inf is not a finite number"])
+        f("panel_size_nan", ["plot", "table", "--panel-size", "nan"], ["--panel-size: nan is not a finite number"])
+        f("table_base_inf", ["plot", "table", "--base", "inf"], ["--base: inf is not a finite number"])
+        f("rope_base_list_nan", ["plot", "rope", "--base", "100,nan"], ["--base: nan is not a finite number"])
+        f("rope_factor_1e400", ["plot", "rope", "--scaling", "linear", "--factor", "1e400"],
+          ["--factor: 1e400 is not a finite number"])
+        f("bias_max_bias_nan", ["plot", "bias", "--encoder", "alibi", "--max-bias", "nan"],
+          ["--max-bias: nan is not a finite number"])
+        f("att_weight_scale_inf", ["plot", "attention", "--weight-scale", "inf"],
+          ["--weight-scale: inf is not a finite number"])
+        # Output paths: a directory is refused and left as it was; /dev/null is written in place.
+        d = self.w("picdir.svg")
+        os.makedirs(d, exist_ok=True)
+        f("output_directory", ["plot", "table", "-o", d], ["-o", "picdir.svg", "is a directory"])
+        self.ok("output_directory", os.path.isdir(d) and not os.listdir(d), "the directory changed")
+        # A picture name that links to /dev/null: the device is written, the link kept.
+        os.symlink("/dev/null", self.w("null.svg"))
+        rc, _, se = self.run(["plot", "table", "--len", 4, "-o", self.w("null.svg")])
+        self.ok("output_link_to_dev_null", rc == 0 and os.path.islink(self.w("null.svg"))
+                and os.path.exists("/dev/null") and not os.path.isfile("/dev/null"), f"exit {rc}: {se!r}")
         rc, _, se = self.run(["plot"])
         self.ok("plot_no_kind", rc != 0 and len(se.strip().splitlines()) == 1, se)
         rc, _, se = self.run(["plot", "table"])
@@ -274,6 +323,14 @@ class Suite(Runner):
         f("cmp_dtype", quick + ["--dtype", "f16"], ["--dtype", "f16"], out_name="t.md")
         f("cmp_budget", quick + ["--time-budget", -1], ["--time-budget"], out_name="t.md")
         f("cmp_bad_dir", quick + ["-o", self.w("no/such/t.md")], ["-o"], out_name="t.md")
+        f("cmp_budget_nan", quick + ["--time-budget", "nan"], ["--time-budget: nan is not a finite number"],
+          out_name="t.md")
+        os.makedirs(self.w("tdir.md"), exist_ok=True)
+        f("cmp_output_directory", quick + ["-o", self.w("tdir.md")], ["-o", "tdir.md", "is a directory"],
+          out_name="t.md")
+        rc, so, se = self.run(quick + ["--encoders", "none", "-o", "/dev/null"])
+        self.ok("cmp_dev_null", rc == 0 and "| none" in so and os.path.exists("/dev/null")
+                and not os.path.isfile("/dev/null"), f"exit {rc}: {se!r}")
 
 
 def main():
@@ -288,6 +345,8 @@ def main():
             getattr(s, "test_" + g)()
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    if s.bad_cases:
+        print(f"{len(s.bad_cases)} bad-input cases run")
     print(f"{s.passed} passed, {s.failed} failed")
     return 1 if s.failed else 0
 

@@ -8,6 +8,7 @@
 #include <posenc/posenc.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -57,38 +58,47 @@ struct RopeFlags {
   void add(CLI::App* sub) {
     o_rotary_dim =
         sub->add_option("--rotary-dim", rotary_dim,
-                        "Rotary width R (even, <= Dh; default Dh); dims >= R pass through");
+                        "Rotary width R (even, <= Dh; default Dh); dims >= R pass through")
+            ->check(extent());
     specific.push_back(o_rotary_dim);
     specific.push_back(
         sub->add_option("--scaling", scaling, "Context-extension scaling (default none)")
             ->check(
                 CLI::IsMember({"none", "linear", "ntk", "dynamic", "yarn", "llama3", "longrope"})));
-    o_factor = sub->add_option("--factor", factor, "Scaling factor (llama3: default 8)");
-    o_omp = sub->add_option(
-        "--original-max-positions", original_max_positions,
-        "Original context length M (dynamic, yarn, longrope; llama3: default 8192)");
+    o_factor =
+        sub->add_option("--factor", factor, "Scaling factor (llama3: default 8)")->check(finite());
+    o_omp =
+        sub->add_option("--original-max-positions", original_max_positions,
+                        "Original context length M (dynamic, yarn, longrope; llama3: default 8192)")
+            ->check(in_range(1, max_position));
     specific.push_back(o_factor);
     specific.push_back(o_omp);
-    specific.push_back(
-        sub->add_option("--beta-fast", beta_fast, "YaRN beta_fast")->capture_default_str());
-    specific.push_back(
-        sub->add_option("--beta-slow", beta_slow, "YaRN beta_slow")->capture_default_str());
+    specific.push_back(sub->add_option("--beta-fast", beta_fast, "YaRN beta_fast")
+                           ->check(finite())
+                           ->capture_default_str());
+    specific.push_back(sub->add_option("--beta-slow", beta_slow, "YaRN beta_slow")
+                           ->check(finite())
+                           ->capture_default_str());
     specific.push_back(
         sub->add_option("--truncate", truncate, "YaRN: round the ramp bounds (default true)")
             ->check(CLI::IsMember({"true", "false"})));
     o_attention_factor =
         sub->add_option("--attention-factor", attention_factor,
-                        "Output factor of yarn / longrope (overrides the computed one)");
-    o_mscale = sub->add_option("--mscale", mscale, "YaRN mscale");
-    o_mscale_all_dim = sub->add_option("--mscale-all-dim", mscale_all_dim, "YaRN mscale_all_dim");
+                        "Output factor of yarn / longrope (overrides the computed one)")
+            ->check(finite());
+    o_mscale = sub->add_option("--mscale", mscale, "YaRN mscale")->check(finite());
+    o_mscale_all_dim =
+        sub->add_option("--mscale-all-dim", mscale_all_dim, "YaRN mscale_all_dim")->check(finite());
     specific.push_back(o_attention_factor);
     specific.push_back(o_mscale);
     specific.push_back(o_mscale_all_dim);
     specific.push_back(
         sub->add_option("--low-freq-factor", low_freq_factor, "Llama 3 low_freq_factor")
+            ->check(finite())
             ->capture_default_str());
     specific.push_back(
         sub->add_option("--high-freq-factor", high_freq_factor, "Llama 3 high_freq_factor")
+            ->check(finite())
             ->capture_default_str());
     o_short =
         sub->add_option("--short-factors", short_factors, "LongRoPE short factors, .npy [R/2]");
@@ -101,11 +111,7 @@ struct RopeFlags {
   posenc::RotaryOptions options(posenc::Index head_dim) const {
     posenc::RotaryOptions o;
     o.base = base;
-    if (o_rotary_dim->count()) {
-      if (rotary_dim <= 0)
-        throw CliError("--rotary-dim = " + std::to_string(rotary_dim) + " must be > 0");
-      o.rotary_dim = static_cast<posenc::Index>(rotary_dim);
-    }
+    if (o_rotary_dim->count()) o.rotary_dim = static_cast<posenc::Index>(rotary_dim);
     const std::string lay = layout.empty() ? "half" : layout;
     if (lay == "half") {
       o.layout = posenc::RotaryLayout::half;
@@ -168,7 +174,9 @@ inline void add_dtype(CLI::App* sub, std::string& dtype, const std::string& defa
 }
 
 inline void add_output(CLI::App* sub, std::string& out) {
-  sub->add_option("-o,--output", out, "Output .npy (written atomically)")->required();
+  sub->add_option("-o,--output", out,
+                  "Output .npy (a new or replaced file is written atomically; docs/cli.md)")
+      ->required();
 }
 
 /// Every encoder `attend` can run, chosen at run time.
@@ -190,7 +198,7 @@ void with_dtype(const std::string& dtype, F&& f) {
   }
 }
 
-/// Positions from --positions (length must be n when n >= 0) or offset + i.
+/// Positions from --positions (length must be n when n >= 0) or offset + i, i < n.
 inline posenc::Positions positions_from(const CLI::Option* pos_opt, const std::string& pos_path,
                                         std::int64_t offset, std::int64_t n,
                                         const std::string& n_source) {
@@ -201,7 +209,10 @@ inline posenc::Positions positions_from(const CLI::Option* pos_opt, const std::s
                      "] (N from " + n_source + "), got [" + std::to_string(p.size()) + "]");
     return posenc::Positions(std::move(p));
   }
-  if (offset < 0) throw CliError("--offset = " + std::to_string(offset) + " must be >= 0");
+  if (n > 0 && offset > max_position - (n - 1))
+    throw CliError("--offset: " + std::to_string(offset) + " with N = " + std::to_string(n) +
+                   " (from " + n_source + "): the last position P + N - 1 is more than the " +
+                   "largest position " + limit_str(max_position));
   return posenc::Positions(offset, static_cast<posenc::Index>(n));
 }
 
@@ -230,9 +241,11 @@ void add_table_command(CLI::App& app) {
   sub->add_option("--encoder", a->encoder, "Encoder (sinusoidal)")
       ->required()
       ->check(CLI::IsMember({"sinusoidal"}));
-  sub->add_option("--dim", a->dim, "Model width D (even)")->required();
-  a->len_opt = sub->add_option("--len", a->len, "Number of positions N");
+  sub->add_option("--dim", a->dim, "Model width D (even)")->required()->check(extent());
+  a->len_opt =
+      sub->add_option("--len", a->len, "Number of positions N")->check(in_range(0, max_elements));
   auto* off = sub->add_option("--offset", a->offset, "First position P (positions P .. P+N-1)")
+                  ->check(in_range(0, max_position))
                   ->capture_default_str();
   a->pos_opt = sub->add_option("--positions", a->positions, "Explicit positions, .npy <i8 [N]");
   a->pos_opt->excludes(a->len_opt)->excludes(off);
@@ -242,15 +255,16 @@ void add_table_command(CLI::App& app) {
   sub->add_option("--frequencies", a->frequencies, "Frequency schedule")
       ->check(CLI::IsMember({"vaswani", "log-timescale"}))
       ->capture_default_str();
-  sub->add_option("--base", a->base, "Frequency base")->capture_default_str();
-  sub->add_option("--scale", a->scale, "Multiplies the table")->capture_default_str();
+  sub->add_option("--base", a->base, "Frequency base")->check(finite())->capture_default_str();
+  sub->add_option("--scale", a->scale, "Multiplies the table")
+      ->check(finite())
+      ->capture_default_str();
   detail::add_dtype(sub, a->dtype, "f32");
   detail::add_output(sub, a->out);
   sub->callback([a] {
+    resolve_output(a->out);
     if (!a->len_opt->count() && !a->pos_opt->count())
       throw CliError("table: one of --len N or --positions pos.npy is required");
-    if (a->len_opt->count() && a->len < 0)
-      throw CliError("--len = " + std::to_string(a->len) + " must be >= 0");
     posenc::SinusoidalOptions o;
     o.layout = detail::sinusoidal_layout("--layout", a->layout);
     o.frequencies = detail::sinusoidal_frequencies(a->frequencies);
@@ -261,6 +275,7 @@ void add_table_command(CLI::App& app) {
     check_elements("the table [N, D]", {pos.size(), a->dim});
     detail::with_dtype(a->dtype, [&](auto zero) {
       using T = decltype(zero);
+      to_scalar<T>("--scale", a->scale);  // the factor the table is multiplied by, in T
       const posenc::SinusoidalEncoding<T> enc(static_cast<posenc::Index>(a->dim), o);
       posenc::Matrix<T> t;
       if (a->scale == 1.0) {
@@ -286,17 +301,20 @@ void add_rope_command(CLI::App& app) {
   auto a = std::make_shared<Args>();
   CLI::App* sub = app.add_subcommand("rope", "Rotate an array of queries or keys with RoPE");
   sub->add_option("--in", a->in, "Input .npy [N, Dh] or [N, H, Dh]")->required();
-  auto* off = sub->add_option("--offset", a->offset, "First position P")->capture_default_str();
+  auto* off = sub->add_option("--offset", a->offset, "First position P")
+                  ->check(in_range(0, max_position))
+                  ->capture_default_str();
   a->pos_opt = sub->add_option("--positions", a->positions, "Explicit positions, .npy <i8 [N]")
                    ->excludes(off);
-  sub->add_option("--base", a->rope.base, "Frequency base")->capture_default_str();
+  sub->add_option("--base", a->rope.base, "Frequency base")->check(finite())->capture_default_str();
   sub->add_option("--layout", a->rope.layout, "Pair layout (default half)")
       ->check(CLI::IsMember({"half", "interleaved"}));
   a->rope.add(sub);
   detail::add_dtype(sub, a->dtype, "the input's");
   detail::add_output(sub, a->out);
   sub->callback([a] {
-    const Array x = load_array("--in", a->in);
+    resolve_output(a->out);
+    const Array x = load_array("--in", a->in, ArrayRules::sequence());
     if (x.shape.size() != 2 && x.shape.size() != 3)
       throw CliError("--in: " + a->in + ": expected shape [N, Dh] or [N, H, Dh], got " +
                      shape_str(x.shape));
@@ -313,7 +331,7 @@ void add_rope_command(CLI::App& app) {
     detail::with_dtype(dtype, [&](auto zero) {
       using T = decltype(zero);
       const posenc::RotaryEncoding<T> enc(static_cast<posenc::Index>(dh), opts);
-      posenc::Matrix<T> m = x.data.cast<T>();
+      posenc::Matrix<T> m = x.as<T>();
       enc.rotate(m, pos, static_cast<posenc::Index>(heads));
       write_npy_matrix(a->out, m, x.shape, dtype);
     });
@@ -336,26 +354,35 @@ void add_bias_command(CLI::App& app) {
   sub->add_option("--encoder", a->encoder, "Encoder")
       ->required()
       ->check(CLI::IsMember({"alibi", "t5"}));
-  sub->add_option("--heads", a->heads, "Number of heads H")->required();
-  sub->add_option("--len", a->len, "Sequence length N (positions 0 .. N-1)")->required();
+  sub->add_option("--heads", a->heads, "Number of heads H")->required()->check(extent());
+  sub->add_option("--len", a->len, "Sequence length N (positions 0 .. N-1)")
+      ->required()
+      ->check(in_range(0, max_elements));
   a->max_bias_opt =
-      sub->add_option("--max-bias", a->max_bias, "alibi: slope parameter b (default 8)");
+      sub->add_option("--max-bias", a->max_bias, "alibi: slope parameter b (default 8)")
+          ->check(finite());
   a->table_opt = sub->add_option("--table", a->table, "t5: bias table .npy [num_buckets, H]");
   a->nb_opt = sub->add_option("--num-buckets", a->num_buckets,
-                              "t5: number of buckets (default: the table's rows, 32 for T5)");
-  a->md_opt = sub->add_option("--max-distance", a->max_distance, "t5: max distance (default 128)");
+                              "t5: number of buckets (default: the table's rows, 32 for T5)")
+                  ->check(extent());
+  a->md_opt = sub->add_option("--max-distance", a->max_distance, "t5: max distance (default 128)")
+                  ->check(in_range(1, max_position));
   sub->add_flag("--causal", a->causal,
                 "Mask p_j > p_i with -inf (t5: also causal buckets, as T5's decoder)");
   detail::add_dtype(sub, a->dtype, "f32");
   detail::add_output(sub, a->out);
   sub->callback([a] {
-    if (a->heads <= 0) throw CliError("--heads = " + std::to_string(a->heads) + " must be > 0");
-    if (a->len < 0) throw CliError("--len = " + std::to_string(a->len) + " must be >= 0");
+    resolve_output(a->out);
     check_elements("the bias [H, N, N]", {a->heads, a->len, a->len});
     const posenc::Positions pos(0, static_cast<posenc::Index>(a->len));
     const auto n = static_cast<posenc::Index>(a->len);
     const auto h_count = static_cast<posenc::Index>(a->heads);
     const std::vector<std::int64_t> shape{a->heads, a->len, a->len};
+    // B[h, i, j] = -inf where j > i under --causal: the mask, not an overflow.
+    const bool causal = a->causal;
+    const std::function<bool(std::int64_t)> masked = [causal, n](std::int64_t k) {
+      return causal && k % n > (k / n) % n;
+    };
     if (a->encoder == "alibi") {
       detail::check_applies({a->table_opt, a->nb_opt, a->md_opt}, "alibi", "t5");
       detail::with_dtype(a->dtype, [&](auto zero) {
@@ -366,7 +393,7 @@ void add_bias_command(CLI::App& app) {
           const posenc::Matrix<T> b = enc.bias(h, pos, pos, a->causal);
           out.row(h) = Eigen::Map<const posenc::Vector<T>>(b.data(), b.size()).transpose();
         }
-        write_npy_matrix(a->out, out, shape, a->dtype);
+        write_npy_matrix(a->out, out, shape, a->dtype, masked);
       });
       return;
     }
@@ -383,13 +410,13 @@ void add_bias_command(CLI::App& app) {
     o.bidirectional = !a->causal;
     detail::with_dtype(a->dtype, [&](auto zero) {
       using T = decltype(zero);
-      const posenc::T5Encoding<T> enc(table.data.cast<T>(), o);
+      const posenc::T5Encoding<T> enc(table.as<T>(), o);
       posenc::Matrix<T> out(h_count, n * n);
       for (posenc::Index h = 0; h < h_count; ++h) {
         const posenc::Matrix<T> b = enc.bias(h, pos, pos, a->causal);
         out.row(h) = Eigen::Map<const posenc::Vector<T>>(b.data(), b.size()).transpose();
       }
-      write_npy_matrix(a->out, out, shape, a->dtype);
+      write_npy_matrix(a->out, out, shape, a->dtype, masked);
     });
   });
 }
@@ -435,11 +462,16 @@ void add_attend_command(CLI::App& app) {
   sub->add_option("--wk", a->wk, "Wk, .npy [D, D]")->required();
   sub->add_option("--wv", a->wv, "Wv, .npy [D, D]")->required();
   sub->add_option("--wo", a->wo, "Wo, .npy [D, D]")->required();
-  sub->add_option("--heads", a->heads, "Number of heads H (divides D)")->required();
+  sub->add_option("--heads", a->heads, "Number of heads H (divides D)")
+      ->required()
+      ->check(extent());
   sub->add_flag("--causal", a->causal, "Causal mask (t5: also causal buckets)");
-  sub->add_option("--offset", a->offset, "First position P")->capture_default_str();
+  sub->add_option("--offset", a->offset, "First position P")
+      ->check(in_range(0, max_position))
+      ->capture_default_str();
   a->scale_opt =
-      sub->add_option("--scale", a->scale, "Score scale (default 1/sqrt(Dh); T5 models use 1)");
+      sub->add_option("--scale", a->scale, "Score scale (default 1/sqrt(Dh); T5 models use 1)")
+          ->check(finite());
   sub->add_option("--encoder", a->encoder, "Positional encoding")
       ->required()
       ->check(
@@ -453,40 +485,52 @@ void add_attend_command(CLI::App& app) {
                     ->add_option("--frequencies", a->frequencies,
                                  "sinusoidal: vaswani (default) or log-timescale")
                     ->check(CLI::IsMember({"vaswani", "log-timescale"}));
-  a->base_opt = g_sin->add_option("--base", a->rope.base,
-                                  "sinusoidal, rope, xl: frequency base (default 10000)");
+  a->base_opt = g_sin
+                    ->add_option("--base", a->rope.base,
+                                 "sinusoidal, rope, xl: frequency base (default 10000)")
+                    ->check(finite());
   a->pe_scale_opt =
-      g_sin->add_option("--pe-scale", a->pe_scale, "sinusoidal: X + pe_scale * PE (default 1)");
+      g_sin->add_option("--pe-scale", a->pe_scale, "sinusoidal: X + pe_scale * PE (default 1)")
+          ->check(finite());
   auto* g_tab = sub->add_option_group("learned / t5", "--encoder learned or t5");
   a->table_opt = g_tab->add_option("--table", a->table,
                                    "learned: PE table [L, D]; t5: bias table [num_buckets, H]");
   a->table_offset_opt =
-      g_tab->add_option("--table-offset", a->table_offset,
-                        "learned: row p + O is position p's (default 0; 2 for OPT/BART)");
+      g_tab
+          ->add_option("--table-offset", a->table_offset,
+                       "learned: row p + O is position p's (default 0; 2 for OPT/BART)")
+          ->check(in_range(0, max_position));
   a->nb_opt =
-      g_tab->add_option("--num-buckets", a->num_buckets, "t5: buckets (default: the table's rows)");
-  a->md_opt =
-      g_tab->add_option("--max-distance", a->max_distance, "t5: max distance (default 128)");
+      g_tab->add_option("--num-buckets", a->num_buckets, "t5: buckets (default: the table's rows)")
+          ->check(extent());
+  a->md_opt = g_tab->add_option("--max-distance", a->max_distance, "t5: max distance (default 128)")
+                  ->check(in_range(1, max_position));
   auto* g_alibi = sub->add_option_group("alibi", "--encoder alibi");
   a->max_bias_opt =
-      g_alibi->add_option("--max-bias", a->max_bias, "alibi: slope parameter b (default 8)");
+      g_alibi->add_option("--max-bias", a->max_bias, "alibi: slope parameter b (default 8)")
+          ->check(finite());
   auto* g_rope = sub->add_option_group("rope", "--encoder rope (and --layout, --base)");
   a->rope.add(g_rope);
   auto* g_shaw = sub->add_option_group("shaw", "--encoder shaw");
   a->rel_k_opt = g_shaw->add_option("--rel-k", a->rel_k, "shaw: A_K, .npy [2K+1, Dh]");
   a->rel_v_opt = g_shaw->add_option("--rel-v", a->rel_v, "shaw: A_V, .npy [2K+1, Dh]");
-  a->max_rel_opt = g_shaw->add_option("--max-relative", a->max_relative,
-                                      "shaw: clip distance K (default: from the tables)");
+  // K with tables of 2K + 1 <= 2^24 rows.
+  a->max_rel_opt = g_shaw
+                       ->add_option("--max-relative", a->max_relative,
+                                    "shaw: clip distance K (default: from the tables)")
+                       ->check(in_range(0, (max_extent - 1) / 2));
   auto* g_xl = sub->add_option_group("xl", "--encoder xl");
   a->u_opt = g_xl->add_option("--u", a->u, "xl: u, .npy [H, Dh]");
   a->v_opt = g_xl->add_option("--v", a->v, "xl: v, .npy [H, Dh]");
   a->wr_opt = g_xl->add_option("--wr", a->wr, "xl: W_R, .npy [D, D]");
   a->clamp_opt =
-      g_xl->add_option("--clamp-len", a->clamp_len, "xl: clamp |p_i - p_j| (default: no clamp)");
+      g_xl->add_option("--clamp-len", a->clamp_len, "xl: clamp |p_i - p_j| (default: no clamp)")
+          ->check(in_range(0, max_position));
   detail::add_dtype(sub, a->dtype, "the dtype of --x");
   detail::add_output(sub, a->out);
 
   sub->callback([a] {
+    resolve_output(a->out);
     const std::string& e = a->encoder;
     // Flags of one encoder given with another.
     {
@@ -508,7 +552,7 @@ void add_attend_command(CLI::App& app) {
       if (e != "shaw") detail::check_applies(shaw, e, "shaw");
       if (e != "xl") detail::check_applies(xl, e, "xl");
     }
-    const Array x = load_array("--x", a->x);
+    const Array x = load_array("--x", a->x, ArrayRules::sequence());
     if (x.shape.size() != 2)
       throw CliError("--x: " + a->x + ": expected shape [N, D], got " + shape_str(x.shape));
     const std::int64_t n = x.shape[0], d = x.shape[1];
@@ -521,11 +565,13 @@ void add_attend_command(CLI::App& app) {
     expect_shape("--wk", a->wk, wk, {d, d}, dd);
     expect_shape("--wv", a->wv, wv, {d, d}, dd);
     expect_shape("--wo", a->wo, wo, {d, d}, dd);
-    if (a->heads <= 0) throw CliError("--heads = " + std::to_string(a->heads) + " must be > 0");
     if (d % a->heads != 0)
       throw CliError("--heads = " + std::to_string(a->heads) +
                      " does not divide D = " + std::to_string(d) + " (from --x " + a->x + ")");
-    if (a->offset < 0) throw CliError("--offset = " + std::to_string(a->offset) + " must be >= 0");
+    if (n > 0 && a->offset > max_position - (n - 1))
+      throw CliError("--offset: " + std::to_string(a->offset) + " with N = " + std::to_string(n) +
+                     " (from --x " + a->x + "): the last position P + N - 1 is more than the " +
+                     "largest position " + limit_str(max_position));
     const std::int64_t h = a->heads, dh = d / h;
     const std::string dtype = a->dtype.empty() ? x.dtype : a->dtype;
 
@@ -552,11 +598,7 @@ void add_attend_command(CLI::App& app) {
       rel_k = load_array("--rel-k", a->rel_k);
       rel_v = load_array("--rel-v", a->rel_v);
       std::int64_t rows = -1;
-      if (a->max_rel_opt->count()) {
-        if (a->max_relative < 0)
-          throw CliError("--max-relative = " + std::to_string(a->max_relative) + " must be >= 0");
-        rows = 2 * a->max_relative + 1;
-      }
+      if (a->max_rel_opt->count()) rows = 2 * a->max_relative + 1;
       const std::string why =
           "([2K+1, Dh]" + std::string(a->max_rel_opt->count() ? " with K = --max-relative" : "") +
           ", Dh = D / H = " + std::to_string(d) + " / " + std::to_string(h) + ")";
@@ -584,14 +626,13 @@ void add_attend_command(CLI::App& app) {
 
     detail::with_dtype(dtype, [&](auto zero) {
       using T = decltype(zero);
-      const posenc::Matrix<T> xt = x.data.cast<T>(), wqt = wq.data.cast<T>(),
-                              wkt = wk.data.cast<T>(), wvt = wv.data.cast<T>(),
-                              wot = wo.data.cast<T>();
+      const posenc::Matrix<T> xt = x.as<T>(), wqt = wq.as<T>(), wkt = wk.as<T>(), wvt = wv.as<T>(),
+                              wot = wo.as<T>();
       posenc::AttentionOptions<T> opt;
       opt.heads = static_cast<posenc::Index>(h);
       opt.causal = a->causal;
       opt.offset = a->offset;
-      if (a->scale_opt->count()) opt.scale = static_cast<T>(a->scale);
+      if (a->scale_opt->count()) opt.scale = to_scalar<T>("--scale", a->scale);
       // The runtime choice of encoder: a std::variant, visited once (style.md, "Interface").
       const auto make = [&]() -> detail::AnyEncoder<T> {
         using posenc::Index;
@@ -602,27 +643,25 @@ void add_attend_command(CLI::App& app) {
               "--layout", a->rope.layout.empty() ? "interleaved" : a->rope.layout);
           o.frequencies = detail::sinusoidal_frequencies(a->frequencies);
           o.base = a->rope.base;
-          o.scale = a->pe_scale;
+          o.scale = to_scalar<T>("--pe-scale", a->pe_scale);
           return posenc::SinusoidalEncoding<T>(static_cast<Index>(d), o);
         }
         if (e == "learned")
-          return posenc::LearnedEncoding<T>(table.data.cast<T>(),
-                                            static_cast<Index>(a->table_offset));
+          return posenc::LearnedEncoding<T>(table.as<T>(), static_cast<Index>(a->table_offset));
         if (e == "rope") return posenc::RotaryEncoding<T>(static_cast<Index>(dh), rope_opts);
         if (e == "alibi") return posenc::AlibiEncoding<T>(static_cast<Index>(h), a->max_bias);
         if (e == "t5") {
           posenc::T5Options o;
           o.max_distance = static_cast<Index>(a->max_distance);
           o.bidirectional = !a->causal;
-          return posenc::T5Encoding<T>(table.data.cast<T>(), o);
+          return posenc::T5Encoding<T>(table.as<T>(), o);
         }
-        if (e == "shaw") return posenc::ShawEncoding<T>(rel_k.data.cast<T>(), rel_v.data.cast<T>());
+        if (e == "shaw") return posenc::ShawEncoding<T>(rel_k.as<T>(), rel_v.as<T>());
         if (e == "xl") {
           posenc::TransformerXLOptions o;
           o.clamp_len = a->clamp_len;
           o.base = a->rope.base;
-          return posenc::TransformerXLEncoding<T>(u.data.cast<T>(), v.data.cast<T>(),
-                                                  wr.data.cast<T>(), o);
+          return posenc::TransformerXLEncoding<T>(u.as<T>(), v.as<T>(), wr.as<T>(), o);
         }
         throw CliError("--encoder: unknown encoder '" + e + "'");
       };

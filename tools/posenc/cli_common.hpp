@@ -1,22 +1,30 @@
-// posenc command line: shared helpers (errors, atomic .npy output, loading input arrays).
+// posenc command line: shared helpers (errors, limits and checks of flags, output files, loading
+// input arrays). docs/cli.md states the rules these implement.
 #pragma once
 
+#include <CLI/CLI.hpp>
+
+#include <posenc/detail/checked.hpp>
 #include <posenc/detail/npy.hpp>
 #include <posenc/error.hpp>
 #include <posenc/types.hpp>
 
+#include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <initializer_list>
+#include <limits>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
 #include <vector>
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -27,103 +35,429 @@ struct CliError : std::runtime_error {
   using runtime_error::runtime_error;
 };
 
+/// A failure of the machine rather than of the input (a full disk, a file size limit, an I/O
+/// error): printed as one line like CliError, but exit status 1 (main catches std::exception).
+struct ResourceError : std::runtime_error {
+  using runtime_error::runtime_error;
+};
+
+// --- limits ------------------------------------------------------------------------------------
+
+/// Widths, head counts, head sizes, bucket counts and the rows of a table: the library's limit.
+constexpr std::int64_t max_extent = posenc::max_extent;
+/// Elements of one output (and of one input array), and the rows of a sequence (N).
+constexpr std::int64_t max_elements = std::int64_t{1} << 32;
+/// Positions, offsets and distances.
+constexpr std::int64_t max_position = std::numeric_limits<std::int64_t>::max();
+
+/// "2^24" for the limits above, the number itself otherwise.
+inline std::string limit_name(std::int64_t v) {
+  if (v == max_position) return "2^63 - 1";
+  for (int k = 10; k < 63; ++k)
+    if (v == (std::int64_t{1} << k)) return "2^" + std::to_string(k);
+  return std::to_string(v);
+}
+
+/// "2^24 = 16777216" for the limits above, the number itself otherwise.
+inline std::string limit_str(std::int64_t v) {
+  const std::string name = limit_name(v), n = std::to_string(v);
+  return name == n ? n : name + " = " + n;
+}
+
 /// "[3, 4, 5]"
 inline std::string shape_str(const std::vector<std::int64_t>& shape) {
   std::string s = "[";
-  for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  for (std::size_t i = 0; i < shape.size(); ++i)
+    s += (i ? ", " : "") + std::to_string(shape[i]);
   return s + "]";
+}
+
+/// The multi-index "[i, j, k]" of row-major element `flat` of an array of shape `shape`.
+inline std::string index_str(std::int64_t flat, const std::vector<std::int64_t>& shape) {
+  std::vector<std::int64_t> idx(shape.size(), 0);
+  for (std::size_t k = shape.size(); k-- > 0;) {
+    if (shape[k] == 0) break;
+    idx[k] = flat % shape[k];
+    flat /= shape[k];
+  }
+  return shape_str(idx);
+}
+
+/// A value as a message shows it: "nan", "inf", "-inf", "1e+300", "0.5".
+inline std::string number_str(double v) {
+  if (std::isnan(v)) return "nan";
+  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%.10g", v);
+  return buf;
 }
 
 /// The message on one line (newlines become "; ").
 inline std::string one_line(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' '))
+    s.pop_back();
   std::string out;
   for (char c : s) {
-    if (c == '\n') out += "; ";
-    else if (c != '\r') out += c;
+    if (c == '\n')
+      out += "; ";
+    else if (c != '\r')
+      out += c;
   }
   return out;
 }
 
 /// Throws unless the product of `dims` (all >= 0) stays within 2^32 elements.
 inline void check_elements(const std::string& what, std::initializer_list<std::int64_t> dims) {
-  constexpr std::int64_t limit = std::int64_t{1} << 32;
+  constexpr std::int64_t limit = max_elements;
   std::int64_t n = 1;
   std::string s;
   for (auto d : dims) {
     s += (s.empty() ? "" : " x ") + std::to_string(d);
     if (d < 0) throw CliError(what + ": negative extent in " + s);
-    if (d != 0 && n > limit / d) n = limit + 1;
-    else n *= d;
+    if (d != 0 && n > limit / d)
+      n = limit + 1;
+    else
+      n *= d;
   }
-  if (n > limit)
-    throw CliError(what + " would have " + s + " elements, more than the limit 2^32");
+  if (n > limit) throw CliError(what + " would have " + s + " elements, more than the limit 2^32");
 }
 
-/// Writes via a temporary file in the same directory, renamed into place on success; on any
-/// exception the temporary is removed, and `path` is left as it was (absent, or untouched).
-inline void write_atomically(const std::string& path,
-                             const std::function<void(const std::string& tmp_path)>& write) {
+// --- checks of flags, run by CLI11 while it parses (its message is "<flag>: <ours>") -----------
+
+/// A floating-point flag must be a finite double: "nan", "inf" and values past the double range
+/// (which CLI11 parses as a long double and rounds to inf) are refused.
+inline CLI::Validator finite() {
+  return CLI::Validator(
+      [](std::string& s) -> std::string {
+        char* end = nullptr;
+        const long double v = std::strtold(s.c_str(), &end);
+        if (s.empty() || end != s.c_str() + s.size()) return {};  // CLI11 reports the non-number
+        if (!std::isfinite(static_cast<double>(v)))
+          return s + " is not a finite number" +
+                 (std::isfinite(v) ? std::string(" (outside the range of a double)") : "");
+        return {};
+      },
+      "FINITE");
+}
+
+/// An integer flag must lie in [lo, hi]. CLI11 itself saturates a value past int64 at the
+/// largest int64 (strtoll), so that is refused here too.
+inline CLI::Validator in_range(std::int64_t lo, std::int64_t hi) {
+  return CLI::Validator(
+      [lo, hi](std::string& s) -> std::string {
+        char* end = nullptr;
+        errno = 0;
+        const long long v = std::strtoll(s.c_str(), &end, 0);     // as CLI11 converts it
+        if (s.empty() || end != s.c_str() + s.size()) return {};  // CLI11 reports the non-integer
+        if (errno == ERANGE) return s + " is outside the range of int64";
+        if (v < lo) return s + " must be >= " + std::to_string(lo);
+        if (v > hi) return s + " is more than the limit " + limit_str(hi);
+        return {};
+      },
+      "[" + std::to_string(lo) + ", " + limit_name(hi) + "]");
+}
+
+/// A width, head count, head size, bucket count or number of table rows: [lo, 2^24].
+inline CLI::Validator extent(std::int64_t lo = 1) {
+  return in_range(lo, max_extent);
+}
+
+/// A flag's double converted to the computation's scalar T, which it must fit.
+template <class T>
+T to_scalar(const std::string& flag, double v) {
+  const T t = static_cast<T>(v);
+  if (!std::isfinite(t))
+    throw CliError(flag + ": " + number_str(v) + " overflows " +
+                   (std::is_same<T, float>::value ? "f32" : "f64"));
+  return t;
+}
+
+// --- output files ------------------------------------------------------------------------------
+
+/// Throws "<what>: <strerror(err)>", a CliError when the cause is the path or its permissions
+/// and a ResourceError when it is the machine (space, quota, file size limit, I/O, descriptors).
+[[noreturn]] inline void io_error(const std::string& what, int err) {
+  const std::string msg = what + ": " + std::strerror(err);
+  switch (err) {
+    case EACCES:
+    case EPERM:
+    case EROFS:
+    case ENOENT:
+    case ENOTDIR:
+    case EISDIR:
+    case ELOOP:
+    case ENAMETOOLONG:
+    case EXDEV:
+    case ETXTBSY:
+      throw CliError(msg);
+    default:
+      throw ResourceError(msg);
+  }
+}
+
+/// The directory part of a path ("." for a bare name, "/" for a name in the root).
+inline std::string dir_of(const std::string& path) {
+  const auto slash = path.find_last_of('/');
+  if (slash == std::string::npos) return ".";
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+/// Where `-o PATH` is written (docs/cli.md, "Output files").
+struct OutputTarget {
+  enum class Kind {
+    direct,   // an existing character device or FIFO: opened and written in place
+    replace,  // an existing regular file: a temporary file renamed over it, mode kept
+    create    // a new file: a temporary file renamed into place, mode 0666 & ~umask
+  };
+  Kind kind = Kind::create;
+  std::string path;    // as given
+  std::string target;  // the file written or replaced: the end of a chain of symlinks
+  struct stat st {};   // the existing file's, for Kind::replace
+};
+
+/// Follows `path` through symlinks to the first name that is not one (the name need not exist).
+inline std::string final_target(const std::string& path) {
+  std::string cur = path;
+  for (int hops = 0;; ++hops) {
+    struct stat l {};
+    if (::lstat(cur.c_str(), &l) != 0 || !S_ISLNK(l.st_mode)) return cur;
+    if (hops == 40) io_error("-o " + path, ELOOP);  // the kernel's own limit (path_resolution(7))
+    std::vector<char> buf(static_cast<std::size_t>(l.st_size > 0 ? l.st_size : 255) + 1);
+    for (;;) {
+      const ssize_t n = ::readlink(cur.c_str(), buf.data(), buf.size());
+      if (n < 0) io_error("-o " + path + ": cannot read the symlink " + cur, errno);
+      if (static_cast<std::size_t>(n) < buf.size()) {
+        const std::string to(buf.data(), static_cast<std::size_t>(n));
+        cur = to[0] == '/' ? to : dir_of(cur) + "/" + to;
+        break;
+      }
+      buf.resize(buf.size() * 2);
+    }
+  }
+}
+
+/// Classifies `-o PATH` before anything is computed; throws a one-line error for a target the
+/// program cannot write correctly.
+inline OutputTarget resolve_output(const std::string& path) {
   if (path.empty()) throw CliError("-o: empty output path");
-  std::string templ = path + ".tmp.XXXXXX";
+  OutputTarget t;
+  t.path = path;
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0) {
+    if (S_ISCHR(st.st_mode) || S_ISFIFO(st.st_mode)) {
+      t.kind = OutputTarget::Kind::direct;
+      t.target = path;
+      return t;
+    }
+    if (S_ISDIR(st.st_mode)) throw CliError("-o " + path + ": is a directory");
+    if (!S_ISREG(st.st_mode))
+      throw CliError("-o " + path + ": is not a regular file (" +
+                     (S_ISBLK(st.st_mode)    ? "a block device"
+                      : S_ISSOCK(st.st_mode) ? "a socket"
+                                             : "not a file, device or FIFO") +
+                     ")");
+    t.kind = OutputTarget::Kind::replace;
+    t.target = final_target(path);
+    t.st = st;
+    // As a shell's `>` would: a file the user may not write is not replaced.
+    if (::faccessat(AT_FDCWD, t.target.c_str(), W_OK, AT_EACCESS) != 0 && errno != EROFS)
+      io_error("-o " + path, errno);
+  } else if (errno == ENOENT) {
+    // A new file, or a dangling symlink: then the file is created where the link points.
+    t.kind = OutputTarget::Kind::create;
+    t.target = final_target(path);
+  } else {
+    io_error("-o " + path, errno);
+  }
+  const std::string dir = dir_of(t.target);
+  struct stat ds {};
+  if (::stat(dir.c_str(), &ds) != 0)
+    io_error("-o " + path + ": cannot create a file in " + dir, errno);
+  if (!S_ISDIR(ds.st_mode)) io_error("-o " + path + ": cannot create a file in " + dir, ENOTDIR);
+  if (::faccessat(AT_FDCWD, dir.c_str(), W_OK | X_OK, AT_EACCESS) != 0)
+    io_error("-o " + path + ": cannot create a file in " + dir, errno);
+  return t;
+}
+
+/// The open output, written to with write(); errors name `-o PATH` and strerror.
+class OutputFile {
+ public:
+  OutputFile(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+  void write(const void* data, std::size_t n) {
+    const char* p = static_cast<const char*>(data);
+    while (n > 0) {
+      // Linux writes at most 0x7ffff000 bytes per call (write(2)).
+      const ssize_t w = ::write(fd_, p, std::min<std::size_t>(n, std::size_t{1} << 30));
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        io_error("-o " + path_ + ": write failed", errno);
+      }
+      if (w == 0) io_error("-o " + path_ + ": write failed", EIO);
+      p += w;
+      n -= static_cast<std::size_t>(w);
+    }
+  }
+
+ private:
+  int fd_;
+  std::string path_;
+};
+
+/// Writes `-o PATH` with `fill` (docs/cli.md, "Output files"): a character device or FIFO in
+/// place; otherwise a temporary file in the directory of the (final) target, renamed over it
+/// once complete, so that on any error the target is left absent or untouched.
+inline void write_output(const std::string& path, const std::function<void(OutputFile&)>& fill) {
+  const OutputTarget t = resolve_output(path);
+  if (t.kind == OutputTarget::Kind::direct) {
+    // No O_CREAT, O_TRUNC: a device or FIFO is neither created nor truncated. A FIFO's open
+    // waits for a reader, as a shell's `>` does.
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) io_error("-o " + path + ": cannot open", errno);
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || !(S_ISCHR(st.st_mode) || S_ISFIFO(st.st_mode))) {
+      ::close(fd);
+      throw CliError("-o " + path + ": changed while it was opened (no longer a device or FIFO)");
+    }
+    try {
+      OutputFile f(fd, path);
+      fill(f);
+    } catch (...) {
+      ::close(fd);
+      throw;
+    }
+    if (::close(fd) != 0) io_error("-o " + path + ": write failed", errno);
+    return;
+  }
+  const std::string templ = t.target + ".tmp.XXXXXX";
   std::vector<char> buf(templ.begin(), templ.end());
   buf.push_back('\0');
   const int fd = ::mkstemp(buf.data());
   if (fd < 0)
-    throw CliError("-o " + path + ": cannot create a temporary file next to it: " +
-                   std::strerror(errno));
-  // mkstemp creates the file 0600; give the output the mode a plain open() would (0666 & ~umask).
-  const mode_t mask = ::umask(0);
-  ::umask(mask);
-  ::fchmod(fd, 0666 & ~mask);
-  ::close(fd);
+    io_error("-o " + path + ": cannot create a temporary file in " + dir_of(t.target), errno);
   const std::string tmp(buf.data());
+  bool open = true;
   try {
-    try {
-      write(tmp);
-    } catch (const posenc::error& e) {  // e.g. "<tmp>: write failed": name the output instead
-      std::string msg = e.what();
-      for (auto at = msg.find(tmp); at != std::string::npos; at = msg.find(tmp))
-        msg.replace(at, tmp.size(), path);
-      throw CliError("-o " + msg);
+    mode_t mode = 0;
+    if (t.kind == OutputTarget::Kind::replace) {
+      // Root can give the new file the old one's owner and group; a file system without
+      // ownership (vfat) refuses, which leaves root's: best effort.
+      if (::geteuid() == 0) {
+        const int ignored = ::fchown(fd, t.st.st_uid, t.st.st_gid);
+        (void)ignored;
+      }
+      mode = t.st.st_mode & 0777;
+    } else {
+      // mkstemp creates the file 0600; a new output gets what a plain open() would give.
+      const mode_t mask = ::umask(0);
+      ::umask(mask);
+      mode = 0666 & ~mask;
     }
-    if (std::rename(tmp.c_str(), path.c_str()) != 0)
-      throw CliError("-o " + path + ": cannot rename the temporary file into place: " +
-                     std::strerror(errno));
+    if (::fchmod(fd, mode) != 0) io_error("-o " + path + ": cannot set the mode", errno);
+    OutputFile f(fd, path);
+    fill(f);
+    open = false;
+    if (::close(fd) != 0) io_error("-o " + path + ": write failed", errno);
+    if (std::rename(tmp.c_str(), t.target.c_str()) != 0)
+      io_error("-o " + path + ": cannot rename the temporary file into place", errno);
   } catch (...) {
+    if (open) ::close(fd);
     std::remove(tmp.c_str());
     throw;
   }
 }
 
+// --- .npy output -------------------------------------------------------------------------------
+
+/// Throws unless every element of `v` [count] is finite, or -inf where `masked(i)` holds: the
+/// message names the element by its index in `shape`, the value and the dtype.
+template <class T>
+void check_result(const std::string& path, const T* v, std::int64_t count,
+                  const std::vector<std::int64_t>& shape,
+                  const std::function<bool(std::int64_t)>& masked) {
+  const char* dt = std::is_same<T, float>::value ? "f32" : "f64";
+  for (std::int64_t i = 0; i < count; ++i) {
+    if (std::isfinite(v[i])) continue;
+    if (masked && std::isinf(v[i]) && v[i] < 0 && masked(i)) continue;
+    // Every input and parameter is finite (checked at entry), so a non-finite result is an
+    // overflow of the dtype's range, direct (inf) or in an intermediate value (nan).
+    throw CliError("-o " + path + ": the result " +
+                   (std::isnan(v[i]) ? std::string("is nan at ") + index_str(i, shape) +
+                                           " (an intermediate value overflowed " + dt + ")"
+                                     : std::string("overflows ") + dt + " at " +
+                                           index_str(i, shape) + " (" + number_str(v[i]) + ")") +
+                   "; nothing was written");
+  }
+}
+
 /// .npy output of a row-major matrix with a given logical shape (its product must equal the
-/// matrix size), dtype "f32" or "f64", written atomically.
+/// matrix size), dtype "f32" or "f64". Every element must be finite, except -inf where
+/// `masked(flat index)` holds (a causal mask); then the file is written by write_output.
 template <class T>
 void write_npy_matrix(const std::string& path, const posenc::Matrix<T>& m,
-                      const std::vector<std::int64_t>& shape, const std::string& dtype) {
+                      const std::vector<std::int64_t>& shape, const std::string& dtype,
+                      const std::function<bool(std::int64_t)>& masked = {}) {
   std::int64_t n = 1;
-  for (auto s : shape) n *= s;
+  for (auto s : shape)
+    n *= s;
   if (n != static_cast<std::int64_t>(m.size()))
     throw CliError("internal: output shape " + shape_str(shape) + " does not match " +
                    std::to_string(m.size()) + " values");
-  write_atomically(path, [&](const std::string& tmp) {
-    if (dtype == "f32") {
-      const posenc::Matrix<float> f = m.template cast<float>();
-      posenc::detail::write_npy(tmp, "<f4", shape, f.data());
-    } else if (dtype == "f64") {
-      const posenc::Matrix<double> d = m.template cast<double>();
-      posenc::detail::write_npy(tmp, "<f8", shape, d.data());
-    } else {
-      throw CliError("--dtype: expected f32 or f64, got '" + dtype + "'");
-    }
-  });
+  const auto write = [&](const auto& values, const char* descr) {
+    using S = typename std::decay_t<decltype(values)>::Scalar;
+    check_result<S>(path, values.data(), n, shape, masked);
+    const std::string header = posenc::detail::npy_header_bytes(descr, shape);
+    write_output(path, [&](OutputFile& f) {
+      f.write(header.data(), header.size());
+      f.write(values.data(), static_cast<std::size_t>(n) * sizeof(S));
+    });
+  };
+  if (dtype == "f32") {
+    if constexpr (std::is_same<T, float>::value)
+      write(m, "<f4");
+    else
+      write(posenc::Matrix<float>(m.template cast<float>()), "<f4");
+  } else if (dtype == "f64") {
+    if constexpr (std::is_same<T, double>::value)
+      write(m, "<f8");
+    else
+      write(posenc::Matrix<double>(m.template cast<double>()), "<f8");
+  } else {
+    throw CliError("--dtype: expected f32 or f64, got '" + dtype + "'");
+  }
 }
+
+// --- input arrays ------------------------------------------------------------------------------
+
+/// What an input array may hold beyond the defaults (every dimension at most 2^24, every value
+/// finite).
+struct ArrayRules {
+  /// The largest first dimension: 2^24 for tables and weights, 2^32 for a sequence [N, ...].
+  std::int64_t max_rows = max_extent;
+  /// Whether -inf is accepted, as the masked entries of an array to plot.
+  bool masked_minus_inf = false;
+
+  static ArrayRules sequence() { return {max_elements, false}; }
+};
 
 /// An input array as a double matrix [shape[0], prod(shape[1:])] (a 1-d array is [n, 1]).
 struct Array {
+  std::string flag, path;
   std::vector<std::int64_t> shape;
   std::string dtype;  // "f32" or "f64"
   posenc::Matrix<double> data;
+
+  /// The values in the computation's scalar T; an f64 value outside the f32 range is an error.
+  template <class T>
+  posenc::Matrix<T> as() const {
+    if (std::is_same<T, float>::value && dtype == "f64") {
+      const double* d = data.data();
+      for (posenc::Index i = 0; i < data.size(); ++i)
+        if (std::isinf(static_cast<float>(d[i])) && std::isfinite(d[i]))
+          throw CliError(flag + ": " + path + ": element " + index_str(i, shape) + " = " +
+                         number_str(d[i]) + " overflows f32");
+    }
+    return data.template cast<T>();
+  }
 };
 
 inline posenc::detail::NpyArray read_npy_for(const std::string& flag, const std::string& path) {
@@ -134,38 +468,68 @@ inline posenc::detail::NpyArray read_npy_for(const std::string& flag, const std:
   }
 }
 
-/// Loads a float .npy ('<f4' or '<f8'); errors name the flag and the file.
-inline Array load_array(const std::string& flag, const std::string& path) {
+/// Throws unless the first dimension is at most `max_rows`, every other at most 2^24, and the
+/// array has at most 2^32 elements (so that an empty array cannot declare a huge extent).
+inline void check_input_shape(const std::string& flag, const std::string& path,
+                              const std::vector<std::int64_t>& shape, std::int64_t max_rows) {
+  std::int64_t n = 1;
+  for (std::size_t k = 0; k < shape.size(); ++k) {
+    const std::int64_t limit = k == 0 ? max_rows : max_extent;
+    if (shape[k] > limit)
+      throw CliError(flag + ": " + path + ": dimension " + std::to_string(k) + " of shape " +
+                     shape_str(shape) + " is " + std::to_string(shape[k]) +
+                     ", more than the limit " + limit_str(limit));
+    n = (shape[k] != 0 && n > max_elements / shape[k]) ? max_elements + 1 : n * shape[k];
+  }
+  if (n > max_elements)
+    throw CliError(flag + ": " + path + ": shape " + shape_str(shape) +
+                   " has more elements than the limit 2^32");
+}
+
+/// Loads a float .npy ('<f4' or '<f8'); errors name the flag and the file, the offending
+/// dimension of a shape past the limits, and the first element that is not finite.
+inline Array load_array(const std::string& flag, const std::string& path,
+                        const ArrayRules& rules = {}) {
   const auto a = read_npy_for(flag, path);
   if (a.dtype != "<f4" && a.dtype != "<f8")
     throw CliError(flag + ": " + path + ": expected dtype <f4 or <f8, got " + a.dtype);
-  if (a.shape.empty())
-    throw CliError(flag + ": " + path + ": expected an array, got a 0-d scalar");
+  if (a.shape.empty()) throw CliError(flag + ": " + path + ": expected an array, got a 0-d scalar");
+  check_input_shape(flag, path, a.shape, rules.max_rows);
   Array out;
+  out.flag = flag;
+  out.path = path;
   out.shape = a.shape;
   out.dtype = a.dtype == "<f4" ? "f32" : "f64";
   std::int64_t cols = 1;
-  for (std::size_t i = 1; i < a.shape.size(); ++i) cols *= a.shape[i];
+  for (std::size_t i = 1; i < a.shape.size(); ++i)
+    cols *= a.shape[i];
   out.data.resize(static_cast<posenc::Index>(a.shape[0]), static_cast<posenc::Index>(cols));
   const std::int64_t n = a.size();
   double* d = out.data.data();
-  for (std::int64_t i = 0; i < n; ++i) d[i] = a.as_double(i);
+  for (std::int64_t i = 0; i < n; ++i) {
+    d[i] = a.as_double(i);
+    if (!std::isfinite(d[i]) && !(rules.masked_minus_inf && std::isinf(d[i]) && d[i] < 0))
+      throw CliError(flag + ": " + path + ": element " + index_str(i, a.shape) + " is " +
+                     number_str(d[i]) +
+                     (rules.masked_minus_inf ? "; arrays to plot must be finite or -inf (masked)"
+                                             : "; input arrays must be finite"));
+  }
   return out;
 }
 
 /// Loads a 1-d '<i8' array of non-negative positions; errors name the flag and the file.
 inline std::vector<std::int64_t> load_positions(const std::string& flag, const std::string& path) {
   const auto a = read_npy_for(flag, path);
-  if (a.dtype != "<i8")
-    throw CliError(flag + ": " + path + ": expected dtype <i8, got " + a.dtype);
+  if (a.dtype != "<i8") throw CliError(flag + ": " + path + ": expected dtype <i8, got " + a.dtype);
   if (a.shape.size() != 1)
     throw CliError(flag + ": " + path + ": expected shape [N], got " + shape_str(a.shape));
+  check_input_shape(flag, path, a.shape, max_elements);
   std::vector<std::int64_t> p(static_cast<std::size_t>(a.size()));
   for (std::size_t i = 0; i < p.size(); ++i) {
     p[i] = a.as_int(static_cast<std::int64_t>(i));
     if (p[i] < 0)
-      throw CliError(flag + ": " + path + ": position[" + std::to_string(i) + "] = " +
-                     std::to_string(p[i]) + " must be >= 0");
+      throw CliError(flag + ": " + path + ": position[" + std::to_string(i) +
+                     "] = " + std::to_string(p[i]) + " must be >= 0");
   }
   return p;
 }

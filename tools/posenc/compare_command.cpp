@@ -59,6 +59,7 @@ void add_compare_command(CLI::App& app) {
   sub->add_option("--time-len", a->time_len, "N for the cost per token")->capture_default_str();
   sub->add_option("--time-budget", a->time_budget,
                   "Seconds spent timing each call (at least one call)")
+      ->check(finite())
       ->capture_default_str();
   sub->add_option("--threads", a->threads, "OpenMP threads while measuring (0: the default)")
       ->capture_default_str();
@@ -71,7 +72,7 @@ void add_compare_command(CLI::App& app) {
   sub->add_option("--dtype", a->dtype, "Scalar type of the measurements: f32 or f64")
       ->capture_default_str();
   a->o_out = sub->add_option("-o,--output", a->out,
-                             "Also write the table to this file (written atomically)");
+                             "Also write the table to this file (docs/cli.md, output files)");
   sub->callback([a] {
     const auto positive = [](const std::string& flag, std::int64_t v, std::int64_t hi) {
       if (v < 1 || v > hi)
@@ -107,7 +108,7 @@ void add_compare_command(CLI::App& app) {
         throw CliError("--encoders: unknown encoder '" + e +
                        "' (expected none, sinusoidal, learned, rope, alibi, t5, shaw or xl)");
     }
-    if (a->o_out->count() && a->out.empty()) throw CliError("-o: empty output path");
+    if (a->o_out->count()) resolve_output(a->out);
     compare::Config& c = a->c;
     c.dim = a->dim;
     c.heads = a->heads;
@@ -131,12 +132,7 @@ void add_compare_command(CLI::App& app) {
       throw CliError(std::string("compare: ") + e.what());
     }
     if (!a->out.empty()) {
-      write_atomically(a->out, [&](const std::string& tmp) {
-        std::FILE* fp = std::fopen(tmp.c_str(), "wb");
-        if (!fp) throw CliError("-o " + a->out + ": cannot write " + tmp);
-        const bool ok = std::fwrite(table.data(), 1, table.size(), fp) == table.size();
-        if (std::fclose(fp) != 0 || !ok) throw CliError("-o " + a->out + ": write failed");
-      });
+      write_output(a->out, [&](OutputFile& f) { f.write(table.data(), table.size()); });
     }
     std::cout << table << std::flush;
   });

@@ -49,7 +49,9 @@ struct Common {
   CLI::Option *o_vmin = nullptr, *o_vmax = nullptr, *o_title = nullptr;
 
   void add(CLI::App* sub) {
-    sub->add_option("-o,--output", out, "Output picture: .svg or .png (written atomically)")
+    sub->add_option("-o,--output", out,
+                    "Output picture: .svg or .png (a new or replaced file is written "
+                    "atomically; docs/cli.md)")
         ->required();
     o_title = sub->add_option("--title", title, "Figure title (default: one describing the plot)");
     sub->add_option("--colormap", colormap,
@@ -57,11 +59,14 @@ struct Common {
                     "viridis, diverging, gray")
         ->capture_default_str();
     o_vmin = sub->add_option("--vmin", vmin,
-                             "Value at the bottom of the colour scale (default: the data's)");
+                             "Value at the bottom of the colour scale (default: the data's)")
+                 ->check(finite());
     o_vmax = sub->add_option("--vmax", vmax,
-                             "Value at the top of the colour scale (default: the data's)");
+                             "Value at the top of the colour scale (default: the data's)")
+                 ->check(finite());
     sub->add_option("--panel-size", panel_size,
                     "Longest side of each panel's plotting area, pixels (40 .. 4000)")
+        ->check(finite())
         ->capture_default_str();
     sub->add_option("--columns", columns, "Panels per row (default: about square)");
   }
@@ -74,6 +79,7 @@ struct Common {
     if (*f == plot::Format::png && !plot::png_available())
       throw CliError("-o " + out +
                      ": PNG output needs stb_image_write (Debian: libstb-dev); write .svg");
+    resolve_output(out);
     if (!plot::parse_colormap(colormap))
       throw CliError("--colormap: '" + colormap + "' is not auto, viridis, diverging or gray");
     if (o_vmin->count() && !std::isfinite(vmin)) throw CliError("--vmin: must be finite");
@@ -102,12 +108,7 @@ struct Common {
     } catch (const plot::PlotError& e) {
       throw CliError(std::string("plot: ") + e.what());
     }
-    write_atomically(out, [&](const std::string& tmp) {
-      std::FILE* fp = std::fopen(tmp.c_str(), "wb");
-      if (!fp) throw CliError("-o " + out + ": cannot write " + tmp);
-      const bool ok = std::fwrite(bytes.data(), 1, bytes.size(), fp) == bytes.size();
-      if (std::fclose(fp) != 0 || !ok) throw CliError("-o " + out + ": write failed");
-    });
+    write_output(out, [&](OutputFile& file) { file.write(bytes.data(), bytes.size()); });
   }
 };
 
@@ -171,7 +172,7 @@ inline void add_plot_table(CLI::App* plot_app) {
   sub->add_option("--layout", a->layout, "interleaved or split")->capture_default_str();
   sub->add_option("--frequencies", a->frequencies, "vaswani or log-timescale")
       ->capture_default_str();
-  sub->add_option("--base", a->base, "Frequency base")->capture_default_str();
+  sub->add_option("--base", a->base, "Frequency base")->check(finite())->capture_default_str();
   a->common.add(sub);
   sub->callback([a] {
     const plot::Format fmt = a->common.check();
@@ -238,6 +239,7 @@ inline void add_plot_rope(CLI::App* plot_app) {
       ->capture_default_str();
   sub->add_option("--base", a->bases, "Frequency base(s), comma-separated: one curve each")
       ->delimiter(',')
+      ->check(finite())
       ->capture_default_str();
   sub->add_option(
          "--scaling", a->scalings,
@@ -245,7 +247,8 @@ inline void add_plot_rope(CLI::App* plot_app) {
       ->delimiter(',')
       ->capture_default_str();
   a->o_factor =
-      sub->add_option("--factor", a->factor, "Scaling factor (linear, ntk, dynamic, yarn, llama3)");
+      sub->add_option("--factor", a->factor, "Scaling factor (linear, ntk, dynamic, yarn, llama3)")
+          ->check(finite());
   a->o_omp = sub->add_option("--original-max-positions", a->original_max_positions,
                              "Original context M (dynamic, yarn, llama3)");
   sub->add_option("--rotary-dim", a->rotary_dim, "Rotary width R (default Dh)");
@@ -381,6 +384,7 @@ inline void add_plot_bias(CLI::App* plot_app) {
   sub->add_option("--len", a->len, "Tokens N (positions 0 .. N-1)")->capture_default_str();
   a->o_max_bias =
       sub->add_option("--max-bias", a->max_bias, "ALiBi max_bias b (slopes 2^(-b(h+1)/H))")
+          ->check(finite())
           ->capture_default_str();
   a->o_table =
       sub->add_option("--table", a->table,
@@ -564,6 +568,7 @@ inline void add_plot_attention(CLI::App* plot_app) {
       ->capture_default_str();
   sub->add_option("--weight-scale", a->weight_scale,
                   "Seeded Wq, Wk have stddev weight-scale/sqrt(D) (larger: sharper maps)")
+      ->check(finite())
       ->capture_default_str();
   a->o_x = sub->add_option("--x", a->x,
                            "Input .npy [N, D] instead of a seeded one (needs --wq and --wk)");
@@ -597,7 +602,7 @@ inline void add_plot_attention(CLI::App* plot_app) {
                      " must be finite and > 0");
     Matrix<double> x, wq, wk;
     if (files) {
-      const Array ax = load_array("--x", a->x);
+      const Array ax = load_array("--x", a->x, ArrayRules::sequence());
       expect_shape("--x", a->x, ax, {-1, -1}, "[N, D]");
       const std::int64_t d = ax.shape[1];
       const Array aq = load_array("--wq", a->wq), ak = load_array("--wk", a->wk);
@@ -711,7 +716,7 @@ inline void add_plot_npy(CLI::App* plot_app) {
   a->common.add(sub);
   sub->callback([a] {
     const plot::Format fmt = a->common.check();
-    const Array arr = load_array("--in", a->in);
+    const Array arr = load_array("--in", a->in, {max_elements, true});
     const auto& s = arr.shape;
     if (s.size() > 3)
       throw CliError("--in: " + a->in + ": expected 1 to 3 dimensions, got shape " + shape_str(s));
