@@ -760,8 +760,8 @@ def group_finite(s):
                                                                            "element [4, 1, 9] is -inf"])
     t = np.load(s.d("t5_table.npy"))
     t[31, 2] = np.nan
-    s.fails("finite_t5_table", ["bias", "--encoder", "t5", "--heads", 3, "--len", 4, "--table", s.save("t5_nan.npy", t)],
-            ["--table", "t5_nan.npy", "element [31, 2] is nan"])
+    s.fails("finite_t5_table", ["bias", "--encoder", "t5", "--heads", 3, "--len", 4,
+                                "--table", s.save("t5_nan.npy", t)], ["--table", "t5_nan.npy", "element [31, 2] is nan"])
     lt = np.load(s.d("attn_learned_table.npy"))
     lt[19, 0] = np.inf
     s.fails("finite_learned_table", att + ["--encoder", "learned", "--table", s.save("learned_inf.npy", lt)],
@@ -779,15 +779,16 @@ def group_finite(s):
     ak = np.load(s.d("attn_shaw_ak.npy"))
     ak[6, 7] = np.inf
     s.fails("finite_shaw_rel_k", att + ["--encoder", "shaw", "--rel-k", s.save("ak_inf.npy", ak),
-                                        "--rel-v", s.d("attn_shaw_av.npy")], ["--rel-k", "ak_inf.npy", "element [6, 7]"])
+                                        "--rel-v", s.d("attn_shaw_av.npy")],
+            ["--rel-k", "ak_inf.npy", "element [6, 7] is inf"])
     # An f64 value past the f32 range, computed in f32.
     xb = x.copy()
     xb[0, 1] = 1e300
     s.fails("finite_x_overflows_f32", ["attend", "--x", s.save("x_big.npy", xb)] + att[3:] + ["--encoder", "none",
                                                                                             "--dtype", "f32"],
             ["--x", "x_big.npy", "element [0, 1] = 1e+300 overflows f32"])
-    s.fails("finite_in_overflows_f32", ["rope", "--in", s.save("rope_big.npy", np.full((2, 4), -1e39)), "--dtype", "f32"],
-            ["--in", "rope_big.npy", "element [0, 0] = -1e+39 overflows f32"])
+    s.fails("finite_in_overflows_f32", ["rope", "--in", s.save("rope_big.npy", np.full((2, 4), -1e39)),
+                                        "--dtype", "f32"], ["--in", "rope_big.npy", "element [0, 0] = -1e+39 overflows f32"])
 
     # Every floating-point flag: nan, inf and a value past the double range are refused.
     table = ["table", "--encoder", "sinusoidal", "--dim", 16, "--len", 4]
@@ -848,6 +849,12 @@ def group_limits(s):
     table = ["table", "--encoder", "sinusoidal"]
     att = attend_args(s)
     quick = 10  # every refusal is at parse or load time: seconds at most
+
+    def empty(name, shape):
+        """An empty <f8 array (no data) that declares `shape`."""
+        return write_raw(s.w(name), npy_bytes(np.zeros(0), shape=shape))
+    t5 = ["bias", "--encoder", "t5", "--heads", 3, "--len", 2]
+    xl = ["--encoder", "xl", "--u", s.d("attn_xl_u.npy"), "--v", s.d("attn_xl_v.npy"), "--wr", s.d("attn_xl_wr.npy")]
     for name, args, frags in [
         ("limit_table_dim_2^26", table + ["--dim", 1 << 26, "--len", 0], ["--dim: 67108864", "limit 2^24 = 16777216"]),
         ("limit_table_dim_2^40", table + ["--dim", 1 << 40, "--len", 0], ["--dim: 1099511627776", "limit 2^24"]),
@@ -864,35 +871,36 @@ def group_limits(s):
         ("limit_bias_heads_2^40", ["bias", "--encoder", "alibi", "--heads", 1 << 40, "--len", 0],
          ["--heads: 1099511627776", "limit 2^24"]),
         ("limit_attend_heads", att[:-1] + [1 << 25, "--encoder", "none"], ["--heads: 33554432", "limit 2^24"]),
-        ("limit_bias_num_buckets", ["bias", "--encoder", "t5", "--heads", 3, "--len", 2, "--table", s.d("t5_table.npy"),
-                                    "--num-buckets", 1 << 25], ["--num-buckets", "limit 2^24"]),
-        ("limit_bias_max_distance", ["bias", "--encoder", "t5", "--heads", 3, "--len", 2, "--table", s.d("t5_table.npy"),
-                                     "--max-distance", 0], ["--max-distance: 0 must be >= 1"]),
+        ("limit_bias_num_buckets", t5 + ["--table", s.d("t5_table.npy"), "--num-buckets", 1 << 25],
+         ["--num-buckets", "limit 2^24"]),
+        ("limit_bias_max_distance", t5 + ["--table", s.d("t5_table.npy"), "--max-distance", 0],
+         ["--max-distance: 0 must be >= 1"]),
         ("limit_rope_rotary_dim", ["rope", "--in", s.d("rope_x.npy"), "--rotary-dim", 1 << 25],
          ["--rotary-dim", "limit 2^24"]),
-        ("limit_rope_original_max_positions", ["rope", "--in", s.d("rope_x.npy"), "--scaling", "dynamic", "--factor", 2,
-                                               "--original-max-positions", 0], ["--original-max-positions: 0 must be >= 1"]),
+        ("limit_rope_original_max_positions", ["rope", "--in", s.d("rope_x.npy"), "--scaling", "dynamic",
+                                               "--factor", 2, "--original-max-positions", 0],
+         ["--original-max-positions: 0 must be >= 1"]),
         ("limit_attend_max_relative", att + ["--encoder", "shaw", "--rel-k", s.d("attn_shaw_ak.npy"),
                                              "--rel-v", s.d("attn_shaw_av.npy"), "--max-relative", 1 << 23],
          ["--max-relative: 8388608", "limit 8388607"]),
-        ("limit_attend_clamp_len", att + ["--encoder", "xl", "--u", s.d("attn_xl_u.npy"), "--v", s.d("attn_xl_v.npy"),
-                                          "--wr", s.d("attn_xl_wr.npy"), "--clamp-len", -1], ["--clamp-len: -1 must be >= 0"]),
+        ("limit_attend_clamp_len", att + xl + ["--clamp-len", -1], ["--clamp-len: -1 must be >= 0"]),
         # Shapes of input arrays: an empty array cannot declare a huge extent.
-        ("limit_rope_in_empty_wide", ["rope", "--in", write_raw(s.w("e_wide.npy"), npy_bytes(np.zeros(0), shape=(0, 1 << 40)))],
+        ("limit_rope_in_empty_wide", ["rope", "--in", empty("e_wide.npy", (0, 1 << 40))],
          ["--in", "e_wide.npy", "dimension 1", "1099511627776", "limit 2^24"]),
-        ("limit_rope_in_empty_heads", ["rope", "--in", write_raw(s.w("e_heads.npy"),
-                                                                 npy_bytes(np.zeros(0), shape=(0, 1 << 30, 16)))],
+        ("limit_rope_in_empty_heads", ["rope", "--in", empty("e_heads.npy", (0, 1 << 30, 16))],
          ["--in", "e_heads.npy", "dimension 1", "limit 2^24"]),
-        ("limit_rope_in_empty_rows", ["rope", "--in", write_raw(s.w("e_rows.npy"), npy_bytes(np.zeros(0), shape=(1 << 40, 0)))],
+        ("limit_rope_in_empty_rows", ["rope", "--in", empty("e_rows.npy", (1 << 40, 0))],
          ["--in", "e_rows.npy", "dimension 0", "limit 2^32"]),
-        ("limit_attend_x_empty_wide", ["attend", "--x", write_raw(s.w("x_wide.npy"), npy_bytes(np.zeros(0), shape=(0, 1 << 40)))]
-         + att[3:] + ["--encoder", "none"], ["--x", "x_wide.npy", "dimension 1", "limit 2^24"]),
-        ("limit_t5_table_empty_wide", ["bias", "--encoder", "t5", "--heads", 3, "--len", 2, "--table",
-                                       write_raw(s.w("t5_wide.npy"), npy_bytes(np.zeros(0), shape=(0, 1 << 40)))],
+        ("limit_attend_x_empty_wide", ["attend", "--x", empty("x_wide.npy", (0, 1 << 40))] + att[3:]
+         + ["--encoder", "none"], ["--x", "x_wide.npy", "dimension 1", "limit 2^24"]),
+        ("limit_t5_table_empty_wide", t5 + ["--table", empty("t5_wide.npy", (0, 1 << 40))],
          ["--table", "t5_wide.npy", "dimension 1", "limit 2^24"]),
-        ("limit_learned_table_rows", att + ["--encoder", "learned", "--table",
-                                            write_raw(s.w("l_rows.npy"), npy_bytes(np.zeros(0), shape=(1 << 30, 0)))],
+        ("limit_learned_table_rows", att + ["--encoder", "learned", "--table", empty("l_rows.npy", (1 << 30, 0))],
          ["--table", "l_rows.npy", "dimension 0", "limit 2^24"]),
+        ("limit_positions_empty_rows", table + ["--dim", 8, "--positions",
+                                                write_raw(s.w("p_rows.npy"), npy_bytes(np.zeros(0, np.int64),
+                                                                                       shape=(1 << 40,)))],
+         ["--positions", "p_rows.npy"]),
     ]:
         s.fails(name, args, frags, timeout=quick)
     # Positions up to 2^63 - 1 are computed (the library's arithmetic is checked, not wrapped).
