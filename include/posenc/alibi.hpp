@@ -98,7 +98,7 @@ class AlibiEncoding {
     return b;
   }
 
-  void check(Index /*d_model*/, Index heads) const { check_heads(heads); }
+  void check(const AttentionShape& shape) const { check_heads(shape.heads); }
 
  private:
   void check_heads(Index heads) const {

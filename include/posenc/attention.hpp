@@ -1,9 +1,9 @@
-// posenc: multi-head self-attention over any encoder (conventions.md section 6), with a KV
-// cache for incremental decoding.
+// posenc: self-attention over any encoder (conventions.md sections 6 and 6b): the attention
+// core on projected tensors, the layer (grouped-query heads, free head size, biases, windows,
+// chunks, packed batches, sinks, soft-capping), and a KV cache for incremental decoding.
 #pragma once
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <functional>
@@ -23,40 +23,7 @@
 
 namespace posenc {
 
-template <class T>
-struct AttentionOptions {
-  /// H; D must be a multiple of it.
-  Index heads = 1;
-  /// S[i, j] = -inf where p_j > p_i.
-  bool causal = false;
-  /// p_i = offset + i, unless `positions` is non-empty.
-  std::int64_t offset = 0;
-  std::vector<std::int64_t> positions;
-  /// Score scale; 1/sqrt(Dh) when absent (T5 uses 1).
-  std::optional<T> scale;
-};
-
 namespace detail {
-
-inline void check_projection(const char* name, Index rows, Index cols, Index d) {
-  require(rows == d && cols == d, "attention: ", name, " is [", rows, ", ", cols,
-          "], expected [D, D] = [", d, ", ", d, "]");
-}
-
-template <class T>
-Positions positions_of(const AttentionOptions<T>& opt, Index n) {
-  if (opt.positions.empty()) return Positions(opt.offset, n);
-  require(static_cast<Index>(opt.positions.size()) == n, "attention: positions has ",
-          opt.positions.size(), " entries, X has N = ", n, " rows");
-  return Positions(opt.positions);
-}
-
-template <class T>
-T score_scale(const AttentionOptions<T>& opt, Index head_dim) {
-  if (!opt.scale) return static_cast<T>(1.0 / std::sqrt(static_cast<double>(head_dim)));
-  require(std::isfinite(*opt.scale), "attention: scale = ", *opt.scale, " must be finite");
-  return *opt.scale;
-}
 
 /// True when the memory of two row-major views overlaps (an output aliasing an input).
 template <class A, class B>
@@ -69,25 +36,550 @@ bool overlaps(const A& a, const B& b) {
   return std::less<const char*>()(a0, b1) && std::less<const char*>()(b0, a1);
 }
 
-inline void check_heads(Index d, Index heads) {
-  require(heads > 0, "attention: heads H = ", heads, " must be > 0");
-  require_extent(heads, "attention: heads H");
-  require(d % heads == 0, "attention: heads H = ", heads, " does not divide D = ", d);
+/// Tile sizes of the attention kernel: query rows and key columns per score tile.
+template <class T>
+struct attention_tiles {
+#ifdef POSENC_ATTN_BQ
+  static constexpr Index query = POSENC_ATTN_BQ;
+#else
+  static constexpr Index query = 96;
+#endif
+#ifdef POSENC_ATTN_BK
+  static constexpr Index key = POSENC_ATTN_BK;
+#else
+  static constexpr Index key = 128;
+#endif
+};
+
+}  // namespace detail
+
+/// Which keys a query sees, beyond what the positions say (conventions.md section 6b); every
+/// constraint that is set must hold.
+struct Visibility {
+  /// p_j <= p_i.
+  bool causal = false;
+  /// W > 0: p_i - p_j < W under causal, |p_i - p_j| < W otherwise (sliding window); 0: none.
+  std::int64_t window = 0;
+  /// C > 0: floor(p_i / C) = floor(p_j / C) (chunked attention); 0: none.
+  std::int64_t chunk = 0;
+};
+
+/// Options of the attention core `attend` (conventions.md sections 6 and 6b).
+template <class T>
+struct AttendOptions {
+  /// H query heads and H_kv key/value heads (H_kv divides H; 0 means H_kv = H); query head h
+  /// reads key/value head floor(h H_kv / H).
+  Index heads = 1;
+  Index kv_heads = 0;
+  Visibility visibility;
+  /// Segment ids of a packed batch, one per query and one per key (both empty: none): a key
+  /// is visible only to queries of its own segment; a negative id is padding, seen by no query
+  /// and seeing nothing (its output row is 0).
+  std::vector<std::int64_t> query_segments, key_segments;
+  /// Score scale; 1/sqrt(Dh) when absent.
+  std::optional<T> scale;
+  /// c > 0: S <- c tanh(S / c) on the whole score before masking (Gemma 2).
+  std::optional<T> softcap;
+  /// One logit s_h per query head in the softmax denominator only (gpt-oss); empty: none.
+  std::vector<T> sinks;
+};
+
+namespace detail {
+
+/// Positions and segment ids of a block of queries or keys, reduced to their ranges.
+struct BlockRange {
+  std::int64_t pmin = std::numeric_limits<std::int64_t>::max(), pmax = -1;
+  std::int64_t smin = std::numeric_limits<std::int64_t>::max(),
+               smax = std::numeric_limits<std::int64_t>::min();
+};
+
+inline BlockRange block_range(const Positions& pos, const std::vector<std::int64_t>& seg,
+                              Index i0, Index n) {
+  BlockRange r;
+  for (Index i = i0; i < i0 + n; ++i) {
+    r.pmin = std::min(r.pmin, pos[i]);
+    r.pmax = std::max(r.pmax, pos[i]);
+    if (!seg.empty()) {
+      const std::int64_t s = seg[static_cast<std::size_t>(i)];
+      r.smin = std::min(r.smin, s);
+      r.smax = std::max(r.smax, s);
+    }
+  }
+  return r;
 }
 
-/// The checks of attention, attention_step and MultiHeadAttention, in this order: H divides D,
-/// each weight is [D, D], then the caller's own checks `more()`, then the encoder's check of D
-/// and H.
+/// floor(p / c) for p >= 0, c > 0.
+inline std::int64_t chunk_of(std::int64_t p, std::int64_t c) { return p / c; }
+
+/// The visibility rules of conventions.md 6b, for one pair and for whole tiles.
+struct VisibilityRule {
+  Visibility v;
+  bool segmented = false;
+  const std::int64_t* qseg = nullptr;
+  const std::int64_t* kseg = nullptr;
+
+  /// Key j (position pj) visible to query i (position pi)?
+  bool visible(std::int64_t pi, std::int64_t pj, Index i, Index j) const {
+    if (v.causal && pj > pi) return false;
+    if (v.window > 0) {
+      const std::int64_t d = pi - pj;  // a difference of two positions: fits
+      if (v.causal ? d >= v.window : (d >= v.window || -d >= v.window)) return false;
+    }
+    if (v.chunk > 0 && chunk_of(pi, v.chunk) != chunk_of(pj, v.chunk)) return false;
+    if (segmented) {
+      const std::int64_t si = qseg[i], sj = kseg[j];
+      if (si < 0 || sj < 0 || si != sj) return false;
+    }
+    return true;
+  }
+
+  /// 0: no pair of the tile is visible; 2: every pair is; 1: some are. `only_causal` is set
+  /// when every pair is visible but for the causal rule.
+  int classify(const BlockRange& q, const BlockRange& k, bool& only_causal) const {
+    bool full = true;
+    if (v.causal) {
+      if (k.pmin > q.pmax) return 0;
+    }
+    if (v.window > 0) {
+      if (q.pmin - k.pmax >= v.window) return 0;
+      if (!v.causal && k.pmin - q.pmax >= v.window) return 0;
+      if (!(q.pmax - k.pmin < v.window && (v.causal || k.pmax - q.pmin < v.window))) full = false;
+    }
+    if (v.chunk > 0) {
+      const std::int64_t q0 = chunk_of(q.pmin, v.chunk), q1 = chunk_of(q.pmax, v.chunk);
+      const std::int64_t k0 = chunk_of(k.pmin, v.chunk), k1 = chunk_of(k.pmax, v.chunk);
+      if (k1 < q0 || k0 > q1) return 0;
+      if (!(q0 == q1 && k0 == k1 && q0 == k0)) full = false;
+    }
+    if (segmented) {
+      if (q.smax < 0 || k.smax < 0 || k.smax < q.smin || k.smin > q.smax) return 0;
+      if (!(q.smin == q.smax && k.smin == k.smax && q.smin == k.smin)) full = false;
+    }
+    only_causal = full;
+    if (v.causal && k.pmax > q.pmin) return 1;
+    return full ? 2 : 1;
+  }
+};
+
+/// The encoder's per-call score-bias object, or a placeholder for encoders without one.
+template <class E>
+auto make_score_bias(const E& enc, const Positions& qpos, const Positions& kpos, Index heads,
+                     Index head_dim, typename E::Scalar scale) {
+  if constexpr (encoder_traits<E>::biases_scores)
+    return enc.score_bias(qpos, kpos, heads, head_dim, scale);
+  else
+    return 0;
+}
+
+/// Scratch of one thread of the attention kernel, allocated once per call and thread.
+template <class T>
+struct AttendScratch {
+  Matrix<T> s;    // [bq, bk]: scores, then unnormalised probabilities
+  Matrix<T> acc;  // [bq, Dh]: the running sum of p V
+  Vector<T> m, l, alpha;
+  std::vector<Index> cols;  // [bq]: unmasked keys per row of a causal diagonal tile
+  std::vector<T> kt;  // K^T of one key/value head, packed tile by tile: [k_tiles][Dh][bk]
+  Index kt_head = -1;
+};
+
+/// Exponents are clamped from below at this value, so that every probability is a normal
+/// number (subnormals are slow): e^cutoff (1.6e-38 in float, 3.3e-308 in double) is far below
+/// the resolution of a row sum, which is >= 1, so the result does not change.
+template <class T>
+constexpr T exp_cutoff() {
+  return std::is_same<T, float>::value ? T(-87) : T(-708);
+}
+
+/// The checks of the attention core: shapes of Q, K, V, out against H, H_kv; positions and
+/// segments against the rows; options in range. Returns Dh.
+template <class T>
+Index check_attend(const char* who, Index q_rows, Index q_cols, Index k_rows, Index k_cols,
+                   Index v_rows, Index v_cols, Index out_rows, Index out_cols,
+                   const Positions& qpos, const Positions& kpos, const AttendOptions<T>& opt) {
+  const Index h = opt.heads, hkv = opt.kv_heads == 0 ? opt.heads : opt.kv_heads;
+  require(h > 0, who, ": heads H = ", h, " must be > 0");
+  require_extent(h, who, ": heads H");
+  require(hkv > 0 && h % hkv == 0, who, ": kv_heads H_kv = ", hkv, " must divide heads H = ", h);
+  require(q_cols % h == 0 && q_cols > 0, who, ": Q is [", q_rows, ", ", q_cols,
+          "], its width is not a positive multiple of H = ", h);
+  const Index dh = q_cols / h;
+  require(k_cols == hkv * dh && v_cols == hkv * dh && v_rows == k_rows, who, ": K is [", k_rows,
+          ", ", k_cols, "] and V is [", v_rows, ", ", v_cols, "], expected [Nk, H_kv * Dh] = [Nk, ",
+          hkv * dh, "] each (H_kv = ", hkv, ", Dh = ", dh, ")");
+  require(out_rows == q_rows && out_cols == q_cols, who, ": out is [", out_rows, ", ", out_cols,
+          "], expected the shape of Q [", q_rows, ", ", q_cols, "]");
+  require(qpos.size() == q_rows && kpos.size() == k_rows, who, ": ", qpos.size(),
+          " query positions for ", q_rows, " rows of Q and ", kpos.size(), " key positions for ",
+          k_rows, " rows of K");
+  const bool qs = !opt.query_segments.empty(), ks = !opt.key_segments.empty();
+  require(qs == ks, who, ": query_segments and key_segments must be given together");
+  if (qs)
+    require(static_cast<Index>(opt.query_segments.size()) == q_rows &&
+                static_cast<Index>(opt.key_segments.size()) == k_rows,
+            who, ": ", opt.query_segments.size(), " query segment ids for ", q_rows,
+            " queries and ", opt.key_segments.size(), " key segment ids for ", k_rows, " keys");
+  require(opt.visibility.window >= 0, who, ": window W = ", opt.visibility.window,
+          " must be >= 0 (0: none)");
+  require(opt.visibility.chunk >= 0, who, ": chunk C = ", opt.visibility.chunk,
+          " must be >= 0 (0: none)");
+  if (opt.scale)
+    require(std::isfinite(*opt.scale), who, ": scale = ", *opt.scale, " must be finite");
+  if (opt.softcap)
+    require(std::isfinite(*opt.softcap) && *opt.softcap > T(0), who, ": softcap c = ",
+            *opt.softcap, " must be finite and > 0");
+  if (!opt.sinks.empty()) {
+    require(static_cast<Index>(opt.sinks.size()) == h, who, ": sinks has ", opt.sinks.size(),
+            " entries, expected one per query head (H = ", h, ")");
+    for (std::size_t i = 0; i < opt.sinks.size(); ++i)
+      require(!std::isnan(opt.sinks[i]) && opt.sinks[i] != std::numeric_limits<T>::infinity(),
+              who, ": sinks[", i, "] = ", opt.sinks[i], " must be finite or -inf");
+  }
+  return dh;
+}
+
+/// Scores, visibility, softmax and values for every query head: out [Nq, H Dh] = softmax(S) V
+/// per head, with S = scale Q_h K_g^T + the encoder's bias (g the key/value head of h),
+/// soft-capped, masked by the visibility rules, sinks in the denominator. Tiled over queries
+/// and keys with an online softmax (Milakov & Gimelshein 2018), so no [Nq, Nk] matrix is
+/// formed. Tiles that no query of a query tile can see (causal future, outside a window or a
+/// chunk, other segments) are skipped, so a window W costs O(N W); only tiles that are partly
+/// visible are masked element by element, and a causal diagonal tile with contiguous
+/// positions computes only its visible prefix of each row. When Dh is a multiple of the SIMD
+/// width the two products run in register-blocked micro-kernels (detail/tile_kernels.hpp) on
+/// a per-thread packed K_g^T, packed once per key/value head and shared by its query heads;
+/// otherwise through Eigen's GEMM. Heads x query tiles run in parallel under OpenMP. A query
+/// row with no visible key gets 0. Inputs are checked by the caller (check_attend).
+template <class E>
+void attend_core(const E& enc, const ConstMatrixRef<typename E::Scalar>& q,
+                 const ConstMatrixRef<typename E::Scalar>& k,
+                 const ConstMatrixRef<typename E::Scalar>& v, const Positions& qpos,
+                 const Positions& kpos, const AttendOptions<typename E::Scalar>& opt,
+                 MatrixRef<typename E::Scalar> out) {
+  using T = typename E::Scalar;
+  using RowMajorMap = Eigen::Map<Matrix<T>, 0, Eigen::OuterStride<>>;
+  using RowArrayMap = Eigen::Map<Eigen::Array<T, 1, Eigen::Dynamic>>;
+  const Index heads = opt.heads, kv_heads = opt.kv_heads == 0 ? opt.heads : opt.kv_heads;
+  const Index nq = q.rows(), nk = k.rows(), dh = q.cols() / heads;
+  const Index group = heads / kv_heads;
+  const T scale = opt.scale ? *opt.scale : static_cast<T>(1.0 / std::sqrt(static_cast<double>(dh)));
+  if (nq == 0) return;
+  if (nk == 0) {
+    out.setZero();
+    return;
+  }
+
+  constexpr Index bq = attention_tiles<T>::query, bk = attention_tiles<T>::key;
+  constexpr int P = tile_packet<T>::size;
+  static_assert(bk % P == 0, "the key tile must be a multiple of the SIMD width");
+  const Index q_tiles = (nq + bq - 1) / bq, k_tiles = (nk + bk - 1) / bk;
+  const bool contiguous = qpos.contiguous() && kpos.contiguous();
+  VisibilityRule rule{opt.visibility, !opt.query_segments.empty(), opt.query_segments.data(),
+                      opt.key_segments.data()};
+  std::vector<BlockRange> ktile(static_cast<std::size_t>(k_tiles));
+  for (Index t = 0; t < k_tiles; ++t)
+    ktile[static_cast<std::size_t>(t)] =
+        block_range(kpos, opt.key_segments, t * bk, std::min(bk, nk - t * bk));
+
+  constexpr bool has_bias = encoder_traits<E>::biases_scores;
+  constexpr bool has_values = adds_values<E>();
+  // The micro-kernels need Dh in whole SIMD packets, and pay a K^T packing per key/value head
+  // and thread that only a block of queries amortises (a decoding step with a few new tokens
+  // runs through Eigen's GEMV instead).
+  const bool fast = dh % P == 0 && nq >= 8;
+  const auto bias = make_score_bias(enc, qpos, kpos, heads, dh, scale);
+  const T neg_inf = -std::numeric_limits<T>::infinity();
+  const T cutoff = exp_cutoff<T>();
+  const bool capped = opt.softcap.has_value();
+  const T cap = capped ? *opt.softcap : T(1);
+  const T* kdata = k.data();
+  const T* vdata = v.data();
+  const T* qdata = q.data();
+  const Index ldk = k.outerStride(), ldv = v.outerStride(), ldq = q.outerStride();
+
+  const Index work = heads * q_tiles;
+#if defined(_OPENMP)
+#pragma omp parallel if (work > 1 && nq * nk * q.cols() > 32768)
+#endif
+  {
+    AttendScratch<T> sc;
+    sc.s.resize(bq, bk);
+    sc.acc.resize(bq, dh);
+    sc.m.resize(bq);
+    sc.l.resize(bq);
+    sc.alpha.resize(bq);
+    sc.cols.resize(static_cast<std::size_t>(bq));
+    T* s = sc.s.data();
+    constexpr Index lds = bk;
+#if defined(_OPENMP)
+#pragma omp for schedule(dynamic, 1)
+#endif
+    for (Index w = 0; w < work; ++w) {
+      // Head-major (the query heads of one key/value head are consecutive, so its packed K^T
+      // is reused), and within a head the last (under a causal mask the largest) tiles first.
+      const Index h = w / q_tiles, i0 = (q_tiles - 1 - w % q_tiles) * bq, bi = std::min(bq, nq - i0);
+      const Index g = h / group;
+      const BlockRange qr = block_range(qpos, opt.query_segments, i0, bi);
+      if (fast && sc.kt_head != g) {
+        // K_g^T, tile t at kt[t * dh * bk], row d holding keys t*bk .. t*bk+bk-1 (zero padded)
+        sc.kt.assign(static_cast<std::size_t>(k_tiles * dh * bk), T(0));
+        for (Index j = 0; j < nk; ++j) {
+          const T* kr = kdata + j * ldk + g * dh;
+          T* dst = sc.kt.data() + (j / bk) * dh * bk + (j % bk);
+          for (Index c = 0; c < dh; ++c) dst[c * bk] = kr[c];
+        }
+        sc.kt_head = g;
+      }
+      const auto qh = q.block(i0, h * dh, bi, dh);
+      auto acc = sc.acc.topRows(bi);
+      acc.setZero();
+      sc.m.head(bi).setConstant(neg_inf);
+      sc.l.head(bi).setZero();
+      for (Index t = 0; t < k_tiles; ++t) {
+        const Index j0 = t * bk, bj = std::min(bk, nk - j0);
+        bool only_causal = false;
+        const int seen = rule.classify(qr, ktile[static_cast<std::size_t>(t)], only_causal);
+        if (seen == 0) continue;
+        RowMajorMap st(s, bi, bj, Eigen::OuterStride<>(lds));
+        // A causal tile that crosses the diagonal and is otherwise fully visible: with
+        // contiguous positions row i keeps its first cols[i] keys (p_j <= p_i), so the masked
+        // parts are neither computed nor read; other partly visible tiles are masked element
+        // by element (-inf).
+        const Index* cols = nullptr;
+        if (seen == 1 && only_causal && contiguous) {
+          // row i keeps keys j < p_i - p_{j0} + 1 (saturated, then clamped)
+          for (Index i = 0; i < bi; ++i)
+            sc.cols[static_cast<std::size_t>(i)] = static_cast<Index>(std::clamp<std::int64_t>(
+                saturating_add((qpos.offset() + i0 + i) - (kpos.offset() + j0), 1), 0, bj));
+          cols = sc.cols.data();
+        }
+        const auto kh = k.block(j0, g * dh, bj, dh);
+        if (fast) {
+          qk_tile(qdata + i0 * ldq + h * dh, ldq, bi, sc.kt.data() + t * dh * bk, bk, bj, dh, scale,
+                  s, lds, cols);
+        } else {
+          st.noalias() = scale * (qh * kh.transpose());
+        }
+        if constexpr (has_bias) bias.add(h, i0, j0, qh, kh, st);
+        if (capped) st.array() = cap * (st.array() / cap).tanh();
+        if (seen == 1 && !cols) {
+          for (Index i = 0; i < bi; ++i) {
+            const std::int64_t pi = qpos[i0 + i];
+            for (Index j = 0; j < bj; ++j)
+              if (!rule.visible(pi, kpos[j0 + j], i0 + i, j0 + j)) s[i * lds + j] = neg_inf;
+          }
+        }
+        // online softmax: m' = max(m, max_j s_ij), alpha = e^(m - m'), p = e^(s - m'),
+        // l = alpha l + sum_j p, acc = alpha acc + p V
+        for (Index i = 0; i < bi; ++i) {
+          const Index ci = cols ? cols[i] : bj;
+          RowArrayMap row(s + i * lds, ci);
+          RowArrayMap(s + i * lds + ci, bj - ci).setZero();
+          // a NaN score makes the running maximum NaN, so that it propagates (and is never
+          // taken for a masked row)
+          const T mo = sc.m(i);
+          const T rmax = ci > 0 ? row.template maxCoeff<Eigen::PropagateNaN>() : mo;
+          const T mn = std::isnan(rmax) ? rmax : std::max(mo, rmax);
+          if (ci == 0 || mn == neg_inf) {  // nothing (new) visible in this row
+            row.setZero();
+            sc.alpha(i) = T(1);
+            continue;
+          }
+          sc.alpha(i) = mo == neg_inf ? T(0) : std::exp(mo - mn);
+          row = (row - mn).max(cutoff).exp();
+          sc.l(i) = sc.l(i) * sc.alpha(i) + row.sum();
+          sc.m(i) = mn;
+        }
+        if (fast) {
+          pv_tile(s, lds, bi, bj, vdata + j0 * ldv + g * dh, ldv, dh, sc.alpha.data(), acc.data(),
+                  acc.outerStride(), cols);
+        } else {
+          acc = sc.alpha.head(bi).asDiagonal() * acc;
+          acc.noalias() += st * v.block(j0, g * dh, bj, dh);
+        }
+        if constexpr (has_values) bias.add_values(h, i0, j0, st, acc);
+      }
+      // O_i = acc_i / l_i; with a sink s_h, l_i + e^(s_h - m_i) (both rescaled to
+      // m' = max(m_i, s_h) so that neither exponential overflows). A row with no visible key
+      // (l = 0) gets 0.
+      const bool sink = !opt.sinks.empty();
+      const T sh = sink ? opt.sinks[static_cast<std::size_t>(h)] : T(0);
+      for (Index i = 0; i < bi; ++i) {
+        auto o = out.row(i0 + i).segment(h * dh, dh);
+        const T li = sc.l(i);
+        if (li == T(0)) {
+          o.setZero();
+          continue;
+        }
+        T denom = li, num = T(1);
+        if (sink && sh != neg_inf) {
+          const T mi = sc.m(i), mx = std::isnan(mi) ? mi : std::max(mi, sh);
+          num = std::exp(mi - mx);
+          denom = li * num + std::exp(sh - mx);
+        }
+        o = (num / denom) * acc.row(i);
+      }
+    }
+  }
+}
+
+/// The kernel with the layer's earlier interface: H heads of K and V (no grouping), causal or
+/// not, for the tests and benchmarks that drive it directly.
+template <class E>
+void attend(const E& enc, const ConstMatrixRef<typename E::Scalar>& q,
+            const ConstMatrixRef<typename E::Scalar>& k, const ConstMatrixRef<typename E::Scalar>& v,
+            const Positions& qpos, const Positions& kpos, Index heads, typename E::Scalar scale,
+            bool causal, MatrixRef<typename E::Scalar> out) {
+  AttendOptions<typename E::Scalar> opt;
+  opt.heads = heads;
+  opt.visibility.causal = causal;
+  opt.scale = scale;
+  attend_core(enc, q, k, v, qpos, kpos, opt, out);
+}
+
+}  // namespace detail
+
+/// The attention core on projected tensors (conventions.md sections 6 and 6b): Q [Nq, H Dh]
+/// and K, V [Nk, H_kv Dh] after any rotation (a RoPE encoder's rotate is not applied here:
+/// rotate Q and K yourself, or keep rotated keys in a cache), out [Nq, H Dh] = per query head
+/// softmax(S) V with S = scale Q_h K_g^T + the encoder's score bias (ALiBi, T5, Shaw,
+/// Transformer-XL, user hooks), soft-capped, restricted to the visible keys, sinks in the
+/// denominator. Every argument may be a block of the caller's buffers (a fused QKV buffer's
+/// column blocks included); out must not overlap Q, K or V.
+template <class E>
+void attend(const E& enc, const ConstMatrixRef<typename E::Scalar>& q,
+            const ConstMatrixRef<typename E::Scalar>& k, const ConstMatrixRef<typename E::Scalar>& v,
+            const Positions& q_positions, const Positions& k_positions,
+            const AttendOptions<typename E::Scalar>& options, MatrixRef<typename E::Scalar> out) {
+  const Index dh = detail::check_attend("attend", q.rows(), q.cols(), k.rows(), k.cols(), v.rows(),
+                                        v.cols(), out.rows(), out.cols(), q_positions,
+                                        k_positions, options);
+  detail::require(!detail::overlaps(out, q) && !detail::overlaps(out, k) &&
+                      !detail::overlaps(out, v),
+                  "attend: out overlaps Q, K or V");
+  (void)dh;
+  detail::attend_core(enc, q, k, v, q_positions, k_positions, options, out);
+}
+
+/// Options of an attention layer (conventions.md sections 6 and 6b).
+template <class T>
+struct AttentionOptions {
+  /// H query heads.
+  Index heads = 1;
+  /// H_kv key/value heads, dividing H (1: multi-query; 0 means H_kv = H).
+  Index kv_heads = 0;
+  /// Dh, the size of every head (0 means D / H).
+  Index head_dim = 0;
+  /// S[i, j] = -inf where p_j > p_i.
+  bool causal = false;
+  /// Sliding window W (0: none) and chunk C (0: none), as Visibility.
+  std::int64_t window = 0;
+  std::int64_t chunk = 0;
+  /// p_i = offset + i, unless `positions` is non-empty.
+  std::int64_t offset = 0;
+  std::vector<std::int64_t> positions;
+  /// Segment ids of a packed batch, one per token (empty: one sequence); negative: padding.
+  std::vector<std::int64_t> segments;
+  /// Score scale; 1/sqrt(Dh) when absent (T5 uses 1).
+  std::optional<T> scale;
+  /// Logit soft-capping c (Gemma 2): S <- c tanh(S / c).
+  std::optional<T> softcap;
+  /// Attention sinks, one logit per query head (gpt-oss); empty: none.
+  std::vector<T> sinks;
+  /// Projection biases (empty: none): bq [H Dh], bk, bv [H_kv Dh], bo [D].
+  Vector<T> bq, bk, bv, bo;
+
+  /// H_kv and Dh with their defaults resolved, for a model width D.
+  Index resolved_kv_heads() const { return kv_heads == 0 ? heads : kv_heads; }
+  Index resolved_head_dim(Index d_model) const {
+    return head_dim != 0 ? head_dim : (heads > 0 ? d_model / heads : 0);
+  }
+};
+
+namespace detail {
+
+template <class T>
+Positions positions_of(const AttentionOptions<T>& opt, Index n) {
+  if (opt.positions.empty()) return Positions(opt.offset, n);
+  require(static_cast<Index>(opt.positions.size()) == n, "attention: positions has ",
+          opt.positions.size(), " entries, X has N = ", n, " rows");
+  return Positions(opt.positions);
+}
+
+/// The core's options for a layer's call whose keys have segment ids key_segments.
+template <class T>
+AttendOptions<T> attend_options(const AttentionOptions<T>& opt,
+                                std::vector<std::int64_t> key_segments) {
+  AttendOptions<T> a;
+  a.heads = opt.heads;
+  a.kv_heads = opt.resolved_kv_heads();
+  a.visibility.causal = opt.causal;
+  a.visibility.window = opt.window;
+  a.visibility.chunk = opt.chunk;
+  a.query_segments = opt.segments;
+  a.key_segments = std::move(key_segments);
+  a.scale = opt.scale;
+  a.softcap = opt.softcap;
+  a.sinks = opt.sinks;
+  return a;
+}
+
+/// The shape of a layer: D from X, H, H_kv and Dh from the options.
+template <class T>
+AttentionShape layer_shape(Index d_model, const AttentionOptions<T>& opt) {
+  return AttentionShape{d_model, opt.heads, opt.resolved_kv_heads(), opt.resolved_head_dim(d_model)};
+}
+
+inline void check_weight(const char* name, Index rows, Index cols, Index want_rows, Index want_cols,
+                         const char* shape) {
+  require(rows == want_rows && cols == want_cols, "attention: ", name, " is [", rows, ", ", cols,
+          "], expected ", shape, " = [", want_rows, ", ", want_cols, "]");
+}
+
+template <class T>
+void check_bias(const char* name, const Vector<T>& b, Index want, const char* shape) {
+  require(b.size() == 0 || b.size() == want, "attention: ", name, " has ", b.size(),
+          " entries, expected ", shape, " = ", want);
+  require(b.allFinite(), "attention: ", name, " has non-finite entries");
+}
+
+/// The checks of attention, attention_step and MultiHeadAttention, in this order: H, H_kv,
+/// Dh; each weight's shape; each bias's; the caller's own checks `more()`; the options; then
+/// the encoder's check of the shape.
 template <class E, class W, class F>
-void check_layer(const E& enc, Index d, Index heads, const W& wq, const W& wk, const W& wv,
-                 const W& wo, F&& more) {
-  check_heads(d, heads);
-  check_projection("Wq", wq.rows(), wq.cols(), d);
-  check_projection("Wk", wk.rows(), wk.cols(), d);
-  check_projection("Wv", wv.rows(), wv.cols(), d);
-  check_projection("Wo", wo.rows(), wo.cols(), d);
+void check_layer(const E& enc, Index d, const AttentionOptions<typename E::Scalar>& opt,
+                 const W& wq, const W& wk, const W& wv, const W& wo, F&& more) {
+  require(opt.heads > 0, "attention: heads H = ", opt.heads, " must be > 0");
+  require_extent(opt.heads, "attention: heads H");
+  const Index hkv = opt.resolved_kv_heads();
+  require(hkv > 0 && opt.heads % hkv == 0, "attention: kv_heads H_kv = ", hkv,
+          " must divide heads H = ", opt.heads);
+  require(opt.head_dim >= 0, "attention: head_dim Dh = ", opt.head_dim, " must be >= 0 (0: D / H)");
+  if (opt.head_dim == 0)
+    require(d % opt.heads == 0, "attention: heads H = ", opt.heads, " does not divide D = ", d,
+            " (give head_dim for a head size other than D / H)");
+  const Index dh = opt.resolved_head_dim(d);
+  require_extent(dh, "attention: head_dim Dh");
+  const Index qw = checked_mul(opt.heads, dh, "attention: H * Dh");
+  const Index kw = checked_mul(hkv, dh, "attention: H_kv * Dh");
+  check_weight("Wq", wq.rows(), wq.cols(), d, qw, "[D, H * Dh]");
+  check_weight("Wk", wk.rows(), wk.cols(), d, kw, "[D, H_kv * Dh]");
+  check_weight("Wv", wv.rows(), wv.cols(), d, kw, "[D, H_kv * Dh]");
+  check_weight("Wo", wo.rows(), wo.cols(), qw, d, "[H * Dh, D]");
+  check_bias("bq", opt.bq, qw, "H * Dh");
+  check_bias("bk", opt.bk, kw, "H_kv * Dh");
+  check_bias("bv", opt.bv, kw, "H_kv * Dh");
+  check_bias("bo", opt.bo, d, "D");
   more();
-  if constexpr (encoder_traits<E>::checks_shape) enc.check(d, heads);
+  require(opt.window >= 0, "attention: window W = ", opt.window, " must be >= 0 (0: none)");
+  require(opt.chunk >= 0, "attention: chunk C = ", opt.chunk, " must be >= 0 (0: none)");
+  if (opt.scale) require(std::isfinite(*opt.scale), "attention: scale = ", *opt.scale, " must be finite");
+  if (opt.softcap)
+    require(std::isfinite(*opt.softcap) && *opt.softcap > 0, "attention: softcap c = ",
+            *opt.softcap, " must be finite and > 0");
+  require(opt.sinks.empty() || static_cast<Index>(opt.sinks.size()) == opt.heads,
+          "attention: sinks has ", opt.sinks.size(), " entries, expected one per head (H = ",
+          opt.heads, ")");
+  check_encoder(enc, AttentionShape{d, opt.heads, hkv, dh});
 }
 
 /// f(first_row, rows) over a split of [0, n) into one contiguous block per OpenMP thread
@@ -110,286 +602,82 @@ void split_rows(Index n, double flop, F&& f) {
 #endif
 }
 
-/// q, k, v = src Wq, src Wk, src Wv, rows split over the threads.
+/// q, k, v = src Wq + bq, src Wk + bk, src Wv + bv, rows split over the threads.
 template <class T>
 void project_qkv(const ConstMatrixRef<T>& src, const ConstMatrixRef<T>& wq, const ConstMatrixRef<T>& wk,
-                 const ConstMatrixRef<T>& wv, Matrix<T>& q, Matrix<T>& k, Matrix<T>& v) {
-  const double d = static_cast<double>(src.cols());
-  split_rows(src.rows(), 6.0 * static_cast<double>(src.rows()) * d * d, [&](Index b, Index r) {
+                 const ConstMatrixRef<T>& wv, const AttentionOptions<T>& opt, Matrix<T>& q,
+                 Matrix<T>& k, Matrix<T>& v) {
+  const double flop = 2.0 * static_cast<double>(src.rows()) * static_cast<double>(src.cols()) *
+                      static_cast<double>(wq.cols() + wk.cols() + wv.cols());
+  split_rows(src.rows(), flop, [&](Index b, Index r) {
     q.middleRows(b, r).noalias() = src.middleRows(b, r) * wq;
     k.middleRows(b, r).noalias() = src.middleRows(b, r) * wk;
     v.middleRows(b, r).noalias() = src.middleRows(b, r) * wv;
+    if (opt.bq.size()) q.middleRows(b, r).rowwise() += opt.bq.transpose();
+    if (opt.bk.size()) k.middleRows(b, r).rowwise() += opt.bk.transpose();
+    if (opt.bv.size()) v.middleRows(b, r).rowwise() += opt.bv.transpose();
   });
 }
 
-/// y = o Wo, rows split over the threads.
+/// y = o Wo + bo, rows split over the threads.
 template <class T>
-void project_out(const Matrix<T>& o, const ConstMatrixRef<T>& wo, MatrixRef<T> y) {
-  const double d = static_cast<double>(o.cols());
-  split_rows(o.rows(), 2.0 * static_cast<double>(o.rows()) * d * d, [&](Index b, Index r) {
+void project_out(const Matrix<T>& o, const ConstMatrixRef<T>& wo, const Vector<T>& bo,
+                 MatrixRef<T> y) {
+  const double flop = 2.0 * static_cast<double>(o.rows()) * static_cast<double>(o.cols()) *
+                      static_cast<double>(wo.cols());
+  split_rows(o.rows(), flop, [&](Index b, Index r) {
     y.middleRows(b, r).noalias() = o.middleRows(b, r) * wo;
+    if (bo.size()) y.middleRows(b, r).rowwise() += bo.transpose();
   });
 }
 
-/// y = o Wo. Wo is read while y is written, so a y that aliases Wo is computed into a
+/// y = o Wo + bo. Wo is read while y is written, so a y that aliases Wo is computed into a
 /// temporary first (x, Wq, Wk, Wv are read before y is written: aliasing them is safe).
 template <class T>
-void write_output(const Matrix<T>& o, const ConstMatrixRef<T>& wo, MatrixRef<T> y) {
-  if (!overlaps(y, wo)) return project_out<T>(o, wo, y);
+void write_output(const Matrix<T>& o, const ConstMatrixRef<T>& wo, const Vector<T>& bo,
+                  MatrixRef<T> y) {
+  if (!overlaps(y, wo)) return project_out<T>(o, wo, bo, y);
   Matrix<T> tmp = new_matrix<T>(y.rows(), y.cols(), "attention: output [N, D]");
-  project_out<T>(o, wo, tmp);
+  project_out<T>(o, wo, bo, tmp);
   y = tmp;
 }
 
-/// Q, K, V [n, D] of the tokens x [n, D] at positions pos: X (+ PE for an additive encoder)
-/// times Wq, Wk, Wv, then Q_h and K_h rotated (RoPE). q, k, v are [n, D] on entry. When
-/// `keep_input` is given, an additive encoder's X + PE storage is moved into it (for reuse as
-/// O) instead of being freed.
+/// Q [n, H Dh], K, V [n, H_kv Dh] of the tokens x [n, D] at positions pos: X (+ PE for an
+/// additive encoder) times Wq, Wk, Wv plus biases, then the heads of Q and K rotated (RoPE, or
+/// the encoder's own query and key hooks). When `keep_input` is given, an additive encoder's
+/// X + PE storage is moved into it (for reuse as O) instead of being freed.
 template <class E>
 void project_encoded(const E& enc, const ConstMatrixRef<typename E::Scalar>& x,
                      const ConstMatrixRef<typename E::Scalar>& wq,
                      const ConstMatrixRef<typename E::Scalar>& wk,
                      const ConstMatrixRef<typename E::Scalar>& wv, const Positions& pos,
-                     Index heads, Matrix<typename E::Scalar>& q, Matrix<typename E::Scalar>& k,
-                     Matrix<typename E::Scalar>& v,
+                     const AttentionOptions<typename E::Scalar>& opt, Matrix<typename E::Scalar>& q,
+                     Matrix<typename E::Scalar>& k, Matrix<typename E::Scalar>& v,
                      Matrix<typename E::Scalar>* keep_input = nullptr) {
   using T = typename E::Scalar;
   if constexpr (encoder_traits<E>::adds_to_input) {
     Matrix<T> xe = new_matrix<T>(x.rows(), x.cols(), "attention: X + PE [N, D]");
     xe = x;
     enc.add_to_input(xe, pos);
-    project_qkv<T>(xe, wq, wk, wv, q, k, v);
-    if (keep_input) *keep_input = std::move(xe);
+    project_qkv<T>(xe, wq, wk, wv, opt, q, k, v);
+    if (keep_input && xe.cols() == q.cols()) *keep_input = std::move(xe);
   } else {
     (void)keep_input;
-    project_qkv<T>(x, wq, wk, wv, q, k, v);
+    project_qkv<T>(x, wq, wk, wv, opt, q, k, v);
   }
-  if constexpr (encoder_traits<E>::rotates_qk) {
-    enc.rotate(q, pos, heads);
-    enc.rotate(k, pos, heads);
-  }
-}
-
-/// Tile sizes of the attention kernel: query rows and key columns per score tile.
-template <class T>
-struct attention_tiles {
-#ifdef POSENC_ATTN_BQ
-  static constexpr Index query = POSENC_ATTN_BQ;
-#else
-  static constexpr Index query = 96;
-#endif
-#ifdef POSENC_ATTN_BK
-  static constexpr Index key = POSENC_ATTN_BK;
-#else
-  static constexpr Index key = 128;
-#endif
-};
-
-/// The encoder's per-call score-bias object, or a placeholder for encoders without one.
-template <class E>
-auto make_score_bias(const E& enc, const Positions& qpos, const Positions& kpos, Index heads,
-                     Index head_dim, typename E::Scalar scale) {
-  if constexpr (encoder_traits<E>::biases_scores)
-    return enc.score_bias(qpos, kpos, heads, head_dim, scale);
-  else
-    return 0;
-}
-
-/// Scratch of one thread of the attention kernel, allocated once per call and thread.
-template <class T>
-struct AttendScratch {
-  Matrix<T> s;    // [bq, bk]: scores, then unnormalised probabilities
-  Matrix<T> acc;  // [bq, Dh]: the running sum of p V
-  Vector<T> m, l, alpha;
-  std::vector<Index> cols;  // [bq]: unmasked keys per row of a causal diagonal tile
-  std::vector<T> kt;  // K_h^T of one head, packed tile by tile: [k_tiles][Dh][bk]
-  Index kt_head = -1;
-};
-
-/// Exponents are clamped from below at this value, so that every probability is a normal
-/// number (subnormals are slow): e^cutoff (1.6e-38 in float, 3.3e-308 in double) is far below
-/// the resolution of a row sum, which is >= 1, so the result does not change.
-template <class T>
-constexpr T exp_cutoff() {
-  return std::is_same<T, float>::value ? T(-87) : T(-708);
-}
-
-/// Scores, mask, softmax and values for every head: out [Nq, D] = softmax(S) V per head, with
-/// S = scale Q_h K_h^T + the encoder's bias. Tiled over queries and keys with an online
-/// softmax (Milakov & Gimelshein 2018), so no [Nq, Nk] matrix is formed; under a causal mask,
-/// key tiles entirely in a query tile's future are skipped and only tiles that cross the
-/// diagonal are masked. When Dh is a multiple of the SIMD width the two products run in
-/// register-blocked micro-kernels (detail/tile_kernels.hpp) on a per-thread, per-head packed
-/// K_h^T; otherwise through Eigen's GEMM. Heads x query tiles run in parallel under OpenMP.
-template <class E>
-void attend(const E& enc, const ConstMatrixRef<typename E::Scalar>& q,
-            const ConstMatrixRef<typename E::Scalar>& k, const ConstMatrixRef<typename E::Scalar>& v,
-            const Positions& qpos, const Positions& kpos, Index heads, typename E::Scalar scale,
-            bool causal, MatrixRef<typename E::Scalar> out) {
-  using T = typename E::Scalar;
-  using RowMajorMap = Eigen::Map<Matrix<T>, 0, Eigen::OuterStride<>>;
-  using RowArrayMap = Eigen::Map<Eigen::Array<T, 1, Eigen::Dynamic>>;
-  const Index nq = q.rows(), nk = k.rows(), d = q.cols(), dh = d / heads;
-  POSENC_ASSERT(out.rows() == nq && out.cols() == d && v.rows() == nk);
-  if (nq == 0) return;
-  if (causal) {
-    const std::int64_t kmin = nk > 0 ? kpos.min() : std::numeric_limits<std::int64_t>::max();
-    for (Index i = 0; i < nq; ++i)
-      require(qpos[i] >= kmin, "attention: query ", i, " at position ", qpos[i],
-              " has every key masked (causal, the earliest key is at ",
-              nk > 0 ? kpos.min() : -1, ")");
-  } else {
-    require(nk > 0, "attention: no keys to attend to");
-  }
-
-  constexpr Index bq = attention_tiles<T>::query, bk = attention_tiles<T>::key;
-  constexpr int P = tile_packet<T>::size;
-  static_assert(bk % P == 0, "the key tile must be a multiple of the SIMD width");
-  const Index q_tiles = (nq + bq - 1) / bq, k_tiles = (nk + bk - 1) / bk;
-  const bool contiguous = qpos.contiguous() && kpos.contiguous();
-  std::vector<std::int64_t> ktile_min(static_cast<std::size_t>(k_tiles)),
-      ktile_max(static_cast<std::size_t>(k_tiles));
-  for (Index t = 0; t < k_tiles; ++t) {
-    std::int64_t lo = std::numeric_limits<std::int64_t>::max(), hi = -1;
-    for (Index j = t * bk; j < std::min(nk, (t + 1) * bk); ++j) {
-      lo = std::min(lo, kpos[j]);
-      hi = std::max(hi, kpos[j]);
-    }
-    ktile_min[static_cast<std::size_t>(t)] = lo;
-    ktile_max[static_cast<std::size_t>(t)] = hi;
-  }
-
-  constexpr bool has_bias = encoder_traits<E>::biases_scores;
-  constexpr bool has_values = adds_values<E>();
-  // The micro-kernels need Dh in whole SIMD packets, and pay a K_h^T packing per head and
-  // thread that only a block of queries amortises (a decoding step with a few new tokens runs
-  // through Eigen's GEMV instead).
-  const bool fast = dh % P == 0 && nq >= 8;
-  const auto bias = make_score_bias(enc, qpos, kpos, heads, dh, scale);
-  std::atomic<bool> empty_row{false};
-  const T neg_inf = -std::numeric_limits<T>::infinity();
-  const T cutoff = exp_cutoff<T>();
-  const T* kdata = k.data();
-  const T* vdata = v.data();
-  const T* qdata = q.data();
-  const Index ldk = k.outerStride(), ldv = v.outerStride(), ldq = q.outerStride();
-
-  const Index work = heads * q_tiles;
-#if defined(_OPENMP)
-#pragma omp parallel if (work > 1 && nq * nk * d > 32768)
-#endif
-  {
-    AttendScratch<T> sc;
-    sc.s.resize(bq, bk);
-    sc.acc.resize(bq, dh);
-    sc.m.resize(bq);
-    sc.l.resize(bq);
-    sc.alpha.resize(bq);
-    sc.cols.resize(static_cast<std::size_t>(bq));
-    T* s = sc.s.data();
-    constexpr Index lds = bk;
-#if defined(_OPENMP)
-#pragma omp for schedule(dynamic, 1)
-#endif
-    for (Index w = 0; w < work; ++w) {
-      // Head-major, and within a head the last (under a causal mask the largest) tiles first.
-      const Index h = w / q_tiles, i0 = (q_tiles - 1 - w % q_tiles) * bq, bi = std::min(bq, nq - i0);
-      std::int64_t qmin = std::numeric_limits<std::int64_t>::max(), qmax = -1;
-      for (Index i = 0; i < bi; ++i) {
-        qmin = std::min(qmin, qpos[i0 + i]);
-        qmax = std::max(qmax, qpos[i0 + i]);
-      }
-      if (fast && sc.kt_head != h) {
-        // K_h^T, tile t at kt[t * dh * bk], row d holding keys t*bk .. t*bk+bk-1 (zero padded)
-        sc.kt.assign(static_cast<std::size_t>(k_tiles * dh * bk), T(0));
-        for (Index j = 0; j < nk; ++j) {
-          const T* kr = kdata + j * ldk + h * dh;
-          T* dst = sc.kt.data() + (j / bk) * dh * bk + (j % bk);
-          for (Index c = 0; c < dh; ++c) dst[c * bk] = kr[c];
-        }
-        sc.kt_head = h;
-      }
-      const auto qh = q.block(i0, h * dh, bi, dh);
-      auto acc = sc.acc.topRows(bi);
-      acc.setZero();
-      sc.m.head(bi).setConstant(neg_inf);
-      sc.l.head(bi).setZero();
-      for (Index t = 0; t < k_tiles; ++t) {
-        const Index j0 = t * bk, bj = std::min(bk, nk - j0);
-        if (causal && ktile_min[static_cast<std::size_t>(t)] > qmax) continue;
-        RowMajorMap st(s, bi, bj, Eigen::OuterStride<>(lds));
-        // A causal tile that crosses the diagonal: with contiguous positions row i keeps its
-        // first cols[i] keys (p_j <= p_i), so the masked parts are neither computed nor read;
-        // otherwise masked scores are set to -inf.
-        const bool diagonal = causal && ktile_max[static_cast<std::size_t>(t)] > qmin;
-        const Index* cols = nullptr;
-        if (diagonal && contiguous) {
-          // row i keeps keys j with p_j <= p_i: j < p_i - p_{j0} + 1 (saturated, then clamped)
-          for (Index i = 0; i < bi; ++i)
-            sc.cols[static_cast<std::size_t>(i)] = static_cast<Index>(std::clamp<std::int64_t>(
-                saturating_add((qpos.offset() + i0 + i) - (kpos.offset() + j0), 1), 0, bj));
-          cols = sc.cols.data();
-        }
-        if (fast) {
-          qk_tile(qdata + i0 * ldq + h * dh, ldq, bi, sc.kt.data() + t * dh * bk, bk, bj, dh, scale,
-                  s, lds, cols);
-        } else {
-          st.noalias() = scale * (qh * k.block(j0, h * dh, bj, dh).transpose());
-        }
-        if constexpr (has_bias) bias.add(h, i0, j0, qh, k.block(j0, h * dh, bj, dh), st);
-        if (diagonal && !contiguous) {
-          for (Index i = 0; i < bi; ++i) {
-            const std::int64_t pi = qpos[i0 + i];
-            for (Index j = 0; j < bj; ++j)
-              if (kpos[j0 + j] > pi) s[i * lds + j] = neg_inf;
-          }
-        }
-        // online softmax: m' = max(m, max_j s_ij), alpha = e^(m - m'), p = e^(s - m'),
-        // l = alpha l + sum_j p, acc = alpha acc + p V
-        for (Index i = 0; i < bi; ++i) {
-          const Index ci = cols ? cols[i] : bj;
-          RowArrayMap row(s + i * lds, ci);
-          RowArrayMap(s + i * lds + ci, bj - ci).setZero();
-          // a NaN score makes the running maximum NaN, so that it propagates (and is never
-          // taken for a masked row)
-          const T mo = sc.m(i);
-          const T rmax = ci > 0 ? row.template maxCoeff<Eigen::PropagateNaN>() : mo;
-          const T mn = std::isnan(rmax) ? rmax : std::max(mo, rmax);
-          if (ci == 0 || mn == neg_inf) {  // nothing (new) unmasked in this row
-            row.setZero();
-            sc.alpha(i) = T(1);
-            continue;
-          }
-          sc.alpha(i) = mo == neg_inf ? T(0) : std::exp(mo - mn);
-          row = (row - mn).max(cutoff).exp();
-          sc.l(i) = sc.l(i) * sc.alpha(i) + row.sum();
-          sc.m(i) = mn;
-        }
-        if (fast) {
-          pv_tile(s, lds, bi, bj, vdata + j0 * ldv + h * dh, ldv, dh, sc.alpha.data(), acc.data(),
-                  acc.outerStride(), cols);
-        } else {
-          acc = sc.alpha.head(bi).asDiagonal() * acc;
-          acc.noalias() += st * v.block(j0, h * dh, bj, dh);
-        }
-        if constexpr (has_values) bias.add_values(h, i0, j0, st, acc);
-      }
-      // l = 0: every score of the row was masked or -inf. A NaN score (from NaN or Inf in
-      // the inputs) makes l NaN and propagates to the row's output instead.
-      for (Index i = 0; i < bi; ++i)
-        if (sc.l(i) == T(0)) empty_row = true;
-      out.block(i0, h * dh, bi, dh) = sc.l.head(bi).cwiseInverse().asDiagonal() * acc;
-    }
-  }
-  require(!empty_row, "attention: a query row has every score masked or -inf");
+  rotate_queries(enc, MatrixRef<T>(q), pos, opt.heads);
+  rotate_keys(enc, MatrixRef<T>(k), pos, opt.resolved_kv_heads());
 }
 
 }  // namespace detail
 
-/// Multi-head self-attention with encoder `enc` (conventions.md section 6):
-///   X' = X + PE (additive encoders);  Q = X' Wq, K = X' Wk, V = X' Wv;  RoPE rotates Q_h, K_h;
-///   S_h = scale Q_h K_h^T + B_h (+ content terms);  O_h = softmax(S_h) V_h;  Y = [O_0 ... O_{H-1}] Wo.
-/// x is [N, D]; the weights are [D, D] and applied as x W. Writes y [N, D].
+/// Self-attention with encoder `enc` (conventions.md sections 6 and 6b):
+///   X' = X + PE (additive encoders);  Q = X' Wq + bq, K = X' Wk + bk, V = X' Wv + bv;
+///   RoPE rotates Q_h, K_g;  S_h = scale Q_h K_g^T + B_h (+ content terms), soft-capped;
+///   visibility (causal, window, chunk, segments);  O_h = softmax(S_h) V_g (sinks in the
+///   denominator);  Y = [O_0 ... O_{H-1}] Wo + bo,
+/// with g = floor(h H_kv / H). x is [N, D]; Wq [D, H Dh], Wk, Wv [D, H_kv Dh], Wo [H Dh, D],
+/// applied as x W. Writes y [N, D]; y may share storage with x or the weights.
 template <class E>
 void attention(const ConstMatrixRef<typename E::Scalar>& x, const ConstMatrixRef<typename E::Scalar>& wq,
                const ConstMatrixRef<typename E::Scalar>& wk, const ConstMatrixRef<typename E::Scalar>& wv,
@@ -397,23 +685,26 @@ void attention(const ConstMatrixRef<typename E::Scalar>& x, const ConstMatrixRef
                const AttentionOptions<typename E::Scalar>& opt, MatrixRef<typename E::Scalar> y) {
   using T = typename E::Scalar;
   const Index n = x.rows(), d = x.cols();
-  detail::check_layer(enc, d, opt.heads, wq, wk, wv, wo, [&] {
+  detail::check_layer(enc, d, opt, wq, wk, wv, wo, [&] {
     detail::require(y.rows() == n && y.cols() == d, "attention: output is [", y.rows(), ", ",
                     y.cols(), "], expected [", n, ", ", d, "]");
+    detail::require(opt.segments.empty() || static_cast<Index>(opt.segments.size()) == n,
+                    "attention: segments has ", opt.segments.size(), " entries, X has N = ", n,
+                    " rows");
   });
   const Positions pos = detail::positions_of(opt, n);
-  const T scale = detail::score_scale(opt, d / opt.heads);
   if (n == 0) return;
 
-  // Working memory: Q, K, V and O, each [N, D] (O reuses X + PE's storage), plus the
-  // kernel's per-thread tiles.
-  const char* what = "attention: Q, K, V [N, D]";
-  Matrix<T> q = detail::new_matrix<T>(n, d, what), k = detail::new_matrix<T>(n, d, what),
-            v = detail::new_matrix<T>(n, d, what), o;
-  detail::project_encoded(enc, x, wq, wk, wv, pos, opt.heads, q, k, v, &o);
-  if (o.size() == 0) o = detail::new_matrix<T>(n, d, "attention: O [N, D]");
-  detail::attend(enc, q, k, v, pos, pos, opt.heads, scale, opt.causal, o);
-  detail::write_output<T>(o, wo, y);
+  // Working memory: Q, O [N, H Dh] and K, V [N, H_kv Dh] (O reuses X + PE's storage when the
+  // widths agree), plus the kernel's per-thread tiles.
+  const Index qw = wq.cols(), kw = wk.cols();
+  const char* what = "attention: Q, K, V";
+  Matrix<T> q = detail::new_matrix<T>(n, qw, what), k = detail::new_matrix<T>(n, kw, what),
+            v = detail::new_matrix<T>(n, kw, what), o;
+  detail::project_encoded(enc, x, wq, wk, wv, pos, opt, q, k, v, &o);
+  if (o.size() == 0) o = detail::new_matrix<T>(n, qw, "attention: O [N, H * Dh]");
+  detail::attend_core(enc, q, k, v, pos, pos, detail::attend_options(opt, opt.segments), o);
+  detail::write_output<T>(o, wo, opt.bo, y);
 }
 
 /// As above, returning y.
@@ -429,21 +720,34 @@ Matrix<typename E::Scalar> attention(const ConstMatrixRef<typename E::Scalar>& x
   return y;
 }
 
-/// Keys (after rotation) and values of the tokens seen so far, with their positions, for
-/// incremental decoding. Capacity grows geometrically. A cache belongs to one caller at a
-/// time (attention_step appends to it); the encoder and weights it is used with may be shared.
+/// Keys (after rotation) and values of the tokens seen so far, with their positions and
+/// segment ids, for incremental decoding: [size, H_kv Dh] each. Capacity grows geometrically
+/// (reserve ahead to avoid reallocation). A cache belongs to one caller at a time
+/// (attention_step appends to it); the encoder and weights it is used with may be shared.
 template <class T>
 class KVCache {
  public:
   KVCache() = default;
-  KVCache(Index d_model, Index capacity) { reserve(d_model, capacity); }
+  /// An empty cache of rows `width` = H_kv Dh wide with room for `capacity` tokens.
+  KVCache(Index width, Index capacity) { reserve(width, capacity); }
 
   Index size() const { return size_; }
+  Index capacity() const { return k_.rows(); }
+  /// H_kv Dh, the width of a cached row.
+  Index width() const { return k_.cols(); }
   Index d_model() const { return k_.cols(); }
-  /// Keys [size, D] and values [size, D].
+  /// Keys [size, H_kv Dh] and values [size, H_kv Dh].
   auto keys() const { return k_.topRows(size_); }
   auto values() const { return v_.topRows(size_); }
   const std::vector<std::int64_t>& positions() const { return pos_; }
+  /// The cached positions as Positions: contiguous when every append continued the last one,
+  /// so that the kernel's fast paths stay on.
+  Positions key_positions() const {
+    if (contiguous_) return Positions(size_ ? pos_.front() : 0, size_);
+    return Positions(pos_);
+  }
+  /// Segment ids of the cached tokens (empty when none were given).
+  const std::vector<std::int64_t>& segments() const { return seg_; }
   /// The position after the last cached token (or -1 when empty); an error when the last
   /// one is INT64_MAX.
   std::int64_t next_position() const {
@@ -454,47 +758,63 @@ class KVCache {
   void clear() {
     size_ = 0;
     pos_.clear();
+    seg_.clear();
+    contiguous_ = true;
   }
-  void reserve(Index d_model, Index capacity) {
-    detail::require(d_model >= 0 && capacity >= 0, "KVCache: d_model = ", d_model,
-                    ", capacity = ", capacity, " must be >= 0");
-    detail::require(size_ == 0 || d_model == k_.cols(), "KVCache: d_model = ", d_model,
-                    " differs from the cached D = ", k_.cols());
-    if (capacity <= k_.rows() && d_model == k_.cols()) return;
-    const char* what = "KVCache: keys and values [capacity, D]";
-    Matrix<T> k = detail::new_matrix<T>(capacity, d_model, what),
-              v = detail::new_matrix<T>(capacity, d_model, what);
+  void reserve(Index width, Index capacity) {
+    detail::require(width >= 0 && capacity >= 0, "KVCache: width = ", width, ", capacity = ",
+                    capacity, " must be >= 0");
+    detail::require(size_ == 0 || width == k_.cols(), "KVCache: width = ", width,
+                    " differs from the cached width H_kv * Dh = ", k_.cols());
+    if (capacity <= k_.rows() && width == k_.cols()) return;
+    const char* what = "KVCache: keys and values [capacity, H_kv * Dh]";
+    Matrix<T> k = detail::new_matrix<T>(capacity, width, what),
+              v = detail::new_matrix<T>(capacity, width, what);
     if (size_ > 0) {
       k.topRows(size_) = k_.topRows(size_);
       v.topRows(size_) = v_.topRows(size_);
     }
     k_.swap(k);
     v_.swap(v);
+    pos_.reserve(static_cast<std::size_t>(capacity));
   }
-  /// Appends rows k, v [n, D] at positions pos.
-  void append(const ConstMatrixRef<T>& k, const ConstMatrixRef<T>& v, const Positions& pos) {
+  /// Appends rows k, v [n, H_kv Dh] at positions pos (with segment ids, if the cache has any).
+  void append(const ConstMatrixRef<T>& k, const ConstMatrixRef<T>& v, const Positions& pos,
+              const std::vector<std::int64_t>& segments = {}) {
     detail::require(k.rows() == pos.size() && v.rows() == pos.size() && k.cols() == v.cols(),
                     "KVCache::append: k is [", k.rows(), ", ", k.cols(), "], v is [", v.rows(),
-                    ", ", v.cols(), "], expected [", pos.size(), ", D] each");
+                    ", ", v.cols(), "], expected [", pos.size(), ", H_kv * Dh] each");
+    detail::require(size_ == 0 || k.cols() == k_.cols(), "KVCache::append: rows are ", k.cols(),
+                    " wide, the cache holds ", k_.cols());
+    detail::require(segments.empty() || static_cast<Index>(segments.size()) == pos.size(),
+                    "KVCache::append: ", segments.size(), " segment ids for ", pos.size(), " tokens");
+    detail::require(size_ == 0 || segments.empty() == seg_.empty(),
+                    "KVCache::append: segment ids must be given for every append or for none");
     const Index needed = detail::checked_add(size_, k.rows(), "KVCache::append: size + n");
     if (needed > k_.rows() || k.cols() != k_.cols())
       reserve(k.cols(), std::max(needed, 2 * k_.rows()));
     k_.middleRows(size_, k.rows()) = k;
     v_.middleRows(size_, v.rows()) = v;
-    for (Index i = 0; i < pos.size(); ++i) pos_.push_back(pos[i]);
+    for (Index i = 0; i < pos.size(); ++i) {
+      const std::int64_t p = pos[i];
+      if (!pos_.empty() && contiguous_ && p - pos_.back() != 1) contiguous_ = false;
+      pos_.push_back(p);
+    }
+    seg_.insert(seg_.end(), segments.begin(), segments.end());
     size_ += k.rows();
   }
 
  private:
   Matrix<T> k_, v_;
   Index size_ = 0;
-  std::vector<std::int64_t> pos_;
+  std::vector<std::int64_t> pos_, seg_;
+  bool contiguous_ = true;
 };
 
 /// Attention for new tokens x_new [n, D] given a cache of earlier ones: the new tokens sit at
 /// positions cache.next_position() ... (opt.offset ... for an empty cache, or opt.positions),
-/// their keys and values are appended, and each attends to every cached key allowed by the
-/// mask. With causal attention the outputs equal those of a full recomputation.
+/// their keys and values are appended, and each attends to every cached key it may see. With
+/// a causal mask the outputs equal those of one full call over all the tokens.
 template <class E>
 void attention_step(const ConstMatrixRef<typename E::Scalar>& x_new,
                     const ConstMatrixRef<typename E::Scalar>& wq,
@@ -505,27 +825,31 @@ void attention_step(const ConstMatrixRef<typename E::Scalar>& x_new,
                     MatrixRef<typename E::Scalar> y) {
   using T = typename E::Scalar;
   const Index n = x_new.rows(), d = x_new.cols();
-  detail::check_layer(enc, d, opt.heads, wq, wk, wv, wo, [&] {
-    detail::require(cache.size() == 0 || cache.d_model() == d, "attention_step: x_new has D = ", d,
-                    ", the cache holds D = ", cache.d_model());
+  detail::check_layer(enc, d, opt, wq, wk, wv, wo, [&] {
+    detail::require(cache.size() == 0 || cache.width() == wk.cols(),
+                    "attention_step: the cache holds rows ", cache.width(),
+                    " wide, the layer's keys are H_kv * Dh = ", wk.cols());
     detail::require(y.rows() == n && y.cols() == d, "attention_step: output is [", y.rows(), ", ",
                     y.cols(), "], expected [", n, ", ", d, "]");
+    detail::require(opt.segments.empty() || static_cast<Index>(opt.segments.size()) == n,
+                    "attention_step: segments has ", opt.segments.size(), " entries, x_new has ",
+                    n, " rows");
   });
   const Positions pos = opt.positions.empty()
                             ? Positions(cache.size() ? cache.next_position() : opt.offset, n)
                             : detail::positions_of(opt, n);
-  const T scale = detail::score_scale(opt, d / opt.heads);
   if (n == 0) return;
 
-  const char* what = "attention_step: Q, K, V [n, D]";
-  Matrix<T> q = detail::new_matrix<T>(n, d, what), k = detail::new_matrix<T>(n, d, what),
-            v = detail::new_matrix<T>(n, d, what);
-  detail::project_encoded(enc, x_new, wq, wk, wv, pos, opt.heads, q, k, v);
-  cache.append(k, v, pos);
-  const Positions kpos(cache.positions());
-  Matrix<T> o = detail::new_matrix<T>(n, d, "attention_step: O [n, D]");
-  detail::attend(enc, q, cache.keys(), cache.values(), pos, kpos, opt.heads, scale, opt.causal, o);
-  detail::write_output<T>(o, wo, y);
+  const char* what = "attention_step: Q, K, V";
+  Matrix<T> q = detail::new_matrix<T>(n, wq.cols(), what),
+            k = detail::new_matrix<T>(n, wk.cols(), what),
+            v = detail::new_matrix<T>(n, wk.cols(), what);
+  detail::project_encoded(enc, x_new, wq, wk, wv, pos, opt, q, k, v);
+  cache.append(k, v, pos, opt.segments);
+  Matrix<T> o = detail::new_matrix<T>(n, wq.cols(), "attention_step: O [n, H * Dh]");
+  detail::attend_core(enc, q, cache.keys(), cache.values(), pos, cache.key_positions(),
+                      detail::attend_options(opt, cache.segments()), o);
+  detail::write_output<T>(o, wo, opt.bo, y);
 }
 
 /// Weights, encoder and options of one attention layer, for repeated calls. The const
@@ -540,7 +864,7 @@ class MultiHeadAttention {
                      const ConstMatrixRef<T>& wv, const ConstMatrixRef<T>& wo, E encoder,
                      AttentionOptions<T> options)
       : wq_(wq), wk_(wk), wv_(wv), wo_(wo), enc_(std::move(encoder)), opt_(std::move(options)) {
-    detail::check_layer(enc_, wq_.rows(), opt_.heads, wq_, wk_, wv_, wo_, [] {});
+    detail::check_layer(enc_, wq_.rows(), opt_, wq_, wk_, wv_, wo_, [] {});
   }
 
   const E& encoder() const { return enc_; }

@@ -4,12 +4,19 @@
 // member functions); the attention kernel detects which exist at compile time and calls only
 // those, so an absent hook costs nothing (conventions.md section 6 says where each one acts):
 //
-//   void check(Index d_model, Index heads) const;
-//       throws posenc::error if the encoder does not fit an attention of that shape.
+//   void check(const AttentionShape& shape) const;
+//       throws posenc::error if the encoder does not fit an attention layer of that shape
+//       (D, H, H_kv, Dh); the older check(Index d_model, Index heads) is accepted too.
 //   void add_to_input(MatrixRef<Scalar> x, const Positions& pos) const;
 //       X' = X + PE(p), x is [N, D] (sinusoidal, learned).
 //   void rotate(MatrixRef<Scalar> qk, const Positions& pos, Index heads) const;
-//       rotates every head of Q or K in place, qk is [N, heads * Dh] (RoPE).
+//       rotates every head of Q or K in place, qk is [N, heads * Dh] (RoPE); called with H
+//       for Q and H_kv for K.
+//   void rotate_queries(MatrixRef<Scalar> q, const Positions& pos, Index heads) const;
+//   void rotate_keys(MatrixRef<Scalar> k, const Positions& pos, Index kv_heads) const;
+//       for encoders that act on Q and K differently (e.g. a query-only temperature): each,
+//       when present, replaces rotate for its side; an encoder with only rotate_queries
+//       leaves K as it is.
 //   ScoreBias score_bias(const Positions& query_pos, const Positions& key_pos,
 //                        Index heads, Index head_dim, Scalar scale) const;
 //       returns a per-call object b (ALiBi, T5, Shaw, Transformer-XL) with
@@ -49,6 +56,27 @@ namespace posenc {
 namespace detail {
 template <class...>
 using void_t = void;
+
+template <class E, class = void>
+struct has_shape_check : std::false_type {};
+template <class E>
+struct has_shape_check<
+    E, void_t<decltype(std::declval<const E&>().check(std::declval<const AttentionShape&>()))>>
+    : std::true_type {};
+
+template <class E, class = void>
+struct has_rotate_queries : std::false_type {};
+template <class E>
+struct has_rotate_queries<E, void_t<decltype(std::declval<const E&>().rotate_queries(
+                                 std::declval<MatrixRef<typename E::Scalar>>(),
+                                 std::declval<const Positions&>(), Index{}))>> : std::true_type {};
+
+template <class E, class = void>
+struct has_rotate_keys : std::false_type {};
+template <class E>
+struct has_rotate_keys<E, void_t<decltype(std::declval<const E&>().rotate_keys(
+                              std::declval<MatrixRef<typename E::Scalar>>(),
+                              std::declval<const Positions&>(), Index{}))>> : std::true_type {};
 
 template <class E, class = void>
 struct has_check : std::false_type {};
@@ -97,9 +125,12 @@ struct encoder_traits {
   static_assert(detail::has_scalar<E>::value,
                 "a posenc encoder must declare `using Scalar = float` (or double)");
   using Scalar = typename E::Scalar;
-  static constexpr bool checks_shape = detail::has_check<E>::value;
+  static constexpr bool checks_shape =
+      detail::has_shape_check<E>::value || detail::has_check<E>::value;
   static constexpr bool adds_to_input = detail::has_add_to_input<E>::value;
   static constexpr bool rotates_qk = detail::has_rotate<E>::value;
+  static constexpr bool rotates_queries = detail::has_rotate_queries<E>::value;
+  static constexpr bool rotates_keys = detail::has_rotate_keys<E>::value;
   static constexpr bool biases_scores = detail::has_score_bias<E>::value;
 };
 
@@ -117,6 +148,47 @@ constexpr bool adds_values() {
   else
     return false;
 }
+
+namespace detail {
+
+/// The encoder's shape check: check(const AttentionShape&), or the two-argument
+/// check(d_model, heads) of encoders written for layers with Dh = D / H.
+template <class E>
+void check_encoder(const E& enc, const AttentionShape& shape) {
+  if constexpr (has_shape_check<E>::value)
+    enc.check(shape);
+  else if constexpr (has_check<E>::value)
+    enc.check(shape.d_model, shape.heads);
+  else
+    (void)enc, (void)shape;
+}
+
+/// The queries' hook: rotate_queries if the encoder has it, else rotate (Q and K alike).
+template <class E>
+void rotate_queries(const E& enc, MatrixRef<typename E::Scalar> q, const Positions& pos,
+                    Index heads) {
+  if constexpr (has_rotate_queries<E>::value)
+    enc.rotate_queries(q, pos, heads);
+  else if constexpr (has_rotate<E>::value)
+    enc.rotate(q, pos, heads);
+  else
+    (void)enc, (void)q, (void)pos, (void)heads;
+}
+
+/// The keys' hook: rotate_keys if the encoder has it, else rotate (unless the encoder acts on
+/// queries only, through rotate_queries alone).
+template <class E>
+void rotate_keys(const E& enc, MatrixRef<typename E::Scalar> k, const Positions& pos,
+                 Index kv_heads) {
+  if constexpr (has_rotate_keys<E>::value)
+    enc.rotate_keys(k, pos, kv_heads);
+  else if constexpr (has_rotate<E>::value)
+    enc.rotate(k, pos, kv_heads);
+  else
+    (void)enc, (void)k, (void)pos, (void)kv_heads;
+}
+
+}  // namespace detail
 
 /// No position information at all: attention is then permutation-equivariant.
 template <class T>

@@ -127,9 +127,9 @@ class LearnedEncoding {
     table_.noalias() -= learning_rate * grad_table;
   }
 
-  void check(Index d_model, Index /*heads*/) const {
-    detail::require(d_model == dim(), "LearnedEncoding: table width D = ", dim(),
-                    " does not match the model width D = ", d_model);
+  void check(const AttentionShape& shape) const {
+    detail::require(shape.d_model == dim(), "LearnedEncoding: table width D = ", dim(),
+                    " does not match the model width D = ", shape.d_model);
   }
 
  private:

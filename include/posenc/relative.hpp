@@ -159,7 +159,7 @@ class T5Encoding {
     return b;
   }
 
-  void check(Index /*d_model*/, Index heads) const { check_heads(heads); }
+  void check(const AttentionShape& shape) const { check_heads(shape.heads); }
 
  private:
   void check_heads(Index heads) const {
@@ -267,9 +267,9 @@ class ShawEncoding {
     return ScoreBias{this, query_pos, key_pos, scale};
   }
 
-  void check(Index d_model, Index heads) const {
-    detail::require(heads > 0 && d_model == heads * head_dim(), "ShawEncoding: tables have Dh = ",
-                    head_dim(), ", the attention has D / H = ", d_model, " / ", heads);
+  void check(const AttentionShape& shape) const {
+    detail::require(shape.head_dim == head_dim(), "ShawEncoding: tables have Dh = ", head_dim(),
+                    ", the attention has Dh = ", shape.head_dim);
   }
 
  private:
@@ -285,7 +285,8 @@ struct TransformerXLOptions {
 
 /// Transformer-XL (Dai et al. 2019, section 3.3): e_ij = scale ((q_i + u_h) k_j +
 /// (q_i + v_h) r_{d,h}), with r_d = R_d W_R, R_d the split sinusoid of d = p_i - p_j over D
-/// dimensions, split into heads like Q. Negative d (bidirectional) follows XLNet.
+/// dimensions, split into heads like Q. W_R is [D, H Dh] (conventions.md 5c's [D, D] when
+/// Dh = D / H). Negative d (bidirectional) follows XLNet.
 template <class T>
 class TransformerXLEncoding {
  public:
@@ -299,11 +300,12 @@ class TransformerXLEncoding {
     detail::require(v.rows() == u.rows() && v.cols() == u.cols(), "TransformerXLEncoding: v is [",
                     v.rows(), ", ", v.cols(), "], expected the shape of u [", u.rows(), ", ",
                     u.cols(), "]");
-    const Index d = u.rows() * u.cols();
-    detail::require(w_r.rows() == d && w_r.cols() == d, "TransformerXLEncoding: W_R is [",
-                    w_r.rows(), ", ", w_r.cols(), "], expected [D, D] = [", d, ", ", d,
-                    "] with D = H * Dh");
-    detail::require(d % 2 == 0, "TransformerXLEncoding: D = ", d, " must be even");
+    const Index hdh = u.rows() * u.cols();
+    detail::require(w_r.cols() == hdh && w_r.rows() > 0, "TransformerXLEncoding: W_R is [",
+                    w_r.rows(), ", ", w_r.cols(), "], expected [D, H * Dh] = [D, ", hdh,
+                    "] (u, v are [H, Dh] = [", u.rows(), ", ", u.cols(), "])");
+    const Index d = w_r.rows();
+    detail::require(d % 2 == 0, "TransformerXLEncoding: D = ", d, " (W_R's rows) must be even");
     detail::require(std::isfinite(options.base) && options.base > 0.0,
                     "TransformerXLEncoding: base = ", options.base, " must be finite and > 0");
     detail::require(u_.allFinite() && v_.allFinite() && w_r_.allFinite(),
@@ -320,7 +322,7 @@ class TransformerXLEncoding {
     return c < 0 ? d : std::clamp<std::int64_t>(d, -c, c);
   }
 
-  /// r_d = R_d W_R for each d in ds: [ds.size(), D].
+  /// r_d = R_d W_R for each d in ds: [ds.size(), H Dh].
   Matrix<T> relative_embeddings(const std::vector<std::int64_t>& ds) const {
     const Index d = w_r_.rows();
     const Index n = static_cast<Index>(ds.size());
@@ -328,7 +330,7 @@ class TransformerXLEncoding {
     Matrix<T> r = detail::new_matrix<T>(n, d, what);
     for (std::size_t i = 0; i < ds.size(); ++i)
       detail::sinusoid_row(static_cast<double>(ds[i]), inv_freq_, true, 1.0, r.row(static_cast<Index>(i)).data());
-    Matrix<T> out = detail::new_matrix<T>(n, d, what);
+    Matrix<T> out = detail::new_matrix<T>(n, w_r_.cols(), what);
     out.noalias() = r * w_r_;
     return out;
   }
@@ -434,10 +436,12 @@ class TransformerXLEncoding {
     return b;
   }
 
-  void check(Index d_model, Index heads) const {
-    detail::require(heads == this->heads() && d_model == w_r_.rows(),
-                    "TransformerXLEncoding: built for H = ", this->heads(), ", D = ", w_r_.rows(),
-                    "; the attention has H = ", heads, ", D = ", d_model);
+  void check(const AttentionShape& shape) const {
+    detail::require(shape.heads == heads() && shape.head_dim == head_dim() &&
+                        shape.d_model == w_r_.rows(),
+                    "TransformerXLEncoding: built for H = ", heads(), ", Dh = ", head_dim(),
+                    ", D = ", w_r_.rows(), "; the attention has H = ", shape.heads, ", Dh = ",
+                    shape.head_dim, ", D = ", shape.d_model);
   }
 
  private:

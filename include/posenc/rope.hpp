@@ -161,9 +161,10 @@ class RotaryEncoding {
   /// Single-head form: x is [N, head_dim].
   void rotate(MatrixRef<T> x, const Positions& pos) const { rotate(x, pos, 1); }
 
-  void check(Index d_model, Index heads) const {
-    detail::require(heads > 0 && d_model == heads * head_dim_, "RotaryEncoding: head_dim = ",
-                    head_dim_, " does not match D / H = ", d_model, " / ", heads);
+  void check(const AttentionShape& shape) const {
+    detail::require(shape.head_dim == head_dim_, "RotaryEncoding: head_dim = ", head_dim_,
+                    " does not match the attention's head size Dh = ", shape.head_dim, " (D = ",
+                    shape.d_model, ", H = ", shape.heads, ")");
   }
 
   /// Caps each cos/sin cache at n scalars (0 disables caching).

@@ -152,9 +152,9 @@ class SinusoidalEncoding {
   }
 
   /// x must be [N, d_model] with d_model = dim.
-  void check(Index d_model, Index /*heads*/) const {
-    detail::require(d_model == dim_, "SinusoidalEncoding: dim = ", dim_,
-                    " does not match the model width D = ", d_model);
+  void check(const AttentionShape& shape) const {
+    detail::require(shape.d_model == dim_, "SinusoidalEncoding: dim = ", dim_,
+                    " does not match the model width D = ", shape.d_model);
   }
 
   /// Caps the cached seed rows at n scalars (each row is 2 D scalars and serves 16 positions;

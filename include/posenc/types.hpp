@@ -28,6 +28,15 @@ using ConstMatrixRef = Eigen::Ref<const Matrix<T>>;
 template <class T>
 using ConstVectorRef = Eigen::Ref<const Vector<T>>;
 
+/// The shape of an attention layer, as an encoder's check hook sees it: model width D, H query
+/// heads, H_kv key/value heads, head size Dh.
+struct AttentionShape {
+  Index d_model = 0;
+  Index heads = 1;
+  Index kv_heads = 1;
+  Index head_dim = 0;
+};
+
 namespace detail {
 /// An uninitialised [rows, cols] matrix: the library's allocations of user-sized buffers go
 /// through here, so a size beyond max_elements or an exhausted heap is a posenc::error naming
