@@ -83,6 +83,6 @@ TEST_CASE("alibi: bad input throws posenc::error naming the parameter", "[alibi]
   require_error([] { alibi_slopes(4, NAN); }, {"max_bias", "nan"});
   require_error([] { AlibiEncoding<float>(-3); }, {"heads", "-3"});
   const AlibiEncoding<float> enc(4);
-  require_error([&] { enc.check(64, 8); }, {"4 heads", "H = 8"});
+  require_error([&] { enc.check(AttentionShape{64, 8, 8, 8}); }, {"4 heads", "H = 8"});
   require_error([&] { enc.bias(4, Positions(0, 2), Positions(0, 2)); }, {"head h = 4"});
 }

@@ -201,14 +201,16 @@ TEST_CASE("attention: bad input throws posenc::error naming the parameter",
   require_error([&] { w.run(none, opt); }, {"positions", "3", "N = 5"});
   // The encoder must fit the attention's shape.
   require_error([&] { w.run(RotaryEncoding<float>(16), options<float>(2, false)); },
-                {"head_dim = 16", "16 / 2"});
+                {"head_dim = 16", "Dh = 8"});
   require_error([&] { w.run(AlibiEncoding<float>(4), options<float>(2, false)); }, {"4 heads", "H = 2"});
   require_error([&] { w.run(SinusoidalEncoding<float>(8), options<float>(2, false)); }, {"dim = 8"});
   require_error([&] { w.run(LearnedEncoding<float>(4, 16), options<float>(2, false)); },
                 {"p = 4", "L_max = 4"});
-  // A query whose every score is masked is an error, never NaN. Positional masks cannot do
-  // that (each token sees itself), an encoder's bias can.
-  require_error([&] { w.run(MaskAll{}, options<float>(2, true)); }, {"every score masked"});
+  // A query whose every score is masked outputs 0, never NaN (conventions.md section 6).
+  // Positional masks cannot do that (each token sees itself), an encoder's bias can.
+  const Matrix<float> masked = w.run(MaskAll{}, options<float>(2, true));
+  CHECK(masked.allFinite());
+  CHECK(masked.isZero(0.0f));
   KVCache<float> cache;
   Matrix<float> y1(5, 16);
   attention_step(w.x, w.wq, w.wk, w.wv, w.wo, none, options<float>(2, true), cache, y1);
@@ -217,7 +219,7 @@ TEST_CASE("attention: bad input throws posenc::error naming the parameter",
   Matrix<float> y8(2, 8);
   require_error(
       [&] { attention_step(w8.x, w8.wq, w8.wk, w8.wv, w8.wo, none, options<float>(2, true), cache, y8); },
-      {"D = 8", "D = 16"});
+      {"16 wide", "H_kv * Dh = 8"});
 }
 
 #include "readme_custom_encoder.hpp"

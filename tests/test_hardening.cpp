@@ -235,14 +235,14 @@ TEST_CASE("hardening: sizes beyond the stated limits throw posenc::error naming 
   require_error([&] { AlibiEncoding<float>{big}; }, {"heads", "2^24"});
   require_error([&] { LearnedEncoding<float>(Index(1) << 30, Index(1) << 20); },
                 {"LearnedEncoding", "more than the limit 2^36"});
-  require_error([] { KVCache<float>(-1, 4); }, {"KVCache", "d_model = -1"});
+  require_error([] { KVCache<float>(-1, 4); }, {"KVCache", "width = -1"});
   require_error([] { KVCache<float>(4, -1); }, {"KVCache", "capacity = -1"});
   require_error([] { KVCache<float>(Index(1) << 24, Index(1) << 24); },
                 {"KVCache", "more than the limit 2^36"});
   KVCache<float> cache(4, 2);
   const Matrix<float> kv = Matrix<float>::Ones(2, 4);
   cache.append(kv, kv, Positions(0, 2));
-  require_error([&] { cache.reserve(8, 4); }, {"d_model = 8", "cached D = 4"});
+  require_error([&] { cache.reserve(8, 4); }, {"width = 8", "cached width H_kv * Dh = 4"});
   require_error([&] { cache.reserve(4, -3); }, {"capacity = -3"});
   AttentionOptions<float> o;
   o.heads = static_cast<Index>(big);

@@ -221,7 +221,7 @@ TEST_CASE("sinusoidal: bad input throws posenc::error naming the parameter",
   require_error([&] { enc.add_to_input(x, Positions(0, 3)); }, {"input", "[3, 6]", "[3, 8]"});
   Matrix<float> y(3, 8);
   require_error([&] { enc.add_to_input(y, Positions(0, 4)); }, {"input", "[3, 8]", "[4, 8]"});
-  require_error([&] { enc.check(10, 2); }, {"dim = 8", "D = 10"});
+  require_error([&] { enc.check(AttentionShape{10, 2, 2, 5}); }, {"dim = 8", "D = 10"});
   require_error([] { Positions(-1, 3); }, {"offset", "-1"});
   require_error([] { Positions(std::vector<std::int64_t>{0, -4}); }, {"position[1]", "-4"});
 }

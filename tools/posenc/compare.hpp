@@ -173,7 +173,8 @@ std::vector<Matrix<typename E::Scalar>> logits(
                           "attention: X, Wq, Wk must be [N, D], [D, D], [D, D] with D = ", d);
   posenc::detail::require(xq.rows() == qpos.size() && xk.rows() == kpos.size(),
                           "attention: positions do not match the rows of X");
-  if constexpr (traits::checks_shape) enc.check(d, heads);
+  if constexpr (traits::checks_shape)
+    posenc::detail::check_encoder(enc, posenc::AttentionShape{d, heads, heads, d / heads});
   const Index dh = d / heads;
   const T s = scale ? *scale : static_cast<T>(1.0 / std::sqrt(static_cast<double>(dh)));
   Matrix<T> xq2 = xq, xk2 = xk;
