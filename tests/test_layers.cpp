@@ -224,3 +224,108 @@ TEMPLATE_TEST_CASE("layers: every 6b case matches the float64 reference", "[laye
     });
   }
 }
+
+namespace {
+// Llama 4's attention temperature tuning (conventions.md 3b): queries only,
+// q_i *= 1 + attn_scale ln(floor((p_i + 1) / floor_scale) + 1); keys unchanged.
+struct QueryTemperature {
+  using Scalar = double;
+  double attn_scale = 0.1, floor_scale = 4;
+  void rotate_queries(MatrixRef<double> q, const Positions& pos, Index /*heads*/) const {
+    for (Index i = 0; i < q.rows(); ++i)
+      q.row(i) *= 1.0 + attn_scale * std::log(std::floor((static_cast<double>(pos[i]) + 1.0) / floor_scale) + 1.0);
+  }
+};
+}  // namespace
+
+TEST_CASE("layers: an encoder may act on queries only (rotate_queries)", "[layers][hooks]") {
+  const Index n = 20, d = 16, heads = 4, kv_heads = 2, dh = 6;
+  const Matrix<double> x = random_matrix<double>(n, d, 91),
+                       wq = random_matrix<double>(d, heads * dh, 92, 0.3),
+                       wk = random_matrix<double>(d, kv_heads * dh, 93, 0.3),
+                       wv = random_matrix<double>(d, kv_heads * dh, 94, 0.3),
+                       wo = random_matrix<double>(heads * dh, d, 95, 0.3);
+  AttentionOptions<double> opt;
+  opt.heads = heads;
+  opt.kv_heads = kv_heads;
+  opt.head_dim = dh;
+  opt.causal = true;
+  opt.offset = 3;
+  const QueryTemperature enc;
+  STATIC_REQUIRE(encoder_traits<QueryTemperature>::rotates_queries);
+  STATIC_REQUIRE_FALSE(encoder_traits<QueryTemperature>::rotates_keys);
+  const Matrix<double> y = attention(x, wq, wk, wv, wo, enc, opt);
+  // by hand: scale the rows of Q, leave K, attend without an encoder
+  Matrix<double> q = x * wq;
+  for (Index i = 0; i < n; ++i)
+    q.row(i) *= 1.0 + 0.1 * std::log(std::floor((static_cast<double>(3 + i) + 1.0) / 4.0) + 1.0);
+  const Matrix<double> k = x * wk, v = x * wv;
+  AttendOptions<double> a;
+  a.heads = heads;
+  a.kv_heads = kv_heads;
+  a.visibility.causal = true;
+  Matrix<double> o(n, heads * dh);
+  attend(NoEncoding<double>{}, q, k, v, Positions(3, n), Positions(3, n), a, o);
+  CHECK(max_abs_diff(y, o * wo) < 1e-12);
+  // and the temperature changes the result (the hook is not skipped)
+  CHECK(max_abs_diff(y, attention(x, wq, wk, wv, wo, NoEncoding<double>{}, opt)) > 1e-3);
+}
+
+TEST_CASE("layers: bad shapes and options name the parameter", "[layers][errors]") {
+  const Index n = 6, d = 16;
+  const Matrix<float> x = random_matrix<float>(n, d, 96), w16 = random_matrix<float>(d, d, 97),
+                      w8 = random_matrix<float>(d, 8, 98), wo12 = random_matrix<float>(12, d, 99);
+  AttentionOptions<float> o;
+  o.heads = 4;
+  o.kv_heads = 3;
+  require_error([&] { attention(x, w16, w16, w16, w16, NoEncoding<float>{}, o); },
+                {"kv_heads H_kv = 3", "divide heads H = 4"});
+  o.kv_heads = 2;
+  require_error([&] { attention(x, w16, w16, w16, w16, NoEncoding<float>{}, o); },
+                {"Wk", "[16, 16]", "[D, H_kv * Dh] = [16, 8]"});
+  o.head_dim = 3;
+  require_error([&] { attention(x, w16, w8, w8, w16, NoEncoding<float>{}, o); },
+                {"Wq", "[D, H * Dh] = [16, 12]"});
+  require_error([&] { attention(x, random_matrix<float>(d, 12, 1), random_matrix<float>(d, 6, 2),
+                                random_matrix<float>(d, 6, 3), w16, NoEncoding<float>{}, o); },
+                {"Wo", "[H * Dh, D] = [12, 16]"});
+  o.head_dim = 0;
+  o.bq = Vector<float>::Zero(5);
+  require_error([&] { attention(x, w16, w8, w8, w16, NoEncoding<float>{}, o); },
+                {"bq has 5 entries", "H * Dh = 16"});
+  o.bq.resize(0);
+  o.window = -2;
+  require_error([&] { attention(x, w16, w8, w8, w16, NoEncoding<float>{}, o); }, {"window W = -2"});
+  o.window = 0;
+  o.softcap = 0.0f;
+  require_error([&] { attention(x, w16, w8, w8, w16, NoEncoding<float>{}, o); }, {"softcap c = 0"});
+  o.softcap.reset();
+  o.sinks = {1.0f, 2.0f};
+  require_error([&] { attention(x, w16, w8, w8, w16, NoEncoding<float>{}, o); },
+                {"sinks has 2 entries", "H = 4"});
+  o.sinks.clear();
+  o.segments = {0, 0, 1};
+  require_error([&] { attention(x, w16, w8, w8, w16, NoEncoding<float>{}, o); },
+                {"segments has 3 entries", "N = 6"});
+  o.segments.clear();
+  // the encoders check what they need: RoPE its head size, ALiBi and T5 H, XL its shapes
+  require_error([&] { attention(x, w16, w8, w8, w16, RotaryEncoding<float>(8), o); },
+                {"head_dim = 8", "Dh = 4"});
+  require_error([&] { attention(x, w16, w8, w8, w16, AlibiEncoding<float>(2), o); }, {"H = 4"});
+  // the core
+  AttendOptions<float> a;
+  a.heads = 4;
+  a.kv_heads = 2;
+  Matrix<float> out(n, 16);
+  const Matrix<float> k6 = x.leftCols(6);
+  require_error([&] { attend(NoEncoding<float>{}, x, k6, k6, Positions(0, n), Positions(0, n), a, out); },
+                {"attend", "K is [6, 6]", "[Nk, 8]"});
+  require_error([&] { attend(NoEncoding<float>{}, x, x, x, Positions(0, n), Positions(0, n), a, out); },
+                {"attend", "H_kv * Dh"});
+  Matrix<float> k8 = x.leftCols(8), v8 = x.rightCols(8);
+  require_error([&] { attend(NoEncoding<float>{}, x, k8, v8, Positions(0, n - 1), Positions(0, n), a, out); },
+                {"5 query positions for 6 rows"});
+  Matrix<float> qq = x;
+  require_error([&] { attend(NoEncoding<float>{}, qq, k8, v8, Positions(0, n), Positions(0, n), a, qq); },
+                {"out overlaps"});
+}

@@ -46,6 +46,7 @@
 // propagate through the arithmetic per IEEE 754 and are never reported as masking.
 #pragma once
 
+#include <cstddef>
 #include <type_traits>
 #include <utility>
 
@@ -117,13 +118,117 @@ template <class E, class = void>
 struct has_scalar : std::false_type {};
 template <class E>
 struct has_scalar<E, void_t<typename E::Scalar>> : std::true_type {};
+
+// A hook that is declared but malformed (not const, a parameter of the wrong type, a wrong
+// count) must be a compile error, not a hook the kernel silently skips. "Declared" is probed
+// with arguments that convert to anything, on a non-const object, for 0 to 6 arguments.
+struct any_argument {
+  template <class U>
+  operator U&() const;
+};
+template <class...>
+struct type_list {};
+template <std::size_t N, class... A>
+struct any_arguments : any_arguments<N - 1, any_argument, A...> {};
+template <class... A>
+struct any_arguments<0, A...> {
+  using type = type_list<A...>;
+};
+
+template <class Hook, class E, class Args, class = void>
+struct callable_with : std::false_type {};
+template <class Hook, class E, class... A>
+struct callable_with<Hook, E, type_list<A...>,
+                     void_t<decltype(Hook::call(std::declval<E&>(), std::declval<A>()...))>>
+    : std::true_type {};
+template <class Hook, class E, std::size_t... N>
+constexpr bool declares_any(std::index_sequence<N...>) {
+  return (callable_with<Hook, E, typename any_arguments<N>::type>::value || ...);
+}
+/// True when E has a member function named by Hook, whatever its signature.
+template <class Hook, class E>
+constexpr bool declares() {
+  return declares_any<Hook, E>(std::make_index_sequence<7>{});
+}
+
+#define POSENC_HOOK_PROBE(hook)                                         \
+  struct hook##_hook {                                                 \
+    template <class E, class... A>                                     \
+    static auto call(E& e, A&&... a) -> decltype(e.hook(static_cast<A&&>(a)...)); \
+  };
+POSENC_HOOK_PROBE(check)
+POSENC_HOOK_PROBE(add_to_input)
+POSENC_HOOK_PROBE(rotate)
+POSENC_HOOK_PROBE(rotate_queries)
+POSENC_HOOK_PROBE(rotate_keys)
+POSENC_HOOK_PROBE(score_bias)
+POSENC_HOOK_PROBE(add)
+POSENC_HOOK_PROBE(add_values)
+#undef POSENC_HOOK_PROBE
+
+template <class B, class T, class = void>
+struct has_add : std::false_type {};
+template <class B, class T>
+struct has_add<B, T,
+               void_t<decltype(std::declval<const B&>().add(
+                   Index{}, Index{}, Index{}, std::declval<const ConstMatrixRef<T>&>(),
+                   std::declval<const ConstMatrixRef<T>&>(), std::declval<MatrixRef<T>>()))>>
+    : std::true_type {};
+
+/// Compile-time checks of an encoder type: a Scalar of float or double, and every hook it
+/// declares well-formed.
+template <class E>
+struct check_hooks {
+  static_assert(has_scalar<E>::value,
+                "a posenc encoder must declare `using Scalar = float` (or double)");
+  using T = typename E::Scalar;
+  static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value,
+                "a posenc encoder's Scalar must be float or double");
+  static_assert(!declares<check_hook, E>() || has_shape_check<E>::value || has_check<E>::value,
+                "posenc: the encoder's `check` hook is malformed; expected "
+                "`void check(const posenc::AttentionShape&) const`");
+  static_assert(!declares<add_to_input_hook, E>() || has_add_to_input<E>::value,
+                "posenc: the encoder's `add_to_input` hook is malformed; expected "
+                "`void add_to_input(posenc::MatrixRef<Scalar> x, const posenc::Positions&) const`");
+  static_assert(!declares<rotate_hook, E>() || has_rotate<E>::value,
+                "posenc: the encoder's `rotate` hook is malformed; expected "
+                "`void rotate(posenc::MatrixRef<Scalar> qk, const posenc::Positions&, "
+                "posenc::Index heads) const`");
+  static_assert(!declares<rotate_queries_hook, E>() || has_rotate_queries<E>::value,
+                "posenc: the encoder's `rotate_queries` hook is malformed; expected "
+                "`void rotate_queries(posenc::MatrixRef<Scalar> q, const posenc::Positions&, "
+                "posenc::Index heads) const`");
+  static_assert(!declares<rotate_keys_hook, E>() || has_rotate_keys<E>::value,
+                "posenc: the encoder's `rotate_keys` hook is malformed; expected "
+                "`void rotate_keys(posenc::MatrixRef<Scalar> k, const posenc::Positions&, "
+                "posenc::Index kv_heads) const`");
+  static_assert(!declares<score_bias_hook, E>() || has_score_bias<E>::value,
+                "posenc: the encoder's `score_bias` hook is malformed; expected "
+                "`Bias score_bias(const posenc::Positions& query_pos, const posenc::Positions& "
+                "key_pos, posenc::Index heads, posenc::Index head_dim, Scalar scale) const`");
+  static constexpr bool value = true;
+};
+
+/// The same for the score-bias object B of an encoder with scalar T.
+template <class B, class T>
+struct check_bias_hooks {
+  static_assert(has_add<B, T>::value,
+                "posenc: the score-bias object's `add` is missing or malformed; expected "
+                "`void add(posenc::Index h, posenc::Index i0, posenc::Index j0, const "
+                "posenc::ConstMatrixRef<Scalar>& q, const posenc::ConstMatrixRef<Scalar>& k, "
+                "posenc::MatrixRef<Scalar> s) const`");
+  static_assert(!declares<add_values_hook, B>() || has_add_values<B, T>::value,
+                "posenc: the score-bias object's `add_values` is malformed; expected "
+                "`void add_values(posenc::Index h, posenc::Index i0, posenc::Index j0, const "
+                "posenc::ConstMatrixRef<Scalar>& p, posenc::MatrixRef<Scalar> out) const`");
+  static constexpr bool value = true;
+};
 }  // namespace detail
 
 /// Which hooks encoder type E provides; read with `if constexpr`.
 template <class E>
 struct encoder_traits {
-  static_assert(detail::has_scalar<E>::value,
-                "a posenc encoder must declare `using Scalar = float` (or double)");
+  static_assert(detail::check_hooks<E>::value);
   using Scalar = typename E::Scalar;
   static constexpr bool checks_shape =
       detail::has_shape_check<E>::value || detail::has_check<E>::value;
@@ -143,10 +248,12 @@ using score_bias_t = decltype(std::declval<const E&>().score_bias(
 /// True when E's score-bias object also adds a value term (Shaw's A_V).
 template <class E>
 constexpr bool adds_values() {
-  if constexpr (encoder_traits<E>::biases_scores)
+  if constexpr (encoder_traits<E>::biases_scores) {
+    static_assert(detail::check_bias_hooks<score_bias_t<E>, typename E::Scalar>::value);
     return detail::has_add_values<score_bias_t<E>, typename E::Scalar>::value;
-  else
+  } else {
     return false;
+  }
 }
 
 namespace detail {
