@@ -254,7 +254,7 @@ inline OutputTarget resolve_output(const std::string& path) {
       throw CliError("-o " + path + ": is not a regular file (" +
                      (S_ISBLK(st.st_mode)    ? "a block device"
                       : S_ISSOCK(st.st_mode) ? "a socket"
-                                             : "not a file, device or FIFO") +
+                                             : "of an unknown kind") +
                      ")");
     t.kind = OutputTarget::Kind::replace;
     t.target = final_target(path);
