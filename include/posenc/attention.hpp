@@ -368,6 +368,7 @@ void attend_core(const E& enc, const ConstMatrixRef<typename E::Scalar>& q,
               if (!rule.visible(pi, kpos[j0 + j], i0 + i, j0 + j)) s[i * lds + j] = neg_inf;
           }
         }
+        const bool masks_elements = (seen == 1 && !cols) || has_bias;
         // online softmax: m' = max(m, max_j s_ij), alpha = e^(m - m'), p = e^(s - m'),
         // l = alpha l + sum_j p, acc = alpha acc + p V
         for (Index i = 0; i < bi; ++i) {
@@ -385,7 +386,12 @@ void attend_core(const E& enc, const ConstMatrixRef<typename E::Scalar>& q,
             continue;
           }
           sc.alpha(i) = mo == neg_inf ? T(0) : std::exp(mo - mn);
-          row = (row - mn).max(cutoff).exp();
+          // a masked (-inf) score has probability exactly 0: e^cutoff there would also feed
+          // subnormal products into rows whose accumulator is still 0, which are slow
+          if (masks_elements)
+            row = (row == neg_inf).select(T(0), (row - mn).max(cutoff).exp());
+          else
+            row = (row - mn).max(cutoff).exp();
           sc.l(i) = sc.l(i) * sc.alpha(i) + row.sum();
           sc.m(i) = mn;
         }
@@ -721,24 +727,85 @@ Matrix<typename E::Scalar> attention(const ConstMatrixRef<typename E::Scalar>& x
 }
 
 /// Keys (after rotation) and values of the tokens seen so far, with their positions and
-/// segment ids, for incremental decoding: [size, H_kv Dh] each. Capacity grows geometrically
-/// (reserve ahead to avoid reallocation). A cache belongs to one caller at a time
-/// (attention_step appends to it); the encoder and weights it is used with may be shared.
+/// segment ids, for incremental decoding: [size, H_kv Dh] each. The storage is the cache's own
+/// (grown geometrically; reserve ahead to avoid reallocation) or the caller's (fixed capacity;
+/// appending beyond it is an error). With a sliding window set (set_window), attention_step
+/// drops the keys that no later query can see, so the cache holds about 2 W tokens at most.
+/// A cache belongs to one
+/// caller at a time (attention_step appends to it); the encoder and weights it is used with
+/// may be shared.
 template <class T>
 class KVCache {
+  using View = Eigen::Map<Matrix<T>, 0, Eigen::OuterStride<>>;
+  using ConstView = Eigen::Map<const Matrix<T>, 0, Eigen::OuterStride<>>;
+
  public:
   KVCache() = default;
   /// An empty cache of rows `width` = H_kv Dh wide with room for `capacity` tokens.
   KVCache(Index width, Index capacity) { reserve(width, capacity); }
+  /// An empty cache over the caller's buffers keys, values [capacity, H_kv Dh] (blocks with an
+  /// outer stride included), which must outlive it; nothing is allocated for K and V.
+  KVCache(MatrixRef<T> keys, MatrixRef<T> values)
+      : kp_(keys.data()), vp_(values.data()), ldk_(keys.outerStride()), ldv_(values.outerStride()),
+        capacity_(keys.rows()), width_(keys.cols()), external_(true) {
+    detail::require(values.rows() == keys.rows() && values.cols() == keys.cols(),
+                    "KVCache: values are [", values.rows(), ", ", values.cols(),
+                    "], expected the shape of keys [", keys.rows(), ", ", keys.cols(), "]");
+    detail::require(!detail::overlaps(keys, values), "KVCache: keys and values overlap");
+  }
+  KVCache(const KVCache& other) { *this = other; }
+  KVCache(KVCache&& other) noexcept { *this = std::move(other); }
+  KVCache& operator=(KVCache&& other) noexcept {
+    if (this == &other) return *this;
+    own_k_ = std::move(other.own_k_);
+    own_v_ = std::move(other.own_v_);
+    external_ = other.external_;
+    kp_ = external_ ? other.kp_ : own_k_.data();
+    vp_ = external_ ? other.vp_ : own_v_.data();
+    ldk_ = other.ldk_;
+    ldv_ = other.ldv_;
+    capacity_ = other.capacity_;
+    width_ = other.width_;
+    size_ = other.size_;
+    pos_ = std::move(other.pos_);
+    seg_ = std::move(other.seg_);
+    contiguous_ = other.contiguous_;
+    window_ = other.window_;
+    other.kp_ = other.vp_ = nullptr;
+    other.external_ = false;
+    other.ldk_ = other.ldv_ = other.capacity_ = other.width_ = other.size_ = 0;
+    other.pos_.clear();
+    other.seg_.clear();
+    other.contiguous_ = true;
+    return *this;
+  }
+  KVCache& operator=(const KVCache& other) {
+    if (this == &other) return *this;
+    pos_ = other.pos_;
+    seg_ = other.seg_;
+    contiguous_ = other.contiguous_;
+    window_ = other.window_;
+    size_ = 0;
+    if (other.external_) {  // a copy of a cache over the caller's memory owns its storage
+      external_ = false;
+      kp_ = vp_ = nullptr;
+      capacity_ = width_ = 0;
+    }
+    reserve(other.width_, other.size_);
+    keys_view() = other.keys();
+    values_view() = other.values();
+    size_ = other.size_;
+    return *this;
+  }
 
   Index size() const { return size_; }
-  Index capacity() const { return k_.rows(); }
+  Index capacity() const { return capacity_; }
   /// H_kv Dh, the width of a cached row.
-  Index width() const { return k_.cols(); }
-  Index d_model() const { return k_.cols(); }
+  Index width() const { return width_; }
+  Index d_model() const { return width_; }
   /// Keys [size, H_kv Dh] and values [size, H_kv Dh].
-  auto keys() const { return k_.topRows(size_); }
-  auto values() const { return v_.topRows(size_); }
+  ConstView keys() const { return ConstView(kp_, size_, width_, Eigen::OuterStride<>(ldk_)); }
+  ConstView values() const { return ConstView(vp_, size_, width_, Eigen::OuterStride<>(ldv_)); }
   const std::vector<std::int64_t>& positions() const { return pos_; }
   /// The cached positions as Positions: contiguous when every append continued the last one,
   /// so that the kernel's fast paths stay on.
@@ -755,27 +822,63 @@ class KVCache {
     return detail::checked_add(pos_.back(), 1, "KVCache::next_position: the last cached position");
   }
 
+  /// The sliding window W of the causal layer this cache serves: drop_invisible() then drops
+  /// the keys that no later query can see. 0: keep everything.
+  void set_window(std::int64_t w) {
+    detail::require(w >= 0, "KVCache::set_window: W = ", w, " must be >= 0 (0: none)");
+    window_ = w;
+  }
+  std::int64_t window() const { return window_; }
+
+  /// Drops the keys at positions p <= p_last - W (p_last the last cached position): a later
+  /// causal query at p' > p_last sees only p' - p < W. The rest move to the front once the
+  /// dropped ones are at least half of the cache (amortised O(1) per token); positions must
+  /// have been appended in increasing order.
+  void drop_invisible() {
+    if (window_ <= 0 || size_ == 0) return;
+    const std::int64_t last = pos_.back();
+    Index stale = 0;
+    while (stale < size_ && pos_[static_cast<std::size_t>(stale)] <= last - window_) ++stale;
+    if (stale == 0 || 2 * stale < size_) return;
+    const Index keep = size_ - stale;
+    for (Index i = 0; i < keep; ++i) {
+      keys_view().row(i) = keys_view().row(stale + i);
+      values_view().row(i) = values_view().row(stale + i);
+    }
+    pos_.erase(pos_.begin(), pos_.begin() + stale);
+    if (!seg_.empty()) seg_.erase(seg_.begin(), seg_.begin() + stale);
+    size_ = keep;
+  }
+
   void clear() {
     size_ = 0;
     pos_.clear();
     seg_.clear();
     contiguous_ = true;
   }
+  /// Room for `capacity` tokens of `width` = H_kv Dh (never shrinks).
   void reserve(Index width, Index capacity) {
     detail::require(width >= 0 && capacity >= 0, "KVCache: width = ", width, ", capacity = ",
                     capacity, " must be >= 0");
-    detail::require(size_ == 0 || width == k_.cols(), "KVCache: width = ", width,
-                    " differs from the cached width H_kv * Dh = ", k_.cols());
-    if (capacity <= k_.rows() && width == k_.cols()) return;
+    detail::require(size_ == 0 || width == width_, "KVCache: width = ", width,
+                    " differs from the cached width H_kv * Dh = ", width_);
+    if (capacity <= capacity_ && width == width_) return;
+    detail::require(!external_, "KVCache: ", capacity, " tokens of width ", width,
+                    " do not fit the caller's buffers [", capacity_, ", ", width_, "]");
     const char* what = "KVCache: keys and values [capacity, H_kv * Dh]";
     Matrix<T> k = detail::new_matrix<T>(capacity, width, what),
               v = detail::new_matrix<T>(capacity, width, what);
     if (size_ > 0) {
-      k.topRows(size_) = k_.topRows(size_);
-      v.topRows(size_) = v_.topRows(size_);
+      k.topRows(size_) = keys();
+      v.topRows(size_) = values();
     }
-    k_.swap(k);
-    v_.swap(v);
+    own_k_.swap(k);
+    own_v_.swap(v);
+    kp_ = own_k_.data();
+    vp_ = own_v_.data();
+    ldk_ = ldv_ = width;
+    capacity_ = capacity;
+    width_ = width;
     pos_.reserve(static_cast<std::size_t>(capacity));
   }
   /// Appends rows k, v [n, H_kv Dh] at positions pos (with segment ids, if the cache has any).
@@ -784,17 +887,18 @@ class KVCache {
     detail::require(k.rows() == pos.size() && v.rows() == pos.size() && k.cols() == v.cols(),
                     "KVCache::append: k is [", k.rows(), ", ", k.cols(), "], v is [", v.rows(),
                     ", ", v.cols(), "], expected [", pos.size(), ", H_kv * Dh] each");
-    detail::require(size_ == 0 || k.cols() == k_.cols(), "KVCache::append: rows are ", k.cols(),
-                    " wide, the cache holds ", k_.cols());
+    detail::require(size_ == 0 || k.cols() == width_, "KVCache::append: rows are ", k.cols(),
+                    " wide, the cache holds ", width_);
     detail::require(segments.empty() || static_cast<Index>(segments.size()) == pos.size(),
                     "KVCache::append: ", segments.size(), " segment ids for ", pos.size(), " tokens");
     detail::require(size_ == 0 || segments.empty() == seg_.empty(),
                     "KVCache::append: segment ids must be given for every append or for none");
+    if (pos.empty()) return;
     const Index needed = detail::checked_add(size_, k.rows(), "KVCache::append: size + n");
-    if (needed > k_.rows() || k.cols() != k_.cols())
-      reserve(k.cols(), std::max(needed, 2 * k_.rows()));
-    k_.middleRows(size_, k.rows()) = k;
-    v_.middleRows(size_, v.rows()) = v;
+    if (needed > capacity_ || k.cols() != width_)
+      reserve(k.cols(), external_ ? needed : std::max(needed, 2 * capacity_));
+    keys_view().middleRows(size_, k.rows()) = k;
+    values_view().middleRows(size_, v.rows()) = v;
     for (Index i = 0; i < pos.size(); ++i) {
       const std::int64_t p = pos[i];
       if (!pos_.empty() && contiguous_ && p - pos_.back() != 1) contiguous_ = false;
@@ -805,10 +909,17 @@ class KVCache {
   }
 
  private:
-  Matrix<T> k_, v_;
-  Index size_ = 0;
+  View keys_view() { return View(kp_, capacity_, width_, Eigen::OuterStride<>(ldk_)); }
+  View values_view() { return View(vp_, capacity_, width_, Eigen::OuterStride<>(ldv_)); }
+
+  Matrix<T> own_k_, own_v_;
+  T* kp_ = nullptr;
+  T* vp_ = nullptr;
+  Index ldk_ = 0, ldv_ = 0, capacity_ = 0, width_ = 0, size_ = 0;
+  bool external_ = false;
   std::vector<std::int64_t> pos_, seg_;
   bool contiguous_ = true;
+  std::int64_t window_ = 0;
 };
 
 /// Attention for new tokens x_new [n, D] given a cache of earlier ones: the new tokens sit at
@@ -834,6 +945,11 @@ void attention_step(const ConstMatrixRef<typename E::Scalar>& x_new,
     detail::require(opt.segments.empty() || static_cast<Index>(opt.segments.size()) == n,
                     "attention_step: segments has ", opt.segments.size(), " entries, x_new has ",
                     n, " rows");
+    detail::require(cache.window() == 0 ||
+                        (opt.causal && opt.window > 0 && cache.window() >= opt.window),
+                    "attention_step: the cache drops keys outside a window of ", cache.window(),
+                    ", the layer is ", opt.causal ? "causal" : "not causal", " with window ",
+                    opt.window, " (a cache window needs a causal layer with window <= it)");
   });
   const Positions pos = opt.positions.empty()
                             ? Positions(cache.size() ? cache.next_position() : opt.offset, n)
@@ -849,6 +965,7 @@ void attention_step(const ConstMatrixRef<typename E::Scalar>& x_new,
   Matrix<T> o = detail::new_matrix<T>(n, wq.cols(), "attention_step: O [n, H * Dh]");
   detail::attend_core(enc, q, cache.keys(), cache.values(), pos, cache.key_positions(),
                       detail::attend_options(opt, cache.segments()), o);
+  cache.drop_invisible();
   detail::write_output<T>(o, wo, opt.bo, y);
 }
 
