@@ -314,3 +314,18 @@ TEST_CASE("hardening: an output that aliases an input is computed as if it did n
   attention(w.x, w.wq, w.wk, w.wv, buf.topRows(d), enc, o, buf.bottomRows(d));
   CHECK(max_abs_diff(buf.bottomRows(d), expect) < 1e-12);
 }
+
+TEST_CASE("hardening: overlap of views is decided element by element", "[hardening]") {
+  Matrix<double> m(6, 10);
+  using posenc::detail::overlaps;
+  CHECK_FALSE(overlaps(m.middleCols(0, 4), m.middleCols(4, 4)));  // column blocks of one buffer
+  CHECK(overlaps(m.middleCols(0, 5), m.middleCols(4, 4)));
+  CHECK(overlaps(m.block(1, 0, 2, 10), m.block(2, 3, 1, 1)));
+  CHECK_FALSE(overlaps(m.topRows(2), m.middleRows(2, 1)));
+  CHECK_FALSE(overlaps(m.block(0, 6, 2, 4), m.block(1, 0, 1, 2)));  // interleaved, disjoint
+  CHECK(overlaps(m.block(0, 6, 2, 4), m.block(1, 0, 1, 7)));
+  CHECK(overlaps(m.block(1, 0, 1, 2), m.block(0, 6, 2, 4)));  // either order
+  const Matrix<double> other(6, 10);
+  CHECK_FALSE(overlaps(m, other));
+  CHECK(overlaps(m, m));
+}

@@ -329,3 +329,61 @@ TEST_CASE("layers: bad shapes and options name the parameter", "[layers][errors]
   require_error([&] { attend(NoEncoding<float>{}, qq, k8, v8, Positions(0, n), Positions(0, n), a, qq); },
                 {"out overlaps"});
 }
+
+TEMPLATE_TEST_CASE("layers: a KV cache over caller memory, and one that drops keys outside the window",
+                   "[layers][cache]", float, double) {
+  using T = TestType;
+  const Index n = 40, d = 16, heads = 4, kv_heads = 2, dh = 4, w = 6;
+  const Matrix<T> x = random_matrix<T>(n, d, 101), wq = random_matrix<T>(d, heads * dh, 102, 0.4),
+                  wk = random_matrix<T>(d, kv_heads * dh, 103, 0.4),
+                  wv = random_matrix<T>(d, kv_heads * dh, 104, 0.4),
+                  wo = random_matrix<T>(heads * dh, d, 105, 0.4);
+  AttentionOptions<T> opt;
+  opt.heads = heads;
+  opt.kv_heads = kv_heads;
+  opt.causal = true;
+  opt.window = w;
+  opt.offset = 7;
+  const RotaryEncoding<T> enc(dh);
+  const Matrix<T> full = attention(x, wq, wk, wv, wo, enc, opt);
+  const auto decode = [&](KVCache<T>& cache, Index* largest) {
+    Matrix<T> y(n, d);
+    *largest = 0;
+    for (Index i = 0; i < n; i += 3) {
+      const Index m = std::min<Index>(3, n - i);
+      attention_step(x.middleRows(i, m), wq, wk, wv, wo, enc, opt, cache, y.middleRows(i, m));
+      *largest = std::max(*largest, cache.size());
+    }
+    return y;
+  };
+  Index largest = 0;
+  // the cache's own storage, dropping keys no later query can see: about 2 W tokens at most
+  KVCache<T> windowed;
+  windowed.set_window(w);
+  CHECK(max_abs_diff(decode(windowed, &largest), full) <= attn_tol<T>());
+  CHECK(largest <= 2 * w + 3);
+  CHECK(windowed.size() < n);
+  CHECK(windowed.key_positions().contiguous());
+  // the caller's buffers: blocks of a larger matrix, with an outer stride
+  Matrix<T> storage = Matrix<T>::Constant(n, 3 * kv_heads * dh, T(7));
+  KVCache<T> external(storage.middleCols(0, kv_heads * dh), storage.middleCols(kv_heads * dh + 1, kv_heads * dh));
+  CHECK(max_abs_diff(decode(external, &largest), full) <= attn_tol<T>());
+  CHECK(external.size() == n);
+  CHECK(max_abs_diff(external.keys(), storage.middleCols(0, kv_heads * dh)) == 0.0);
+  CHECK(storage.col(kv_heads * dh).isConstant(T(7)));  // the gap between the blocks is untouched
+  // full: the caller's capacity is a hard limit
+  Matrix<T> y1(1, d);
+  require_error([&] { attention_step(x.topRows(1), wq, wk, wv, wo, enc, opt, external, y1); },
+                {"do not fit the caller's buffers", "[40, 8]"});
+  // a cache window wider than the layer's, or a layer without one, is refused
+  KVCache<T> narrow;
+  narrow.set_window(w - 1);
+  require_error([&] { attention_step(x.topRows(1), wq, wk, wv, wo, enc, opt, narrow, y1); },
+                {"window of 5", "window 6"});
+  // copies and moves keep their contents
+  KVCache<T> copy = external;
+  CHECK(max_abs_diff(copy.keys(), external.keys()) == 0.0);
+  KVCache<T> moved = std::move(copy);
+  CHECK(moved.size() == n);
+  CHECK(max_abs_diff(moved.values(), external.values()) == 0.0);
+}

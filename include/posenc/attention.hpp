@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <functional>
 #include <limits>
 #include <optional>
 #include <type_traits>
@@ -25,15 +24,33 @@ namespace posenc {
 
 namespace detail {
 
-/// True when the memory of two row-major views overlaps (an output aliasing an input).
+/// True when two row-major views share an element (an output aliasing an input). Views with
+/// the same outer stride are compared element by element, so column blocks of one buffer
+/// (a fused QKV matrix) do not count as overlapping; otherwise any shared address counts.
 template <class A, class B>
 bool overlaps(const A& a, const B& b) {
   if (a.size() == 0 || b.size() == 0) return false;
-  const auto* a0 = reinterpret_cast<const char*>(a.data());
-  const auto* b0 = reinterpret_cast<const char*>(b.data());
-  const auto* a1 = reinterpret_cast<const char*>(a.data() + (a.rows() - 1) * a.outerStride() + a.cols());
-  const auto* b1 = reinterpret_cast<const char*>(b.data() + (b.rows() - 1) * b.outerStride() + b.cols());
-  return std::less<const char*>()(a0, b1) && std::less<const char*>()(b0, a1);
+  using Scalar = std::remove_cv_t<std::remove_reference_t<decltype(*a.data())>>;
+  const auto begin = [](const auto& m) { return reinterpret_cast<std::uintptr_t>(m.data()); };
+  const auto end = [](const auto& m) {
+    return reinterpret_cast<std::uintptr_t>(m.data() + (m.rows() - 1) * m.outerStride() + m.cols());
+  };
+  if (!(begin(a) < end(b) && begin(b) < end(a))) return false;
+  constexpr std::uintptr_t size = sizeof(Scalar);
+  const std::uintptr_t ld = static_cast<std::uintptr_t>(a.outerStride());
+  if (static_cast<std::uintptr_t>(b.outerStride()) != ld ||
+      sizeof(*b.data()) != size || (begin(b) - begin(a)) % size != 0)
+    return true;
+  // b starts `off` elements after a (swapped so that off >= 0): row r, column c of a's grid
+  const bool a_first = begin(a) <= begin(b);
+  const std::uintptr_t off = (a_first ? begin(b) - begin(a) : begin(a) - begin(b)) / size;
+  const std::uintptr_t ar = static_cast<std::uintptr_t>(a_first ? a.rows() : b.rows()),
+                       ac = static_cast<std::uintptr_t>(a_first ? a.cols() : b.cols()),
+                       bc = static_cast<std::uintptr_t>(a_first ? b.cols() : a.cols());
+  const std::uintptr_t r = off / ld, c = off % ld;
+  // b's rows cover columns [c, c + bc) of a's rows r, r + 1, ... (wrapping into the next row
+  // when c + bc > ld)
+  return (c < ac && r < ar) || (c + bc > ld && r + 1 < ar);
 }
 
 /// Tile sizes of the attention kernel: query rows and key columns per score tile.
