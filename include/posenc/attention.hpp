@@ -385,7 +385,8 @@ void attend_core(const E& enc, const ConstMatrixRef<typename E::Scalar>& q,
               if (!rule.visible(pi, kpos[j0 + j], i0 + i, j0 + j)) s[i * lds + j] = neg_inf;
           }
         }
-        const bool masks_elements = (seen == 1 && !cols) || has_bias;
+        // (only partly visible tiles: the select is slower than the plain exponential)
+        const bool masks_elements = seen == 1 && !cols;
         // online softmax: m' = max(m, max_j s_ij), alpha = e^(m - m'), p = e^(s - m'),
         // l = alpha l + sum_j p, acc = alpha acc + p V
         for (Index i = 0; i < bi; ++i) {
