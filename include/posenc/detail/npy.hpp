@@ -210,7 +210,8 @@ class NpyHeaderParser {
   }
 
   /// A single- or double-quoted string of printable ASCII without escapes (every key and
-  /// every descr numpy writes for a supported dtype is one).
+  /// every descr numpy writes for a supported dtype is one), so that a message quoting it is
+  /// one printable line.
   std::string parse_string() {
     const char quote = p_[i_];
     const std::size_t start = i_++;
@@ -226,6 +227,8 @@ class NpyHeaderParser {
       if (c >= 0x80)
         fail_at(i_ - 1, "non-ASCII ", describe(i_ - 1), " in a string",
                 major_ >= 3 ? " (utf-8 keys and dtypes are not supported)" : "");
+      if (c < 0x20 || c == 0x7f)
+        fail_at(i_ - 1, "control character ", describe(i_ - 1), " in a string");
       s += static_cast<char>(c);
     }
   }
