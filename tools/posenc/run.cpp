@@ -31,6 +31,49 @@ void add_commands(CLI::App& app) {
   add_compare_command(app);
 }
 
+namespace {
+
+/// CLI11 2.1.2 loops for ever on an empty word that is not an option's value in a command with
+/// option groups (`posenc attend '' --x a.npy`: the empty word matches a nameless group as a
+/// subcommand name). No posenc command takes positional arguments, so such a word is refused
+/// before parsing; an empty value of an option (--title '') is not affected. Returns the
+/// message, or "" when there is no such word.
+std::string stray_empty_word(CLI::App& app, int argc, char** argv) {
+  CLI::App* command = &app;
+  bool value_next = false;  // the previous word is an option that takes a value
+  bool positional = false;  // after "--"
+  for (int i = 1; i < argc; ++i) {
+    const std::string word = argv[i];
+    if (word.empty()) {
+      if (value_next && !positional) {
+        value_next = false;
+        continue;
+      }
+      return "argument " + std::to_string(i) +
+             " is empty (no posenc command takes positional arguments)";
+    }
+    if (positional) continue;
+    if (word == "--") {
+      positional = true;
+    } else if (word.size() > 1 && word[0] == '-') {
+      const auto eq = word.find('=');
+      const CLI::Option* opt = command->get_option_no_throw(word.substr(0, eq));
+      value_next = opt && eq == std::string::npos && opt->get_expected_max() > 0;
+    } else {
+      if (!value_next)
+        for (CLI::App* sub : command->get_subcommands({}))
+          if (!sub->get_name().empty() && sub->check_name(word)) {
+            command = sub;
+            break;
+          }
+      value_next = false;
+    }
+  }
+  return "";
+}
+
+}  // namespace
+
 int run(int argc, char** argv, std::ostream& out, std::ostream& err) {
   const auto fail = [&err](const std::string& what, int code) {
     err << "posenc: error: " << one_line(what) << '\n';
@@ -53,6 +96,8 @@ int run(int argc, char** argv, std::ostream& out, std::ostream& err) {
       return fail(
           std::string("unknown subcommand '") + argv[1] + "' (expected one of " + names + ")", 2);
   }
+  const std::string stray = stray_empty_word(app, argc, argv);
+  if (!stray.empty()) return fail(stray, 2);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
