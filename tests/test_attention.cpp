@@ -197,7 +197,7 @@ TEST_CASE("attention: bad input throws posenc::error naming the parameter",
   opt.scale = NAN;
   require_error([&] { w.run(none, opt); }, {"scale", "nan"});
   opt = options<float>(2, false);
-  opt.positions = {0, 1, 2};
+  opt.positions = Positions(0, 3);
   require_error([&] { w.run(none, opt); }, {"positions", "3", "N = 5"});
   // The encoder must fit the attention's shape.
   require_error([&] { w.run(RotaryEncoding<float>(16), options<float>(2, false)); },

@@ -198,7 +198,7 @@ TEST_CASE("hardening: attention at the last representable positions", "[hardenin
     o.offset = top.offset();
     const Matrix<double> contiguous = w.run(enc, o);
     o.offset = 0;
-    o.positions = listed(top);
+    o.positions = Positions(listed(top));
     const Matrix<double> explicit_list = w.run(enc, o);
     CHECK(contiguous.allFinite());
     CHECK(max_abs_diff(contiguous, explicit_list) < 1e-12);

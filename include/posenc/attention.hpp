@@ -498,9 +498,9 @@ struct AttentionOptions {
   /// Sliding window W (0: none) and chunk C (0: none), as Visibility.
   std::int64_t window = 0;
   std::int64_t chunk = 0;
-  /// p_i = offset + i, unless `positions` is non-empty.
+  /// p_i = offset + i, unless `positions` is given (any Positions: contiguous or a list).
   std::int64_t offset = 0;
-  std::vector<std::int64_t> positions;
+  std::optional<Positions> positions;
   /// Segment ids of a packed batch, one per token (empty: one sequence); negative: padding.
   std::vector<std::int64_t> segments;
   /// Score scale; 1/sqrt(Dh) when absent (T5 uses 1).
@@ -523,10 +523,10 @@ namespace detail {
 
 template <class T>
 Positions positions_of(const AttentionOptions<T>& opt, Index n) {
-  if (opt.positions.empty()) return Positions(opt.offset, n);
-  require(static_cast<Index>(opt.positions.size()) == n, "attention: positions has ",
-          opt.positions.size(), " entries, X has N = ", n, " rows");
-  return Positions(opt.positions);
+  if (!opt.positions) return Positions(opt.offset, n);
+  require(opt.positions->size() == n, "attention: positions has ", opt.positions->size(),
+          " entries, X has N = ", n, " rows");
+  return *opt.positions;
 }
 
 /// The core's options for a layer's call whose keys have segment ids key_segments.
@@ -969,9 +969,9 @@ void attention_step(const ConstMatrixRef<typename E::Scalar>& x_new,
                     ", the layer is ", opt.causal ? "causal" : "not causal", " with window ",
                     opt.window, " (a cache window needs a causal layer with window <= it)");
   });
-  const Positions pos = opt.positions.empty()
-                            ? Positions(cache.size() ? cache.next_position() : opt.offset, n)
-                            : detail::positions_of(opt, n);
+  const Positions pos = opt.positions
+                            ? detail::positions_of(opt, n)
+                            : Positions(cache.size() ? cache.next_position() : opt.offset, n);
   if (n == 0) return;
 
   const char* what = "attention_step: Q, K, V";
