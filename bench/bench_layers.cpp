@@ -14,19 +14,14 @@
 namespace posenc_bench {
 namespace {
 
+/// Times posenc::attend on random Q [N, H Dh], K, V [N, H_kv Dh] under `opt`.
 template <class T>
-void BM_gqa(benchmark::State& st) {
-  const Index n = st.range(0), dh = st.range(1), kv_heads = st.range(2), heads = 32;
-  const int threads = static_cast<int>(st.range(3));
-  set_threads(threads);
-  const Matrix<T> q = random<T>(n, heads * dh), k = random<T>(n, kv_heads * dh),
+void time_attend(benchmark::State& st, Index n, Index dh, const posenc::AttendOptions<T>& opt) {
+  const Index kv_heads = opt.kv_heads == 0 ? opt.heads : opt.kv_heads;
+  const Matrix<T> q = random<T>(n, opt.heads * dh), k = random<T>(n, kv_heads * dh),
                   v = random<T>(n, kv_heads * dh);
-  Matrix<T> o(n, heads * dh);
+  Matrix<T> o(n, opt.heads * dh);
   const posenc::Positions pos(0, n);
-  posenc::AttendOptions<T> opt;
-  opt.heads = heads;
-  opt.kv_heads = kv_heads;
-  opt.visibility.causal = true;
   const posenc::NoEncoding<T> enc;
   posenc::attend(enc, q, k, v, pos, pos, opt, o);
   for (auto _ : st) {
@@ -34,30 +29,32 @@ void BM_gqa(benchmark::State& st) {
     benchmark::DoNotOptimize(o.data());
     benchmark::ClobberMemory();
   }
-  report_flops<T>(st, 4.0 * double(n) * double(n) * double(dh) * double(heads), threads);
+}
+
+template <class T>
+void BM_gqa(benchmark::State& st) {
+  const Index n = st.range(0), dh = st.range(1);
+  const int threads = static_cast<int>(st.range(3));
+  set_threads(threads);
+  posenc::AttendOptions<T> opt;
+  opt.heads = 32;
+  opt.kv_heads = st.range(2);
+  opt.visibility.causal = true;
+  time_attend<T>(st, n, dh, opt);
+  report_flops<T>(st, 4.0 * double(n) * double(n) * double(dh) * double(opt.heads), threads);
 }
 
 template <class T>
 void BM_window(benchmark::State& st) {
-  const Index n = st.range(0), heads = 8, dh = 64;
+  const Index n = st.range(0), dh = 64;
   const int threads = static_cast<int>(st.range(2));
   set_threads(threads);
-  const Matrix<T> q = random<T>(n, heads * dh), k = random<T>(n, heads * dh),
-                  v = random<T>(n, heads * dh);
-  Matrix<T> o(n, heads * dh);
-  const posenc::Positions pos(0, n);
   posenc::AttendOptions<T> opt;
-  opt.heads = heads;
+  opt.heads = 8;
   opt.visibility.causal = true;
   opt.visibility.window = st.range(1);
-  const posenc::NoEncoding<T> enc;
-  posenc::attend(enc, q, k, v, pos, pos, opt, o);
-  for (auto _ : st) {
-    posenc::attend(enc, q, k, v, pos, pos, opt, o);
-    benchmark::DoNotOptimize(o.data());
-    benchmark::ClobberMemory();
-  }
-  report_flops<T>(st, 4.0 * double(n) * double(n) * double(dh) * double(heads), threads);
+  time_attend<T>(st, n, dh, opt);
+  report_flops<T>(st, 4.0 * double(n) * double(n) * double(dh) * double(opt.heads), threads);
 }
 
 template <class T>
