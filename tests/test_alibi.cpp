@@ -3,6 +3,7 @@
 
 using namespace posenc_test;
 using posenc::AlibiEncoding;
+using posenc::AttentionShape;
 using posenc::alibi_slopes;
 using posenc::Positions;
 

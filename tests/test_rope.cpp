@@ -9,6 +9,7 @@
 #include <vector>
 
 using namespace posenc_test;
+using posenc::AttentionShape;
 using posenc::Positions;
 using posenc::RopeScaling;
 using posenc::RotaryEncoding;

@@ -2,6 +2,7 @@
 #include "test_support.hpp"
 
 using namespace posenc_test;
+using posenc::AttentionShape;
 using posenc::Positions;
 using posenc::SinusoidalEncoding;
 using posenc::SinusoidalFrequencies;
