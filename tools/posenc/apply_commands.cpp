@@ -7,8 +7,10 @@
 
 #include <posenc/posenc.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -423,13 +425,94 @@ void add_bias_command(CLI::App& app) {
 
 // ------------------------------------------------------------------------------------------------
 // posenc attend --x x.npy --wq .. --wk .. --wv .. --wo .. --heads H --encoder E ... -o y.npy
+namespace detail {
+
+/// "(what with a, b, c)": an expected shape and where each of its numbers came from.
+inline std::string shape_from(const std::string& what, std::initializer_list<std::string> parts) {
+  std::string s = "(" + what + " with ";
+  bool first = true;
+  for (const std::string& p : parts) {
+    s += (first ? "" : ", ") + p;
+    first = false;
+  }
+  return s + ")";
+}
+
+/// Throws unless running tokens [0, P) in one call and every later token as one step of a
+/// decode loop sees what one call over all the tokens sees: each token from P on must have a
+/// larger position than every earlier token of its sequence (segment; padding sees nothing).
+inline void check_decode_order(const posenc::Positions& pos, const std::vector<std::int64_t>& seg,
+                               std::int64_t prefill, const std::string& pos_path) {
+  struct Last {
+    std::int64_t position, index;
+  };
+  std::map<std::int64_t, Last> last;  // the largest position so far, per segment
+  for (posenc::Index j = 0; j < pos.size(); ++j) {
+    const std::int64_t s = seg.empty() ? 0 : seg[static_cast<std::size_t>(j)];
+    if (s < 0) continue;
+    const auto it = last.find(s);
+    if (j >= prefill && it != last.end() && it->second.position >= pos[j])
+      throw CliError("--prefill " + std::to_string(prefill) + ": the token at index " +
+                     std::to_string(j) + " has position " + std::to_string(pos[j]) +
+                     ", not after position " + std::to_string(it->second.position) +
+                     " of the earlier token at index " + std::to_string(it->second.index) +
+                     (seg.empty() ? "" : " of its segment") + " (--positions " + pos_path +
+                     "); a decode loop appends tokens in increasing order of position, so its "
+                     "steps would not reproduce one call");
+    if (it == last.end() || pos[j] > it->second.position) last[s] = Last{pos[j], j};
+  }
+}
+
+/// Y [N, D] computed as a decode loop: tokens [0, P) in one call on an empty cache, then every
+/// later token as one step. `drop_keys`: the cache drops the keys that no later query of the
+/// layer's window can see (positions strictly increasing).
+template <class E, class T>
+posenc::Matrix<T> decode_loop(const E& enc, const posenc::Matrix<T>& x, const posenc::Matrix<T>& wq,
+                              const posenc::Matrix<T>& wk, const posenc::Matrix<T>& wv,
+                              const posenc::Matrix<T>& wo, const posenc::AttentionOptions<T>& opt,
+                              posenc::Index prefill, bool drop_keys) {
+  const posenc::Index n = x.rows();
+  posenc::Matrix<T> y(n, x.cols());
+  posenc::KVCache<T> cache;
+  if (drop_keys) cache.set_window(opt.window);
+  // about 2 W tokens stay cached with a window (KVCache::drop_invisible)
+  const posenc::Index held =
+      drop_keys
+          ? std::min<posenc::Index>(n, prefill + 2 * std::min<std::int64_t>(opt.window, n) + 1)
+          : n;
+  cache.reserve(wk.cols(), held);
+  posenc::AttentionOptions<T> step = opt;
+  step.positions.reset();
+  step.segments.clear();
+  const auto run = [&](posenc::Index i0, posenc::Index m) {
+    if (opt.positions) step.positions = opt.positions->slice(i0, m);
+    if (!opt.segments.empty())
+      step.segments.assign(opt.segments.begin() + i0, opt.segments.begin() + i0 + m);
+    posenc::attention_step(x.middleRows(i0, m), wq, wk, wv, wo, enc, step, cache,
+                           y.middleRows(i0, m));
+  };
+  if (prefill > 0) run(0, prefill);
+  for (posenc::Index i = prefill; i < n; ++i)
+    run(i, 1);
+  return y;
+}
+
+}  // namespace detail
+
 void add_attend_command(CLI::App& app) {
   struct Args {
     std::string x, wq, wk, wv, wo, encoder, dtype, out;
-    std::int64_t heads = 0, offset = 0;
+    std::int64_t heads = 0, kv_heads = 0, head_dim = 0, offset = 0;
     bool causal = false;
     double scale = 0;
-    CLI::Option* scale_opt = nullptr;
+    CLI::Option *scale_opt = nullptr, *kv_heads_opt = nullptr, *head_dim_opt = nullptr;
+    // projection biases, positions, visibility, sinks, soft-capping, decoding
+    std::string bq, bk, bv, bo, positions, segments, sinks;
+    std::int64_t window = 0, chunk = 0, prefill = 0;
+    double softcap = 0;
+    CLI::Option *bq_opt = nullptr, *bk_opt = nullptr, *bv_opt = nullptr, *bo_opt = nullptr,
+                *pos_opt = nullptr, *seg_opt = nullptr, *sinks_opt = nullptr, *window_opt = nullptr,
+                *chunk_opt = nullptr, *softcap_opt = nullptr, *prefill_opt = nullptr;
     // sinusoidal (and --layout, --base shared with rope / xl)
     std::string frequencies = "vaswani";
     double pe_scale = 1.0;
@@ -458,17 +541,47 @@ void add_attend_command(CLI::App& app) {
   CLI::App* sub = app.add_subcommand(
       "attend", "Multi-head self-attention Y [N, D] of X with projections and an encoder");
   sub->add_option("--x", a->x, "Input X, .npy [N, D]")->required();
-  sub->add_option("--wq", a->wq, "Wq, .npy [D, D] (y = x.W)")->required();
-  sub->add_option("--wk", a->wk, "Wk, .npy [D, D]")->required();
-  sub->add_option("--wv", a->wv, "Wv, .npy [D, D]")->required();
-  sub->add_option("--wo", a->wo, "Wo, .npy [D, D]")->required();
-  sub->add_option("--heads", a->heads, "Number of heads H (divides D)")
+  sub->add_option("--wq", a->wq, "Wq, .npy [D, H*Dh] (y = x.W)")->required();
+  sub->add_option("--wk", a->wk, "Wk, .npy [D, Hkv*Dh]")->required();
+  sub->add_option("--wv", a->wv, "Wv, .npy [D, Hkv*Dh]")->required();
+  sub->add_option("--wo", a->wo, "Wo, .npy [H*Dh, D]")->required();
+  sub->add_option("--heads", a->heads, "Query heads H (divides D unless --head-dim is given)")
       ->required()
       ->check(extent());
+  a->kv_heads_opt = sub->add_option("--kv-heads", a->kv_heads,
+                                    "Key/value heads Hkv, dividing H (default H; 1: multi-query)")
+                        ->check(extent());
+  a->head_dim_opt =
+      sub->add_option("--head-dim", a->head_dim, "Head size Dh (default D / H)")->check(extent());
+  a->bq_opt = sub->add_option("--bq", a->bq, "Query bias, .npy [H*Dh] (Q = X'.Wq + bq)");
+  a->bk_opt = sub->add_option("--bk", a->bk, "Key bias, .npy [Hkv*Dh]");
+  a->bv_opt = sub->add_option("--bv", a->bv, "Value bias, .npy [Hkv*Dh]");
+  a->bo_opt = sub->add_option("--bo", a->bo, "Output bias, .npy [D] (Y = O.Wo + bo)");
   sub->add_flag("--causal", a->causal, "Causal mask (t5: also causal buckets)");
-  sub->add_option("--offset", a->offset, "First position P")
-      ->check(in_range(0, max_position))
-      ->capture_default_str();
+  auto* off = sub->add_option("--offset", a->offset, "First position P")
+                  ->check(in_range(0, max_position))
+                  ->capture_default_str();
+  a->pos_opt = sub->add_option("--positions", a->positions, "Explicit positions, .npy <i8 [N]")
+                   ->excludes(off);
+  a->window_opt =
+      sub->add_option("--window", a->window,
+                      "Sliding window W: p_i - p_j < W (causal), |p_i - p_j| < W (otherwise)")
+          ->check(in_range(1, max_position));
+  a->chunk_opt = sub->add_option("--chunk", a->chunk,
+                                 "Chunked attention: keys of the same chunk floor(p / C) only")
+                     ->check(in_range(1, max_position));
+  a->seg_opt = sub->add_option("--segments", a->segments,
+                               "Segment ids of a packed batch, .npy <i8 [N] (negative: padding)");
+  a->sinks_opt =
+      sub->add_option("--sinks", a->sinks, "Attention sinks, one logit per query head, .npy [H]");
+  a->softcap_opt = sub->add_option("--softcap", a->softcap,
+                                   "Logit soft-capping c > 0: S <- c tanh(S / c) (Gemma 2)")
+                       ->check(finite())
+                       ->check(positive());
+  a->prefill_opt =
+      sub->add_option("--prefill", a->prefill,
+                      "Decode loop (causal): tokens [0, P) in one call, then one step per token")
+          ->check(in_range(0, max_elements));
   a->scale_opt =
       sub->add_option("--scale", a->scale, "Score scale (default 1/sqrt(Dh); T5 models use 1)")
           ->check(finite());
@@ -522,7 +635,7 @@ void add_attend_command(CLI::App& app) {
   auto* g_xl = sub->add_option_group("xl", "--encoder xl");
   a->u_opt = g_xl->add_option("--u", a->u, "xl: u, .npy [H, Dh]");
   a->v_opt = g_xl->add_option("--v", a->v, "xl: v, .npy [H, Dh]");
-  a->wr_opt = g_xl->add_option("--wr", a->wr, "xl: W_R, .npy [D, D]");
+  a->wr_opt = g_xl->add_option("--wr", a->wr, "xl: W_R, .npy [D, H*Dh]");
   a->clamp_opt =
       g_xl->add_option("--clamp-len", a->clamp_len, "xl: clamp |p_i - p_j| (default: no clamp)")
           ->check(in_range(0, max_position));
@@ -552,87 +665,117 @@ void add_attend_command(CLI::App& app) {
       if (e != "shaw") detail::check_applies(shaw, e, "shaw");
       if (e != "xl") detail::check_applies(xl, e, "xl");
     }
-    const Array x = load_array("--x", a->x, ArrayRules::sequence());
-    if (x.shape.size() != 2)
-      throw CliError("--x: " + a->x + ": expected shape [N, D], got " + shape_str(x.shape));
-    const std::int64_t n = x.shape[0], d = x.shape[1];
-    if (d <= 0)
-      throw CliError("--x: " + a->x + ": expected D > 0, got shape " + shape_str(x.shape));
-    const std::string dd = "(D = " + std::to_string(d) + " from --x)";
-    const Array wq = load_array("--wq", a->wq), wk = load_array("--wk", a->wk),
-                wv = load_array("--wv", a->wv), wo = load_array("--wo", a->wo);
-    expect_shape("--wq", a->wq, wq, {d, d}, dd);
-    expect_shape("--wk", a->wk, wk, {d, d}, dd);
-    expect_shape("--wv", a->wv, wv, {d, d}, dd);
-    expect_shape("--wo", a->wo, wo, {d, d}, dd);
-    if (d % a->heads != 0)
-      throw CliError("--heads = " + std::to_string(a->heads) +
-                     " does not divide D = " + std::to_string(d) + " (from --x " + a->x + ")");
-    if (n > 0 && a->offset > max_position - (n - 1))
-      throw CliError("--offset: " + std::to_string(a->offset) + " with N = " + std::to_string(n) +
-                     " (from --x " + a->x + "): the last position P + N - 1 is more than the " +
-                     "largest position " + limit_str(max_position));
-    const std::int64_t h = a->heads, dh = d / h;
-    const std::string dtype = a->dtype.empty() ? x.dtype : a->dtype;
+    if (a->prefill_opt->count() && !a->causal)
+      throw CliError("--prefill " + std::to_string(a->prefill) +
+                     " needs --causal: a decode loop appends each token after those it attends "
+                     "to, which only a causal layer reproduces");
+    const std::int64_t h = a->heads;
+    const bool kv_given = a->kv_heads_opt->count() > 0, dh_given = a->head_dim_opt->count() > 0;
+    const std::int64_t hkv = kv_given ? a->kv_heads : h;
+    if (h % hkv != 0)
+      throw CliError("--kv-heads = " + std::to_string(hkv) + " does not divide --heads = " +
+                     std::to_string(h) + " (each key/value head serves H / Hkv query heads)");
+    if (e == "learned" && !a->table_opt->count())
+      throw CliError("--encoder learned needs --table pe.npy ([L, D])");
+    if (e == "t5" && !a->table_opt->count())
+      throw CliError("--encoder t5 needs --table t.npy ([num_buckets, H])");
+    if (e == "shaw" && (!a->rel_k_opt->count() || !a->rel_v_opt->count()))
+      throw CliError("--encoder shaw needs --rel-k ak.npy and --rel-v av.npy ([2K+1, Dh])");
+    if (e == "xl" && (!a->u_opt->count() || !a->v_opt->count() || !a->wr_opt->count()))
+      throw CliError(
+          "--encoder xl needs --u u.npy, --v v.npy ([H, Dh]) and --wr wr.npy ([D, H*Dh])");
 
-    // Encoder inputs, shape-checked against X and H.
-    Array table, rel_k, rel_v, u, v, wr;
-    posenc::RotaryOptions rope_opts;
-    if (e == "learned" || e == "t5") {
-      if (!a->table_opt->count())
-        throw CliError("--encoder " + e + " needs --table " +
-                       (e == "learned" ? "pe.npy ([L, D])" : "t.npy ([num_buckets, H])"));
-      table = load_array("--table", a->table);
-      if (e == "learned") {
-        expect_shape("--table", a->table, table, {-1, d}, "([L, D] with " + dd.substr(1));
-      } else {
-        const std::int64_t nb = a->nb_opt->count() ? a->num_buckets : -1;
-        expect_shape(
-            "--table", a->table, table, {nb, h},
-            "([num_buckets, H] with H = --heads" +
-                std::string(a->nb_opt->count() ? " and num_buckets = --num-buckets)" : ")"));
-      }
-    } else if (e == "shaw") {
-      if (!a->rel_k_opt->count() || !a->rel_v_opt->count())
-        throw CliError("--encoder shaw needs --rel-k ak.npy and --rel-v av.npy ([2K+1, Dh])");
-      rel_k = load_array("--rel-k", a->rel_k);
-      rel_v = load_array("--rel-v", a->rel_v);
-      std::int64_t rows = -1;
-      if (a->max_rel_opt->count()) rows = 2 * a->max_relative + 1;
-      const std::string why =
-          "([2K+1, Dh]" + std::string(a->max_rel_opt->count() ? " with K = --max-relative" : "") +
-          ", Dh = D / H = " + std::to_string(d) + " / " + std::to_string(h) + ")";
-      expect_shape("--rel-k", a->rel_k, rel_k, {rows, dh}, why);
-      expect_shape("--rel-v", a->rel_v, rel_v, {rel_k.shape[0], dh}, why);
-      if (rel_k.shape[0] % 2 == 0)
-        throw CliError("--rel-k: " + a->rel_k +
-                       ": expected an odd number of rows 2K+1, got shape " +
-                       shape_str(rel_k.shape));
-    } else if (e == "xl") {
-      if (!a->u_opt->count() || !a->v_opt->count() || !a->wr_opt->count())
-        throw CliError(
-            "--encoder xl needs --u u.npy, --v v.npy ([H, Dh]) and --wr wr.npy ([D, D])");
-      u = load_array("--u", a->u);
-      v = load_array("--v", a->v);
-      wr = load_array("--wr", a->wr);
-      const std::string why = "([H, Dh] = [" + std::to_string(h) + ", " + std::to_string(d) +
-                              " / " + std::to_string(h) + "])";
-      expect_shape("--u", a->u, u, {h, dh}, why);
-      expect_shape("--v", a->v, v, {h, dh}, why);
-      expect_shape("--wr", a->wr, wr, {d, d}, dd);
-    } else if (e == "rope") {
-      rope_opts = a->rope.options(static_cast<posenc::Index>(dh));
+    // X's bytes: its shape gives N and D; its values are converted once the dtype is known, and
+    // the bytes freed before the layer runs.
+    posenc::detail::NpyArray xr = read_float_npy("--x", a->x, ArrayRules::sequence());
+    if (xr.shape.size() != 2)
+      throw CliError("--x: " + a->x + ": expected shape [N, D], got " + shape_str(xr.shape));
+    const std::int64_t n = xr.shape[0], d = xr.shape[1];
+    if (d <= 0)
+      throw CliError("--x: " + a->x + ": expected D > 0, got shape " + shape_str(xr.shape));
+    if (!dh_given && d % h != 0)
+      throw CliError("--heads = " + std::to_string(h) +
+                     " does not divide D = " + std::to_string(d) + " (from --x " + a->x +
+                     "); give --head-dim for a head size other than D / H");
+    const std::int64_t dh = dh_given ? a->head_dim : d / h;
+    const std::int64_t qw = h * dh, kw = hkv * dh;  // each factor <= 2^24
+    // Where each number of an expected shape came from.
+    const std::string from_d = "D = " + std::to_string(d) + " from --x";
+    const std::string from_h = "H = " + std::to_string(h) + " from --heads";
+    const std::string from_hkv = kv_given ? "Hkv = " + std::to_string(hkv) + " from --kv-heads"
+                                          : "Hkv = H = " + std::to_string(h) + " (no --kv-heads)";
+    const std::string from_dh = dh_given ? "Dh = " + std::to_string(dh) + " from --head-dim"
+                                         : "Dh = D / H = " + std::to_string(d) + " / " +
+                                               std::to_string(h) + " = " + std::to_string(dh);
+    const posenc::Positions pos =
+        detail::positions_from(a->pos_opt, a->positions, a->offset, n, "--x " + a->x);
+    if (a->prefill_opt->count() && a->prefill > n)
+      throw CliError("--prefill: " + std::to_string(a->prefill) +
+                     " is more than N = " + std::to_string(n) + " (from --x " + a->x + ")");
+    std::vector<std::int64_t> segments;
+    if (a->seg_opt->count()) {
+      segments = load_int_vector("--segments", a->segments);
+      if (static_cast<std::int64_t>(segments.size()) != n)
+        throw CliError("--segments: " + a->segments + ": expected shape [" + std::to_string(n) +
+                       "] (N from --x " + a->x + "), got [" + std::to_string(segments.size()) +
+                       "]");
     }
+    if (a->prefill_opt->count() && a->pos_opt->count())
+      detail::check_decode_order(pos, segments, a->prefill, a->positions);
+    const std::string dtype = a->dtype.empty() ? (xr.dtype == "<f4" ? "f32" : "f64") : a->dtype;
+    posenc::RotaryOptions rope_opts;
+    if (e == "rope") rope_opts = a->rope.options(static_cast<posenc::Index>(dh));
 
     detail::with_dtype(dtype, [&](auto zero) {
       using T = decltype(zero);
-      const posenc::Matrix<T> xt = x.as<T>(), wqt = wq.as<T>(), wkt = wk.as<T>(), wvt = wv.as<T>(),
-                              wot = wo.as<T>();
+      const posenc::Matrix<T> xt =
+          std::move(array_values<T>("--x", a->x, xr, ArrayRules::sequence()).data);
+      std::vector<char>().swap(xr.data);
+      const auto weight = [&](const char* flag, const std::string& path,
+                              std::vector<std::int64_t> shape, const std::string& why) {
+        return std::move(load_array_as<T>(flag, path, shape, why).data);
+      };
+      const posenc::Matrix<T> wq = weight(
+          "--wq", a->wq, {d, qw}, detail::shape_from("[D, H * Dh]", {from_d, from_h, from_dh}));
+      const posenc::Matrix<T> wk = weight(
+          "--wk", a->wk, {d, kw}, detail::shape_from("[D, Hkv * Dh]", {from_d, from_hkv, from_dh}));
+      const posenc::Matrix<T> wv = weight(
+          "--wv", a->wv, {d, kw}, detail::shape_from("[D, Hkv * Dh]", {from_d, from_hkv, from_dh}));
+      const posenc::Matrix<T> wo = weight(
+          "--wo", a->wo, {qw, d}, detail::shape_from("[H * Dh, D]", {from_h, from_dh, from_d}));
+
       posenc::AttentionOptions<T> opt;
       opt.heads = static_cast<posenc::Index>(h);
+      opt.kv_heads = static_cast<posenc::Index>(hkv);
+      opt.head_dim = static_cast<posenc::Index>(dh);
       opt.causal = a->causal;
-      opt.offset = a->offset;
+      if (a->pos_opt->count())
+        opt.positions = pos;
+      else
+        opt.offset = a->offset;
+      if (a->window_opt->count()) opt.window = a->window;
+      if (a->chunk_opt->count()) opt.chunk = a->chunk;
+      opt.segments = std::move(segments);
       if (a->scale_opt->count()) opt.scale = to_scalar<T>("--scale", a->scale);
+      if (a->softcap_opt->count()) opt.softcap = to_scalar<T>("--softcap", a->softcap);
+      const auto bias = [&](CLI::Option* o, const char* flag, const std::string& path,
+                            std::int64_t size, const std::string& why) {
+        return o->count() ? load_array_as<T>(flag, path, {size}, why).vector()
+                          : posenc::Vector<T>();
+      };
+      opt.bq =
+          bias(a->bq_opt, "--bq", a->bq, qw, detail::shape_from("[H * Dh]", {from_h, from_dh}));
+      opt.bk =
+          bias(a->bk_opt, "--bk", a->bk, kw, detail::shape_from("[Hkv * Dh]", {from_hkv, from_dh}));
+      opt.bv =
+          bias(a->bv_opt, "--bv", a->bv, kw, detail::shape_from("[Hkv * Dh]", {from_hkv, from_dh}));
+      opt.bo = bias(a->bo_opt, "--bo", a->bo, d, detail::shape_from("[D]", {from_d}));
+      if (a->sinks_opt->count()) {
+        const posenc::Vector<T> s =
+            bias(a->sinks_opt, "--sinks", a->sinks, h, detail::shape_from("[H]", {from_h}));
+        opt.sinks.assign(s.data(), s.data() + s.size());
+      }
+
       // The runtime choice of encoder: a std::variant, visited once (style.md, "Interface").
       const auto make = [&]() -> detail::AnyEncoder<T> {
         using posenc::Index;
@@ -646,28 +789,68 @@ void add_attend_command(CLI::App& app) {
           o.scale = to_scalar<T>("--pe-scale", a->pe_scale);
           return posenc::SinusoidalEncoding<T>(static_cast<Index>(d), o);
         }
-        if (e == "learned")
-          return posenc::LearnedEncoding<T>(table.as<T>(), static_cast<Index>(a->table_offset));
+        if (e == "learned") {
+          const auto table = load_array_as<T>("--table", a->table, {-1, d},
+                                              detail::shape_from("[L, D]", {from_d}));
+          return posenc::LearnedEncoding<T>(table.data, static_cast<Index>(a->table_offset));
+        }
         if (e == "rope") return posenc::RotaryEncoding<T>(static_cast<Index>(dh), rope_opts);
         if (e == "alibi") return posenc::AlibiEncoding<T>(static_cast<Index>(h), a->max_bias);
         if (e == "t5") {
+          const bool nb = a->nb_opt->count() > 0;
+          const auto table =
+              load_array_as<T>("--table", a->table, {nb ? a->num_buckets : -1, h},
+                               "([num_buckets, H] with H = --heads" +
+                                   std::string(nb ? " and num_buckets = --num-buckets)" : ")"));
           posenc::T5Options o;
           o.max_distance = static_cast<Index>(a->max_distance);
           o.bidirectional = !a->causal;
-          return posenc::T5Encoding<T>(table.as<T>(), o);
+          return posenc::T5Encoding<T>(table.data, o);
         }
-        if (e == "shaw") return posenc::ShawEncoding<T>(rel_k.as<T>(), rel_v.as<T>());
+        if (e == "shaw") {
+          const bool k_given = a->max_rel_opt->count() > 0;
+          const std::string why =
+              k_given ? detail::shape_from("[2K+1, Dh]", {"K = " + std::to_string(a->max_relative) +
+                                                              " from --max-relative",
+                                                          from_dh})
+                      : detail::shape_from("[2K+1, Dh]", {from_dh});
+          const auto rel_k = load_array_as<T>("--rel-k", a->rel_k,
+                                              {k_given ? 2 * a->max_relative + 1 : -1, dh}, why);
+          const auto rel_v = load_array_as<T>("--rel-v", a->rel_v, {rel_k.shape[0], dh}, why);
+          if (rel_k.shape[0] % 2 == 0)
+            throw CliError("--rel-k: " + a->rel_k +
+                           ": expected an odd number of rows 2K+1, got shape " +
+                           shape_str(rel_k.shape));
+          return posenc::ShawEncoding<T>(rel_k.data, rel_v.data);
+        }
         if (e == "xl") {
+          const std::string why = detail::shape_from("[H, Dh]", {from_h, from_dh});
+          const auto u = load_array_as<T>("--u", a->u, {h, dh}, why);
+          const auto v = load_array_as<T>("--v", a->v, {h, dh}, why);
+          const auto wr = load_array_as<T>(
+              "--wr", a->wr, {d, qw}, detail::shape_from("[D, H * Dh]", {from_d, from_h, from_dh}));
           posenc::TransformerXLOptions o;
           o.clamp_len = a->clamp_len;
           o.base = a->rope.base;
-          return posenc::TransformerXLEncoding<T>(u.as<T>(), v.as<T>(), wr.as<T>(), o);
+          return posenc::TransformerXLEncoding<T>(u.data, v.data, wr.data, o);
         }
         throw CliError("--encoder: unknown encoder '" + e + "'");
       };
       std::visit(
           [&](const auto& enc) {
-            const posenc::Matrix<T> y = posenc::attention(xt, wqt, wkt, wvt, wot, enc, opt);
+            if (!a->prefill_opt->count()) {
+              const posenc::Matrix<T> y = posenc::attention(xt, wq, wk, wv, wo, enc, opt);
+              write_npy_matrix(a->out, y, {n, d}, dtype);
+              return;
+            }
+            // The cache may drop the keys outside the window when every later token comes
+            // after every earlier one.
+            bool increasing = true;
+            for (posenc::Index i = 1; i < pos.size() && increasing; ++i)
+              increasing = pos[i] > pos[i - 1];
+            const posenc::Matrix<T> y = detail::decode_loop(
+                enc, xt, wq, wk, wv, wo, opt, static_cast<posenc::Index>(a->prefill),
+                a->window_opt->count() > 0 && increasing);
             write_npy_matrix(a->out, y, {n, d}, dtype);
           },
           make());

@@ -140,6 +140,19 @@ inline CLI::Validator finite() {
       "FINITE");
 }
 
+/// A floating-point flag must be > 0 (after finite(), which reports what is not a number).
+inline CLI::Validator positive() {
+  return CLI::Validator(
+      [](std::string& s) -> std::string {
+        char* end = nullptr;
+        const long double v = std::strtold(s.c_str(), &end);
+        if (s.empty() || end != s.c_str() + s.size()) return {};  // CLI11 reports the non-number
+        if (!(v > 0)) return s + " must be > 0";
+        return {};
+      },
+      "POSITIVE");
+}
+
 /// An integer flag must lie in [lo, hi]. CLI11 itself saturates a value past int64 at the
 /// largest int64 (strtoll), so that is refused here too.
 inline CLI::Validator in_range(std::int64_t lo, std::int64_t hi) {
@@ -439,26 +452,34 @@ struct ArrayRules {
   static ArrayRules sequence() { return {max_elements, false}; }
 };
 
-/// An input array as a double matrix [shape[0], prod(shape[1:])] (a 1-d array is [n, 1]).
-struct Array {
+/// An input array as a matrix of T [shape[0], prod(shape[1:])] (a 1-d array is [n, 1]): double
+/// as load_array returns it, or the computation's scalar as load_array_as<T> does.
+template <class T>
+struct BasicArray {
   std::string flag, path;
   std::vector<std::int64_t> shape;
-  std::string dtype;  // "f32" or "f64"
-  posenc::Matrix<double> data;
+  std::string dtype;  // of the file: "f32" or "f64"
+  posenc::Matrix<T> data;
 
-  /// The values in the computation's scalar T; an f64 value outside the f32 range is an error.
-  template <class T>
-  posenc::Matrix<T> as() const {
-    if (std::is_same<T, float>::value && dtype == "f64") {
-      const double* d = data.data();
+  /// The values in the computation's scalar U; an f64 value outside the f32 range is an error.
+  template <class U>
+  posenc::Matrix<U> as() const {
+    if (std::is_same<U, float>::value && !std::is_same<T, float>::value && dtype == "f64") {
+      const T* d = data.data();
       for (posenc::Index i = 0; i < data.size(); ++i)
         if (std::isinf(static_cast<float>(d[i])) && std::isfinite(d[i]))
           throw CliError(flag + ": " + path + ": element " + index_str(i, shape) + " = " +
-                         number_str(d[i]) + " overflows f32");
+                         number_str(static_cast<double>(d[i])) + " overflows f32");
     }
-    return data.template cast<T>();
+    return data.template cast<U>();
+  }
+  /// A 1-d array [n] as a vector (the n x 1 matrix's storage).
+  posenc::Vector<T> vector() const {
+    return Eigen::Map<const posenc::Vector<T>>(data.data(), data.size());
   }
 };
+
+using Array = BasicArray<double>;
 
 inline posenc::detail::NpyArray read_npy_for(const std::string& flag, const std::string& path) {
   try {
@@ -486,16 +507,26 @@ inline void check_input_shape(const std::string& flag, const std::string& path,
                    " has more elements than the limit 2^32");
 }
 
-/// Loads a float .npy ('<f4' or '<f8'); errors name the flag and the file, the offending
-/// dimension of a shape past the limits, and the first element that is not finite.
-inline Array load_array(const std::string& flag, const std::string& path,
-                        const ArrayRules& rules = {}) {
-  const auto a = read_npy_for(flag, path);
+/// Reads a float .npy ('<f4' or '<f8') as the file's bytes; errors name the flag and the file,
+/// and the offending dimension of a shape past the limits. The values are checked when they
+/// are converted (array_values).
+inline posenc::detail::NpyArray read_float_npy(const std::string& flag, const std::string& path,
+                                               const ArrayRules& rules = {}) {
+  auto a = read_npy_for(flag, path);
   if (a.dtype != "<f4" && a.dtype != "<f8")
     throw CliError(flag + ": " + path + ": expected dtype <f4 or <f8, got " + a.dtype);
   if (a.shape.empty()) throw CliError(flag + ": " + path + ": expected an array, got a 0-d scalar");
   check_input_shape(flag, path, a.shape, rules.max_rows);
-  Array out;
+  return a;
+}
+
+/// The values of `a` (from read_float_npy) converted to T, with its shape and dtype; throws at
+/// the first element that is not finite (or -inf, when the rules allow it) and, when T is float,
+/// at the first f64 value past the f32 range.
+template <class T>
+BasicArray<T> array_values(const std::string& flag, const std::string& path,
+                           const posenc::detail::NpyArray& a, const ArrayRules& rules = {}) {
+  BasicArray<T> out;
   out.flag = flag;
   out.path = path;
   out.shape = a.shape;
@@ -504,49 +535,95 @@ inline Array load_array(const std::string& flag, const std::string& path,
   for (std::size_t i = 1; i < a.shape.size(); ++i)
     cols *= a.shape[i];
   out.data.resize(static_cast<posenc::Index>(a.shape[0]), static_cast<posenc::Index>(cols));
-  const std::int64_t n = a.size();
-  double* d = out.data.data();
-  for (std::int64_t i = 0; i < n; ++i) {
-    d[i] = a.as_double(i);
-    if (!std::isfinite(d[i]) && !(rules.masked_minus_inf && std::isinf(d[i]) && d[i] < 0))
-      throw CliError(flag + ": " + path + ": element " + index_str(i, a.shape) + " is " +
-                     number_str(d[i]) +
-                     (rules.masked_minus_inf ? "; arrays to plot must be finite or -inf (masked)"
-                                             : "; input arrays must be finite"));
-  }
+  const auto convert = [&](auto zero) {
+    using S = decltype(zero);
+    const std::int64_t n = static_cast<std::int64_t>(a.data.size() / sizeof(S));
+    const char* src = a.data.data();
+    T* dst = out.data.data();
+    for (std::int64_t i = 0; i < n; ++i) {
+      S s;
+      std::memcpy(&s, src + static_cast<std::size_t>(i) * sizeof(S), sizeof(S));
+      if (!std::isfinite(s) && !(rules.masked_minus_inf && std::isinf(s) && s < 0))
+        throw CliError(flag + ": " + path + ": element " + index_str(i, a.shape) + " is " +
+                       number_str(static_cast<double>(s)) +
+                       (rules.masked_minus_inf ? "; arrays to plot must be finite or -inf (masked)"
+                                               : "; input arrays must be finite"));
+      const T t = static_cast<T>(s);
+      if (std::isinf(t) && std::isfinite(s))
+        throw CliError(flag + ": " + path + ": element " + index_str(i, a.shape) + " = " +
+                       number_str(static_cast<double>(s)) + " overflows f32");
+      dst[i] = t;
+    }
+  };
+  if (a.dtype == "<f4")
+    convert(float{});
+  else
+    convert(double{});
   return out;
 }
 
-/// Loads a 1-d '<i8' array of non-negative positions; errors name the flag and the file.
-inline std::vector<std::int64_t> load_positions(const std::string& flag, const std::string& path) {
+/// Loads a float .npy ('<f4' or '<f8') as double; errors name the flag and the file, the
+/// offending dimension of a shape past the limits, and the first element that is not finite.
+inline Array load_array(const std::string& flag, const std::string& path,
+                        const ArrayRules& rules = {}) {
+  return array_values<double>(flag, path, read_float_npy(flag, path, rules), rules);
+}
+
+/// Loads a 1-d '<i8' array; errors name the flag and the file.
+inline std::vector<std::int64_t> load_int_vector(const std::string& flag, const std::string& path) {
   const auto a = read_npy_for(flag, path);
   if (a.dtype != "<i8") throw CliError(flag + ": " + path + ": expected dtype <i8, got " + a.dtype);
   if (a.shape.size() != 1)
     throw CliError(flag + ": " + path + ": expected shape [N], got " + shape_str(a.shape));
   check_input_shape(flag, path, a.shape, max_elements);
-  std::vector<std::int64_t> p(static_cast<std::size_t>(a.size()));
-  for (std::size_t i = 0; i < p.size(); ++i) {
-    p[i] = a.as_int(static_cast<std::int64_t>(i));
+  std::vector<std::int64_t> v(static_cast<std::size_t>(a.size()));
+  for (std::size_t i = 0; i < v.size(); ++i)
+    v[i] = a.as_int(static_cast<std::int64_t>(i));
+  return v;
+}
+
+/// Loads a 1-d '<i8' array of non-negative positions; errors name the flag and the file.
+inline std::vector<std::int64_t> load_positions(const std::string& flag, const std::string& path) {
+  std::vector<std::int64_t> p = load_int_vector(flag, path);
+  for (std::size_t i = 0; i < p.size(); ++i)
     if (p[i] < 0)
       throw CliError(flag + ": " + path + ": position[" + std::to_string(i) +
                      "] = " + std::to_string(p[i]) + " must be >= 0");
-  }
   return p;
 }
 
-/// Throws unless `a` has exactly `expected` shape (-1 in `expected` matches any extent).
-inline void expect_shape(const std::string& flag, const std::string& path, const Array& a,
+/// Throws unless `shape` is exactly `expected` (-1 in `expected` matches any extent); the
+/// message names the flag, the file, both shapes and `what` (where the numbers came from).
+inline void expect_shape(const std::string& flag, const std::string& path,
+                         const std::vector<std::int64_t>& shape,
                          const std::vector<std::int64_t>& expected, const std::string& what = "") {
-  bool ok = a.shape.size() == expected.size();
+  bool ok = shape.size() == expected.size();
   for (std::size_t i = 0; ok && i < expected.size(); ++i)
-    ok = expected[i] < 0 || expected[i] == a.shape[i];
+    ok = expected[i] < 0 || expected[i] == shape[i];
   if (ok) return;
   std::string e = "[";
   for (std::size_t i = 0; i < expected.size(); ++i)
     e += (i ? ", " : "") + (expected[i] < 0 ? std::string("*") : std::to_string(expected[i]));
   e += "]";
   throw CliError(flag + ": " + path + ": expected shape " + e + (what.empty() ? "" : " " + what) +
-                 ", got " + shape_str(a.shape));
+                 ", got " + shape_str(shape));
+}
+
+template <class T>
+void expect_shape(const std::string& flag, const std::string& path, const BasicArray<T>& a,
+                  const std::vector<std::int64_t>& expected, const std::string& what = "") {
+  expect_shape(flag, path, a.shape, expected, what);
+}
+
+/// Loads a float .npy of shape `expected` (as expect_shape) straight into T: the file's bytes
+/// and the converted values are the only copies, and the bytes are freed on return.
+template <class T>
+BasicArray<T> load_array_as(const std::string& flag, const std::string& path,
+                            const std::vector<std::int64_t>& expected, const std::string& what,
+                            const ArrayRules& rules = {}) {
+  const auto a = read_float_npy(flag, path, rules);
+  expect_shape(flag, path, a.shape, expected, what);
+  return array_values<T>(flag, path, a, rules);
 }
 
 }  // namespace posenc_cli
