@@ -3,14 +3,15 @@
 
 Runs the program on the float64 golden files of tests/reference/data and compares its .npy
 outputs, read back with NumPy, to the golden outputs (float64: 1e-12, float32: 2e-5, relative to
-max(1, |reference|max)); checks every bad-input case: non-zero exit, one line on stderr naming the
-problem, and no output file (an existing output is left untouched).
+max(1, |reference|max); the attention layers of real models, layer_*: 1e-9 and 5e-5 absolute);
+checks every bad-input case: non-zero exit, one line on stderr naming the problem, and no output
+file (an existing output is left untouched).
 
   /usr/bin/python3 test_cli.py --posenc BUILD/tools/posenc --data tests/reference/data [GROUP ...]
 
-GROUP is any of: table rope bias attend empty errors outputs inputs finite limits help (default:
-all). Prints
-"N passed, M failed" last and exits non-zero when anything failed.
+GROUP is any of: table rope bias attend layers models layer_errors empty errors outputs inputs
+finite limits help (default: all). Prints "N passed, M failed" last and exits non-zero when
+anything failed.
 """
 import argparse
 import io
@@ -47,9 +48,9 @@ class Suite(Runner):
         return os.path.join(self.data, name)
 
     # --- golden comparisons ---------------------------------------------------------------------
-    def golden(self, name, args, ref, dtypes=("f64", "f32"), default_dtype=None, tol=None):
+    def golden(self, name, args, ref, dtypes=("f64", "f32"), default_dtype=None, tol=None, absolute=False):
         """Runs `posenc args --dtype dt -o out` for each dtype and compares out with ref
-        (tolerances TOL, or `tol` {dtype: relative tolerance})."""
+        (tolerances TOL, or `tol` {dtype: tolerance}, relative unless `absolute`)."""
         ref = np.load(self.d(ref)) if isinstance(ref, str) else ref
         runs = [(dt, ["--dtype", dt]) for dt in dtypes]
         if default_dtype:
@@ -61,13 +62,14 @@ class Suite(Runner):
             if not self.ok(tag, rc == 0, f"exit {rc}: {err.strip()}"):
                 continue
             y = np.load(out)
-            self.compare(tag, y, ref, dt, (tol or TOL)[dt])
+            self.compare(tag, y, ref, dt, (tol or TOL)[dt], absolute)
             umask = os.umask(0)
             os.umask(umask)
             mode = os.stat(out).st_mode & 0o777
             self.ok(tag, mode == 0o666 & ~umask, f"output mode {oct(mode)}, expected {oct(0o666 & ~umask)}")
 
-    def compare(self, tag, y, ref, dt, tol):
+    def compare(self, tag, y, ref, dt, tol, absolute=False):
+        """y against ref within tol relative to max(1, |ref|max), or absolute."""
         want = np.float32 if dt == "f32" else np.float64
         if not self.ok(tag, y.dtype == want, f"dtype {y.dtype}, expected {np.dtype(want)}"):
             return
@@ -79,7 +81,7 @@ class Suite(Runner):
                        "the -inf entries differ"):
             return
         fin = ~inf_ref
-        mag = max(1.0, float(np.max(np.abs(ref[fin])))) if fin.any() else 1.0
+        mag = max(1.0, float(np.max(np.abs(ref[fin])))) if fin.any() and not absolute else 1.0
         err = float(np.max(np.abs(yd[fin] - ref[fin]))) if fin.any() else 0.0
         self.ok(tag, err <= tol * mag, f"max |error| {err:.3g} > {tol * mag:.3g}")
 
@@ -286,6 +288,321 @@ def group_attend(s):
     s.golden("attend_f32_input_rope", bf + ["--encoder", "rope", "--offset", 5, "--causal"],
              "attn_rope_half_causal.npy", dtypes=(), default_dtype="f32")
     s.golden("attend_f32_input_xl", bf + xl + ["--causal"], "attn_xl_causal.npy", dtypes=("f64",), default_dtype="f32")
+
+
+# --- attention layers of real models (conventions.md 6b) ----------------------------------------
+# Tolerances of the layer cases (absolute): float64 against the float64 reference; float32.
+LAYER_TOL = {"f64": 1e-9, "f32": 5e-5}
+# Positions near 2^40: the rotation there is ill-conditioned in inv_freq (tests/reference/README.md,
+# "Layer cases"): a frequency one ulp away moves an angle by ~1e-4 rad.
+LAYER_TOL_HUGE_ROPE = {"f64": 2e-3, "f32": 2e-3}
+# --prefill against the same program's one call: the same arithmetic but for the order of the sums.
+PREFILL_TOL = {"f64": 1e-12, "f32": 2e-6}
+
+
+def layer_cases(s):
+    """(case, {key: value}) for every line of tests/reference/data/layer_cases.txt."""
+    with open(s.d("layer_cases.txt")) as f:
+        for line in f:
+            if line.strip():
+                name, *kv = line.split()
+                yield name, dict(item.split("=", 1) for item in kv)
+
+
+def layer_args(s, name, m):
+    """The `posenc attend` arguments of manifest line m of case `name` (its files and flags),
+    and the keys of m that were not used (a key the CLI would not express)."""
+    f = lambda a: s.d(f"layer_{name}_{a}.npy")  # noqa: E731
+    used = {"encoder", "D", "H", "Hkv", "Dh", "N"}
+    args = ["attend", "--x", f("x"), "--wq", f("wq"), "--wk", f("wk"), "--wv", f("wv"), "--wo", f("wo"),
+            "--heads", m["H"], "--kv-heads", m["Hkv"], "--head-dim", m["Dh"], "--positions", f("positions"),
+            "--encoder", m["encoder"]]
+
+    def flag(key, name, when=lambda v: True, value=lambda v: v):
+        used.add(key)
+        if key in m and when(m[key]):
+            args.extend([name] + ([] if value(m[key]) is None else [value(m[key])]))
+    flag("causal", "--causal", lambda v: v == "1", lambda v: None)
+    flag("window", "--window", lambda v: int(v) > 0)
+    flag("chunk", "--chunk", lambda v: int(v) > 0)
+    flag("softcap", "--softcap", lambda v: float(v) > 0)
+    flag("scale", "--scale", lambda v: v != "default")
+    for key, fl, arr in [("has_bq", "--bq", "bq"), ("has_bk", "--bk", "bk"), ("has_bv", "--bv", "bv"),
+                         ("has_bo", "--bo", "bo"), ("has_segments", "--segments", "segments"),
+                         ("has_sinks", "--sinks", "sinks")]:
+        flag(key, fl, lambda v: v == "1", lambda v, arr=arr: f(arr))
+    enc = m["encoder"]
+    if enc == "sinusoidal":
+        flag("layout", "--layout")
+        flag("base", "--base")
+    elif enc == "learned":
+        flag("table_offset", "--table-offset")
+        args += ["--table", f("learned_table")]
+    elif enc == "rope":
+        for key in ("base", "rotary_dim", "layout", "scaling", "factor", "original_max_positions", "beta_fast",
+                    "beta_slow", "low_freq_factor", "high_freq_factor"):
+            flag(key, "--" + key.replace("_", "-"))
+        flag("truncate", "--truncate", value=lambda v: "true" if v == "1" else "false")
+        flag("attention_factor", "--attention-factor", lambda v: v != "default")
+        if m["scaling"] == "longrope":
+            args += ["--short-factors", f("rope_short_factors"), "--long-factors", f("rope_long_factors")]
+    elif enc == "alibi":
+        flag("max_bias", "--max-bias")
+    elif enc == "t5":
+        flag("num_buckets", "--num-buckets")
+        flag("max_distance", "--max-distance")
+        # the CLI's T5 buckets are causal exactly when the layer is
+        if m["bidirectional"] == ("0" if m["causal"] == "1" else "1"):
+            used.add("bidirectional")
+        args += ["--table", f("t5_table")]
+    elif enc == "shaw":
+        flag("max_relative", "--max-relative")
+        args += ["--rel-k", f("shaw_ak"), "--rel-v", f("shaw_av")]
+    elif enc == "xl":
+        flag("clamp_len", "--clamp-len", lambda v: int(v) > 0)  # 0: no clamp
+        flag("base", "--base")
+        args += ["--u", f("xl_u"), "--v", f("xl_v"), "--wr", f("xl_wr")]
+    return args, sorted(set(m) - used)
+
+
+def decodes_in_order(pos, seg, prefill):
+    """Whether every token from `prefill` on comes after each earlier token of its segment (the
+    condition for a decode loop to reproduce one call)."""
+    last = {}
+    for j, p in enumerate(pos):
+        g = 0 if seg is None else int(seg[j])
+        if g < 0:
+            continue
+        if j >= prefill and g in last and last[g] >= p:
+            return False
+        last[g] = max(last.get(g, p), p)
+    return True
+
+
+def group_layers(s):
+    cases = list(layer_cases(s))
+    s.ok("layers_manifest", len(cases) >= 30, f"{len(cases)} cases in layer_cases.txt")
+    for name, m in cases:
+        args, unused = layer_args(s, name, m)
+        tag = f"layer_{name}"
+        if not s.ok(tag, not unused, f"manifest keys the command line does not express: {unused}"):
+            continue
+        hugepos_rope = name == "rope_mqa_hugepos_window_causal"
+        tol = LAYER_TOL_HUGE_ROPE if hugepos_rope else LAYER_TOL
+        ref = np.load(s.d(f"layer_{name}_y.npy"))
+        s.golden(tag, args, ref, tol=tol, absolute=True)
+        # A decode loop: the first P tokens in one call, then one token per step.
+        pos = np.load(s.d(f"layer_{name}_positions.npy"))
+        seg = np.load(s.d(f"layer_{name}_segments.npy")) if m["has_segments"] == "1" else None
+        n = int(m["N"])
+        if m["causal"] != "1" or m.get("scaling") in ("dynamic", "longrope"):
+            continue
+        for prefill in sorted({0, n // 2, n}):
+            if not decodes_in_order(pos, seg, prefill):
+                s.fails(f"layer_{name}_prefill{prefill}_out_of_order", args + ["--prefill", prefill],
+                        ["--prefill", "position", "increasing order"])
+                continue
+            for dt in ("f64", "f32"):
+                one = s.w(f"{tag}_{dt}_2.npy")
+                ptag = f"{tag}_prefill{prefill} [{dt}]"
+                out = s.w(f"{tag}_prefill{prefill}_{dt}.npy")
+                rc, _, err = s.run(args + ["--dtype", dt, "--prefill", prefill, "-o", out])
+                if s.ok(ptag, rc == 0, f"exit {rc}: {err.strip()}"):
+                    y = np.load(out)
+                    s.compare(ptag, y, ref, dt, tol[dt], absolute=True)
+                    if os.path.exists(one):
+                        s.compare(ptag + " vs one call", y, np.load(one).astype(np.float64), dt,
+                                  PREFILL_TOL[dt])
+
+
+def reference_layer():
+    """layer_attention of tests/reference/make_golden.py (the float64 reference of 6b)."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "reference"))
+    import make_golden  # noqa: E402
+    return make_golden.layer_attention
+
+
+def model_layer(s, name, layer_attention, seed, D, H, Hkv, Dh, N, offset, enc, flags, window=0, prefills=()):
+    """Random weights of a layer of this shape, written as files; posenc attend (with `flags`)
+    against layer_attention, in float64 and float32, and as decode loops with each prefill."""
+    rng = np.random.default_rng(seed)
+    r32 = lambda shape, scale=1.0: (rng.standard_normal(shape) * scale).astype(np.float32).astype(np.float64)  # noqa: E731
+    arrays = dict(x=r32((N, D)), wq=r32((D, H * Dh), D ** -0.5), wk=r32((D, Hkv * Dh), D ** -0.5),
+                  wv=r32((D, Hkv * Dh), D ** -0.5), wo=r32((H * Dh, D), (H * Dh) ** -0.5))
+    paths = {k: s.save(f"{name}_{k}.npy", v) for k, v in arrays.items()}
+    pos = np.arange(N, dtype=np.int64) + offset
+    ref = layer_attention(arrays["x"], arrays["wq"], arrays["wk"], arrays["wv"], arrays["wo"], H, Hkv, Dh, pos,
+                          enc, causal=True, window=window)["y"]
+    args = ["attend", "--x", paths["x"], "--wq", paths["wq"], "--wk", paths["wk"], "--wv", paths["wv"],
+            "--wo", paths["wo"], "--heads", H, "--kv-heads", Hkv, "--offset", offset, "--causal"] + flags
+    if window:
+        args += ["--window", window]
+    s.golden(name, args, ref, tol=LAYER_TOL, absolute=True, default_dtype="f64")
+    for prefill in prefills:
+        s.golden(f"{name}_prefill{prefill}", args + ["--prefill", prefill], ref, tol=LAYER_TOL, absolute=True)
+
+
+def group_models(s):
+    layer_attention = reference_layer()
+    # LLaMA 3 8B's head structure (32 query heads, 8 key/value heads of 128) over a narrow width.
+    llama3 = dict(encoder="rope", base=500000.0, rotary_dim=128, layout="half", scaling="llama3", factor=8.0,
+                  original_max_positions=8192, low_freq_factor=1.0, high_freq_factor=4.0)
+    model_layer(s, "model_llama3", layer_attention, 20240, 256, 32, 8, 128, 24, 8180, llama3,
+                ["--head-dim", 128, "--encoder", "rope", "--base", 500000, "--scaling", "llama3", "--factor", 8,
+                 "--original-max-positions", 8192, "--low-freq-factor", 1, "--high-freq-factor", 4],
+                prefills=(0, 7, 24))
+    # Mistral 7B's grouping (4 query heads per key/value head) and a sliding window of 4, with
+    # Dh = D / H: the decode loops' cache drops the keys that fall out of the window.
+    mistral = dict(encoder="rope", base=1000000.0, rotary_dim=8, layout="half", scaling="none")
+    model_layer(s, "model_mistral", layer_attention, 20250, 64, 8, 2, 8, 20, 0, mistral,
+                ["--encoder", "rope", "--base", 1000000], window=4, prefills=(0, 3, 11))
+
+
+def group_layer_errors(s):
+    """Bad input for the flags of the layers of real models: every message names the flag, the
+    file and both shapes, and where each number of the expected shape came from."""
+    m = dict(layer_cases(s))
+    c = "none_gqa_bias"  # D 24, H 4, Hkv 2, Dh 10, N 12, biases bq bk bv bo
+    base, _ = layer_args(s, c, m[c])
+    f = lambda case, a: s.d(f"layer_{case}_{a}.npy")  # noqa: E731
+    fc = lambda a: f(c, a)  # noqa: E731
+    # the arguments of case c with flag's value replaced (None: flag and value removed)
+
+    def sub(flag, value, args=None):
+        args = list(base if args is None else args)
+        i = args.index(flag)
+        if value is None:
+            del args[i:i + 2]
+        else:
+            args[i + 1] = value
+        return args
+    bare = sub("--bo", None, sub("--bv", None, sub("--bk", None, sub("--bq", None))))
+    d, h, hkv, dh = "D = 24 from --x", "H = 4 from --heads", "Hkv = 2 from --kv-heads", "Dh = 10 from --head-dim"
+    bad = {
+        "pos_f8": s.save("l_pos_f8.npy", np.arange(12, dtype=np.float64)),
+        "pos_neg": s.save("l_pos_neg.npy", np.array([0, 1, 2, 3, -1] + list(range(5, 12)), np.int64)),
+        "pos_2d": s.save("l_pos_2d.npy", np.zeros((12, 1), np.int64)),
+        "pos_len": s.save("l_pos_len.npy", np.arange(13, dtype=np.int64)),
+        "seg_len": s.save("l_seg_len.npy", np.zeros(11, np.int64)),
+        "seg_f8": s.save("l_seg_f8.npy", np.zeros(12)),
+        "seg_2d": s.save("l_seg_2d.npy", np.zeros((2, 6), np.int64)),
+        "sinks_len": s.save("l_sinks5.npy", np.zeros(5)),
+        "sinks_2d": s.save("l_sinks_2d.npy", np.zeros((4, 1))),
+        "sinks_nan": s.save("l_sinks_nan.npy", np.array([0.5, 1.0, np.nan, 0.0])),
+        "sinks_inf": s.save("l_sinks_inf.npy", np.array([0.5, np.inf, 1.0, 0.0])),
+        "sinks_minf": s.save("l_sinks_minf.npy", np.array([-np.inf, 0.0, 1.0, 0.0])),
+        "bq_nan": s.save("l_bq_nan.npy", np.where(np.arange(40) == 7, np.nan, np.load(fc("bq")))),
+        "bo_big": s.save("l_bo_big.npy", np.where(np.arange(24) == 3, 1e300, np.load(fc("bo")))),
+        "wr_dd": s.save("l_wr_dd.npy", np.zeros((24, 24))),
+        "u_dh6": s.save("l_u_dh6.npy", np.zeros((4, 6))),
+        "ak_dh6": s.save("l_ak_dh6.npy", np.zeros((7, 6))),
+        "t5_h2": s.save("l_t5_h2.npy", np.zeros((16, 2))),
+    }
+    xl = "xl_gqa_causal"  # D 24, H 4, Hkv 2, Dh 10
+    xl_args, _ = layer_args(s, xl, m[xl])
+    shaw = "shaw_gqa_segments_sinks_bidir"  # D 24, H 4, Hkv 2, Dh 10, K 3, segments, sinks
+    shaw_args, _ = layer_args(s, shaw, m[shaw])
+    t5 = "t5_gqa_softcap_bidir"  # D 24, H 4, Hkv 2, Dh 10, softcap 2
+    t5_args, _ = layer_args(s, t5, m[t5])
+    rope = "gemma2"  # D 24, H 4, Hkv 2, Dh 10, causal window 5, softcap 2
+    rope_args, _ = layer_args(s, rope, m[rope])
+    unsorted = "rope_mha_unsorted_causal"
+    unsorted_args, _ = layer_args(s, unsorted, m[unsorted])
+    cases = [
+        # weights: [D, H*Dh], [D, Hkv*Dh], [H*Dh, D]
+        ("layer_wq_shape", sub("--wq", fc("wk")), ["--wq", "layer_none_gqa_bias_wk.npy", "expected shape [24, 40]",
+                                                   "[D, H * Dh]", d, h, dh, "got [24, 20]"]),
+        ("layer_wk_shape", sub("--wk", fc("wq")), ["--wk", "layer_none_gqa_bias_wq.npy", "expected shape [24, 20]",
+                                                   "[D, Hkv * Dh]", d, hkv, dh, "got [24, 40]"]),
+        ("layer_wv_shape", sub("--wv", fc("wo")), ["--wv", "layer_none_gqa_bias_wo.npy", "expected shape [24, 20]",
+                                                   "[D, Hkv * Dh]", d, hkv, dh, "got [40, 24]"]),
+        ("layer_wo_shape", sub("--wo", fc("wq")), ["--wo", "layer_none_gqa_bias_wq.npy", "expected shape [40, 24]",
+                                                   "[H * Dh, D]", h, dh, d, "got [24, 40]"]),
+        ("layer_wq_1d", sub("--wq", fc("bq")), ["--wq", "layer_none_gqa_bias_bq.npy", "[24, 40]", "got [40]"]),
+        # biases: [H*Dh], [Hkv*Dh], [Hkv*Dh], [D]
+        ("layer_bq_shape", sub("--bq", fc("bk")), ["--bq", "layer_none_gqa_bias_bk.npy", "expected shape [40]",
+                                                   "[H * Dh]", h, dh, "got [20]"]),
+        ("layer_bk_shape", sub("--bk", fc("bq")), ["--bk", "layer_none_gqa_bias_bq.npy", "expected shape [20]",
+                                                   "[Hkv * Dh]", hkv, dh, "got [40]"]),
+        ("layer_bv_shape", sub("--bv", fc("bo")), ["--bv", "layer_none_gqa_bias_bo.npy", "expected shape [20]",
+                                                   "[Hkv * Dh]", hkv, dh, "got [24]"]),
+        ("layer_bo_shape", sub("--bo", fc("bk")), ["--bo", "layer_none_gqa_bias_bk.npy", "expected shape [24]",
+                                                   "[D]", d, "got [20]"]),
+        ("layer_bq_2d", sub("--bq", fc("wq")), ["--bq", "layer_none_gqa_bias_wq.npy", "[40]", "got [24, 40]"]),
+        ("layer_bq_nan", sub("--bq", bad["bq_nan"]), ["--bq", "l_bq_nan.npy", "element [7] is nan"]),
+        ("layer_bo_overflows_f32", sub("--bo", bad["bo_big"]) + ["--dtype", "f32"],
+         ["--bo", "l_bo_big.npy", "element [3] = 1e+300 overflows f32"]),
+        ("layer_bq_missing_file", sub("--bq", s.w("nobq.npy")), ["--bq", "nobq.npy", "No such file"]),
+        # heads
+        ("layer_kv_heads_divide", sub("--kv-heads", 3), ["--kv-heads = 3", "--heads = 4"]),
+        ("layer_kv_heads_more", sub("--kv-heads", 8), ["--kv-heads = 8", "--heads = 4"]),
+        ("layer_kv_heads_0", sub("--kv-heads", 0), ["--kv-heads: 0 must be >= 1"]),
+        ("layer_kv_heads_2^25", sub("--kv-heads", 1 << 25), ["--kv-heads: 33554432", "limit 2^24"]),
+        ("layer_head_dim_mismatch", sub("--head-dim", 8), ["--wq", "expected shape [24, 32]", "Dh = 8 from --head-dim",
+                                                           "got [24, 40]"]),
+        ("layer_head_dim_default", sub("--head-dim", None), ["--wq", "expected shape [24, 24]",
+                                                             "Dh = D / H = 24 / 4 = 6", "got [24, 40]"]),
+        ("layer_heads_divide_d", sub("--kv-heads", 7, sub("--heads", 7, sub("--head-dim", None))),
+         ["--heads = 7", "does not divide D = 24", "--head-dim"]),
+        ("layer_head_dim_0", sub("--head-dim", 0), ["--head-dim: 0 must be >= 1"]),
+        ("layer_head_dim_2^24+1", sub("--head-dim", (1 << 24) + 1), ["--head-dim", "limit 2^24"]),
+        # positions
+        ("layer_positions_length", sub("--positions", bad["pos_len"]),
+         ["--positions", "l_pos_len.npy", "expected shape [12]", "N from --x", "got [13]"]),
+        ("layer_positions_negative", sub("--positions", bad["pos_neg"]),
+         ["--positions", "l_pos_neg.npy", "position[4] = -1 must be >= 0"]),
+        ("layer_positions_dtype", sub("--positions", bad["pos_f8"]), ["--positions", "l_pos_f8.npy", "<i8", "<f8"]),
+        ("layer_positions_2d", sub("--positions", bad["pos_2d"]), ["--positions", "l_pos_2d.npy", "[N]", "[12, 1]"]),
+        ("layer_positions_and_offset", base + ["--offset", 3], ["--positions", "--offset"]),
+        # segments
+        ("layer_segments_length", bare + ["--segments", bad["seg_len"]],
+         ["--segments", "l_seg_len.npy", "expected shape [12]", "N from --x", "got [11]"]),
+        ("layer_segments_dtype", bare + ["--segments", bad["seg_f8"]], ["--segments", "l_seg_f8.npy", "<i8", "<f8"]),
+        ("layer_segments_2d", bare + ["--segments", bad["seg_2d"]], ["--segments", "l_seg_2d.npy", "[N]", "[2, 6]"]),
+        # sinks
+        ("layer_sinks_length", bare + ["--sinks", bad["sinks_len"]],
+         ["--sinks", "l_sinks5.npy", "expected shape [4]", h, "got [5]"]),
+        ("layer_sinks_2d", bare + ["--sinks", bad["sinks_2d"]], ["--sinks", "l_sinks_2d.npy", "[4]", "got [4, 1]"]),
+        ("layer_sinks_nan", bare + ["--sinks", bad["sinks_nan"]], ["--sinks", "l_sinks_nan.npy", "element [2] is nan"]),
+        ("layer_sinks_inf", bare + ["--sinks", bad["sinks_inf"]], ["--sinks", "l_sinks_inf.npy", "element [1] is inf"]),
+        ("layer_sinks_minus_inf", bare + ["--sinks", bad["sinks_minf"]],
+         ["--sinks", "l_sinks_minf.npy", "element [0] is -inf", "finite"]),
+        # soft-capping, window, chunk
+        ("layer_softcap_0", base + ["--softcap", 0], ["--softcap: 0 must be > 0"]),
+        ("layer_softcap_negative", base + ["--softcap", -1], ["--softcap: -1 must be > 0"]),
+        ("layer_softcap_nan", base + ["--softcap", "nan"], ["--softcap: nan is not a finite number"]),
+        ("layer_softcap_inf", base + ["--softcap", "inf"], ["--softcap: inf is not a finite number"]),
+        ("layer_softcap_1e400", base + ["--softcap", "1e400"], ["--softcap: 1e400 is not a finite number"]),
+        ("layer_softcap_overflows_f32", base + ["--softcap", 1e300, "--dtype", "f32"],
+         ["--softcap: 1e+300 overflows f32"]),
+        ("layer_window_0", base + ["--window", 0], ["--window: 0 must be >= 1"]),
+        ("layer_window_negative", base + ["--window", -3], ["--window: -3 must be >= 1"]),
+        ("layer_window_past_int64", base + ["--window", "99999999999999999999"], ["--window", "outside the range of int64"]),
+        ("layer_chunk_0", base + ["--chunk", 0], ["--chunk: 0 must be >= 1"]),
+        ("layer_chunk_negative", base + ["--chunk", -2], ["--chunk: -2 must be >= 1"]),
+        # --prefill
+        ("layer_prefill_negative", base + ["--causal", "--prefill", -1], ["--prefill: -1 must be >= 0"]),
+        ("layer_prefill_past_n", base + ["--causal", "--prefill", 13], ["--prefill: 13 is more than N = 12", "--x"]),
+        ("layer_prefill_2^33", base + ["--causal", "--prefill", 1 << 33], ["--prefill: 8589934592", "limit 2^32"]),
+        ("layer_prefill_not_causal", base + ["--prefill", 4], ["--prefill 4", "--causal"]),
+        ("layer_prefill_unsorted_positions", unsorted_args + ["--prefill", 2],
+         ["--prefill 2", "index 3", "position 3", "position 17", "index 2", "increasing order"]),
+        # encoder tables follow Hkv and Dh
+        ("layer_xl_wr_shape", sub("--wr", bad["wr_dd"], xl_args),
+         ["--wr", "l_wr_dd.npy", "expected shape [24, 40]", "[D, H * Dh]", d, h, dh, "got [24, 24]"]),
+        ("layer_xl_u_shape", sub("--u", bad["u_dh6"], xl_args),
+         ["--u", "l_u_dh6.npy", "expected shape [4, 10]", "[H, Dh]", h, dh, "got [4, 6]"]),
+        ("layer_shaw_rel_k_head_dim", sub("--rel-k", bad["ak_dh6"], shaw_args),
+         ["--rel-k", "l_ak_dh6.npy", "expected shape [7, 10]", "K = 3 from --max-relative", dh, "got [7, 6]"]),
+        ("layer_t5_table_heads", sub("--table", bad["t5_h2"], t5_args),
+         ["--table", "l_t5_h2.npy", "[16, 4]", "got [16, 2]"]),
+        ("layer_rope_rotary_dim", sub("--rotary-dim", 12, rope_args), ["rotary_dim = 12", "head_dim = 10"]),
+    ]
+    sentinel = b"existing output, must stay untouched\n"
+    for name, args, frags in cases:
+        s.fails(name, args, frags)
+        s.fails(f"{name} (output exists)", args, frags, sentinel=sentinel)
+    print(f"{len(cases)} layer bad-input cases")
 
 
 # --- N = 0: an empty output of the right shape --------------------------------------------------
@@ -922,7 +1239,9 @@ HELP_FLAGS = {
              "--long-factors", "--dtype", "-o"],
     "bias": ["--encoder", "--heads", "--len", "--max-bias", "--table", "--num-buckets", "--max-distance",
              "--causal", "--dtype", "-o"],
-    "attend": ["--x", "--wq", "--wk", "--wv", "--wo", "--heads", "--causal", "--offset", "--scale", "--encoder",
+    "attend": ["--x", "--wq", "--wk", "--wv", "--wo", "--heads", "--kv-heads", "--head-dim", "--bq", "--bk", "--bv",
+               "--bo", "--causal", "--offset", "--positions", "--window", "--chunk", "--segments", "--sinks",
+               "--softcap", "--prefill", "--scale", "--encoder",
                "--layout", "--frequencies", "--base", "--pe-scale", "--table", "--table-offset", "--max-bias",
                "--rotary-dim", "--scaling", "--factor", "--original-max-positions", "--beta-fast", "--beta-slow",
                "--truncate", "--attention-factor", "--mscale", "--mscale-all-dim", "--low-freq-factor",
@@ -944,6 +1263,7 @@ def group_help(s):
 
 
 GROUPS = {"table": group_table, "rope": group_rope, "bias": group_bias, "attend": group_attend,
+          "layers": group_layers, "models": group_models, "layer_errors": group_layer_errors,
           "empty": group_empty, "errors": group_errors, "outputs": group_outputs, "inputs": group_inputs,
           "finite": group_finite, "limits": group_limits, "help": group_help}
 
