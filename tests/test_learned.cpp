@@ -100,7 +100,7 @@ TEST_CASE("learned: bad input throws posenc::error naming the parameter", "[lear
                 {"grad_table", "[9, 4]", "[10, 4]"});
   require_error([&] { enc.gradient(x, Positions(0, 2)); }, {"grad_out", "[3, 4]", "[2, 4]"});
   require_error([&] { enc.gradient(x, Positions(7, 3)); }, {"p = 9", "L_max = 10"});
-  require_error([&] { enc.check(8, 2); }, {"D = 4", "D = 8"});
+  require_error([&] { enc.check(posenc::AttentionShape{8, 2, 2, 4}); }, {"D = 4", "D = 8"});
   require_error([] { LearnedEncoding<double>::normal(4, 4, 1, -1.0); }, {"stddev", "-1"});
   Matrix<float> bad = Matrix<float>::Zero(2, 2);
   bad(1, 1) = NAN;
