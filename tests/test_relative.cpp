@@ -230,7 +230,7 @@ TEST_CASE("t5: bad input throws posenc::error naming the parameter", "[t5][error
       {"max_distance = 8"});
   require_error([] { T5Encoding<float>(Matrix<float>::Zero(32, 0)); }, {"[32, 0]"});
   const T5Encoding<float> enc(Matrix<float>::Zero(32, 3));
-  require_error([&] { enc.check(16, 2); }, {"3 heads", "H = 2"});
+  require_error([&] { enc.check(posenc::AttentionShape{16, 2, 2, 8}); }, {"3 heads", "H = 2"});
   require_error([&] { enc.score_bias(Positions(0, 2), Positions(0, 2), 4, 4, 1.0f); },
                 {"3 heads", "H = 4"});
   require_error([&] { enc.bias(3, Positions(0, 2), Positions(0, 2)); }, {"head h = 3", "[0, 3)"});
@@ -315,8 +315,8 @@ TEST_CASE("shaw: bad input throws posenc::error naming the parameter", "[shaw][e
   bad(3, 2) = NAN;
   require_error([&] { ShawEncoding<float>(bad, M::Zero(7, 8)); }, {"A_K or A_V", "non-finite"});
   const ShawEncoding<float> enc(M::Zero(7, 8), M::Zero(7, 8));
-  require_error([&] { enc.check(18, 2); }, {"Dh = 8", "18 / 2"});
-  require_error([&] { enc.check(16, 0); }, {"Dh = 8", "16 / 0"});
+  require_error([&] { enc.check(posenc::AttentionShape{18, 2, 2, 9}); }, {"Dh = 8", "Dh = 9"});
+  require_error([&] { enc.check(posenc::AttentionShape{16, 4, 1, 4}); }, {"Dh = 8", "Dh = 4"});
   require_error([&] { enc.score_bias(Positions(0, 2), Positions(0, 2), 2, 4, 1.0f); },
                 {"Dh = 8", "Dh = 4"});
 }
@@ -477,8 +477,8 @@ TEST_CASE("xl: bad input throws posenc::error naming the parameter", "[xl][error
       },
       {"base = 0"});
   const E enc(M::Zero(2, 8), M::Zero(2, 8), M::Zero(16, 16));
-  require_error([&] { enc.check(16, 4); }, {"H = 2", "H = 4"});
-  require_error([&] { enc.check(24, 2); }, {"D = 16", "D = 24"});
+  require_error([&] { enc.check(posenc::AttentionShape{16, 4, 4, 8}); }, {"H = 2", "H = 4"});
+  require_error([&] { enc.check(posenc::AttentionShape{24, 2, 2, 8}); }, {"D = 16", "D = 24"});
   require_error([&] { enc.score_bias(Positions(0, 2), Positions(0, 2), 3, 8, 1.0f); },
                 {"[2, 8]", "[H, Dh] = [3, 8]"});
   require_error([&] { enc.score_bias(Positions(0, 2), Positions(0, 2), 2, 4, 1.0f); },
