@@ -464,10 +464,12 @@ TEST_CASE("xl: bad input throws posenc::error naming the parameter", "[xl][error
   require_error([] { E(M::Zero(2, 8), M::Zero(3, 8), M::Zero(16, 16)); },
                 {"v is [3, 8]", "u [2, 8]"});
   require_error([] { E(M::Zero(0, 8), M::Zero(0, 8), M::Zero(0, 0)); }, {"u is [0, 8]"});
+  // W_R is [D, H Dh]: its columns must be H Dh = 16; its rows D are the model width
   require_error([] { E(M::Zero(2, 8), M::Zero(2, 8), M::Zero(16, 8)); },
-                {"W_R is [16, 8]", "[16, 16]"});
+                {"W_R is [16, 8]", "[D, H * Dh] = [D, 16]"});
   require_error([] { E(M::Zero(2, 8), M::Zero(2, 8), M::Zero(8, 8)); },
-                {"W_R is [8, 8]", "[16, 16]"});
+                {"W_R is [8, 8]", "[D, 16]"});
+  CHECK_NOTHROW(E(M::Zero(2, 8), M::Zero(2, 8), M::Zero(24, 16)));
   require_error([] { E(M::Zero(1, 3), M::Zero(1, 3), M::Zero(3, 3)); }, {"D = 3", "even"});
   require_error(
       [] {
