@@ -394,3 +394,65 @@ TEMPLATE_TEST_CASE("layers: a KV cache over caller memory, and one that drops ke
   CHECK(moved.size() == n);
   CHECK(max_abs_diff(moved.values(), external.values()) == 0.0);
 }
+
+TEST_CASE("layers: a LLaMA-3-shaped layer (H 32, H_kv 8, Dh 128, llama3 RoPE) and a Mistral-shaped one",
+          "[layers][models]") {
+  // Grouped heads against the same layer with every key/value head repeated for its query
+  // heads (Hugging Face's repeat_kv): the columns of Wk and Wv copied, H_kv = H.
+  const auto repeat_kv = [](const Matrix<double>& w, Index kv_heads, Index heads, Index dh) {
+    Matrix<double> r(w.rows(), heads * dh);
+    for (Index h = 0; h < heads; ++h) r.middleCols(h * dh, dh) = w.middleCols((h * kv_heads / heads) * dh, dh);
+    return r;
+  };
+  struct Shape {
+    const char* name;
+    Index d, heads, kv_heads, dh, n, window;
+  };
+  for (const Shape& s : {Shape{"llama3", 256, 32, 8, 128, 24, 0}, Shape{"mistral", 64, 8, 2, 8, 40, 7}}) {
+    INFO(s.name);
+    const double ws = 1.0 / std::sqrt(static_cast<double>(s.d));
+    const Matrix<double> x = random_matrix<double>(s.n, s.d, 111),
+                         wq = random_matrix<double>(s.d, s.heads * s.dh, 112, ws),
+                         wk = random_matrix<double>(s.d, s.kv_heads * s.dh, 113, ws),
+                         wv = random_matrix<double>(s.d, s.kv_heads * s.dh, 114, ws),
+                         wo = random_matrix<double>(s.heads * s.dh, s.d, 115, ws);
+    RotaryOptions ro;
+    ro.base = 500000.0;
+    if (std::string(s.name) == "llama3") ro.scaling = RopeScaling::llama3;
+    const RotaryEncoding<double> enc(s.dh, ro);
+    AttentionOptions<double> opt;
+    opt.heads = s.heads;
+    opt.kv_heads = s.kv_heads;
+    opt.head_dim = s.dh;
+    opt.causal = true;
+    opt.window = s.window;
+    opt.offset = 9000;  // past llama3's 8192: every frequency band is scaled
+    const Matrix<double> y = attention(x, wq, wk, wv, wo, enc, opt);
+    AttentionOptions<double> mha = opt;
+    mha.kv_heads = s.heads;
+    const Matrix<double> y_mha = attention(x, wq, repeat_kv(wk, s.kv_heads, s.heads, s.dh),
+                                           repeat_kv(wv, s.kv_heads, s.heads, s.dh), wo, enc, mha);
+    CHECK(max_abs_diff(y, y_mha) < 1e-12);
+    // float32 within rounding of float64
+    const RotaryEncoding<float> encf(s.dh, ro);
+    AttentionOptions<float> optf;
+    optf.heads = s.heads;
+    optf.kv_heads = s.kv_heads;
+    optf.head_dim = s.dh;
+    optf.causal = true;
+    optf.window = s.window;
+    optf.offset = 9000;
+    const Matrix<float> yf = attention(Matrix<float>(x.cast<float>()), Matrix<float>(wq.cast<float>()),
+                                       Matrix<float>(wk.cast<float>()), Matrix<float>(wv.cast<float>()),
+                                       Matrix<float>(wo.cast<float>()), encf, optf);
+    CHECK(max_abs_diff(yf, y) < 2e-5);
+    // decoding: a prefill of 5, then one token at a time through the cache
+    KVCache<double> cache;
+    if (s.window) cache.set_window(s.window);
+    Matrix<double> yd(s.n, s.d);
+    attention_step(x.topRows(5), wq, wk, wv, wo, enc, opt, cache, yd.topRows(5));
+    for (Index i = 5; i < s.n; ++i)
+      attention_step(x.middleRows(i, 1), wq, wk, wv, wo, enc, opt, cache, yd.middleRows(i, 1));
+    CHECK(max_abs_diff(yd, y) < 1e-12);
+  }
+}
