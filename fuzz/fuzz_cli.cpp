@@ -4,11 +4,10 @@
 // The input is read as lines. Line 0 picks the command: a name ("table", "plot npy", ...) or, for
 // any other text, its first byte modulo the number of commands; "!" followed by text is a lone
 // junk word instead (--version, --help, an unknown subcommand...). Every further line is NAME or
-// NAME=VALUE
-// and becomes one argument. NAME is a flag of that command, read from the CLI11 app itself
-// (posenc_cli::add_commands), so the grammar follows the real flags: an exact name with or
-// without the dashes, else its first byte modulo the number of flags; NAME starting with '!' is
-// a junk word instead. VALUE becomes the flag's value by the flag's type:
+// NAME=VALUE and becomes one argument. NAME is a flag of that command, read from the CLI11 app
+// itself (posenc_cli::add_commands), so the grammar follows the real flags: an exact name with
+// or without the dashes, else its first byte modulo the number of flags; NAME starting with '!'
+// is a junk word instead. VALUE becomes the flag's value by the flag's type:
 //   - integer and float flags: a short decimal (up to 3 digits, e.g. 8, -3, 0.25) is kept; any
 //     other text maps (exactly, or by its first byte) to a table of boundary and extreme values
 //     (2^24, 2^31, 2^32, 2^62, 2^63 - 1, 2^63, -2^63, nan, inf, 1e308, "0x10", "", ...), which the
@@ -19,13 +18,15 @@
 //     a missing subdirectory, an existing directory, or the empty path);
 //   - names and free text (--encoder, --scaling, --title, --labels ...): the text itself, up to
 //     48 bytes.
-// Values are always attached with '=' (a value can never be read as another flag) and paths
-// are never taken from the input, so a run cannot read or write outside the directory. A text
-// flag the grammar does not know is refused at start-up: add it to text_flags, input_flags or
+// Values are attached with '=' (a value can never be read as another flag; a line without '='
+// gives the flag bare, i.e. a missing value, except for path flags), junk words take no value,
+// and paths are never taken from the input, so a run cannot read or write outside the directory. A
+// text flag the grammar does not know is refused at start-up: add it to text_flags, input_flags or
 // output_flags below after checking which it is.
 //
 // compare is run with small measurement defaults (--dim 8, --time-budget 0, ...) for every
-// such flag the input does not give, so that one execution stays in milliseconds.
+// such flag the input does not give, and a --time-budget it accepts (seconds spent timing, up
+// to 60) becomes 0, so that one execution stays in milliseconds.
 //
 // A finding (abort) is: run() throwing, an exit status other than 0 and 2 (1 is accepted only
 // for "out of memory"), an error message that is not exactly one line "posenc: error: ...",
@@ -137,6 +138,8 @@ std::vector<Fixture> make_fixtures() {
       {"uv.npy", npy_f8({2, 4}, 1.0, 9)},
       {"factors2.npy", npy_f8({2}, 0.5, 10)},
       {"factors4.npy", npy_f8({4}, 0.5, 11)},
+      {"vec8.npy", npy_f8({8}, 0.5, 17)},
+      {"segments.npy", npy_i8({0, 0, 1, 1})},
       {"nan.npy", nan_x},
       {"empty.npy", npy_f8({0, 8}, 1.0, 12)},
       {"scalar.npy", npy_f8({}, 1.0, 13)},
@@ -236,14 +239,16 @@ struct Command {
   std::vector<Flag> flags;
 };
 
+// clang-format off
 const std::set<std::string> input_flags = {
-    "in",           "positions", "x",     "wq", "wk", "wv", "wo", "table", "short-factors",
-    "long-factors", "rel-k",     "rel-v", "u",  "v",  "wr"};
+    "in", "positions", "x", "wq", "wk", "wv", "wo", "table", "short-factors", "long-factors",
+    "rel-k", "rel-v", "u", "v", "wr", "bq", "bk", "bv", "bo", "segments", "sinks"};
 const std::set<std::string> output_flags = {"output"};
 // Text flags that are not paths.
 const std::set<std::string> text_flags = {
-    "encoder",  "encoders", "layout", "frequencies", "dtype", "scaling", "truncate", "title",
-    "colormap", "query",    "style",  "head",        "input", "labels",  "x-label",  "y-label"};
+    "encoder", "encoders", "layout", "frequencies", "dtype", "scaling", "truncate", "title",
+    "colormap", "query", "style", "head", "input", "labels", "x-label", "y-label"};
+// clang-format on
 
 /// The options of `app` and of its option groups (nameless subcommands), once per name.
 void collect(const CLI::App* app, const std::string& where, std::vector<Flag>& out) {
@@ -385,6 +390,12 @@ std::string value_of(const Flag& f, const std::string& v) {
   switch (f.kind) {
     case Kind::integer:
     case Kind::real: {
+      if (f.name == "time-budget") {  // seconds of timing the user asks for: any accepted one is 0
+        const std::string t = number(v, true);
+        char* end = nullptr;
+        const double x = std::strtod(t.c_str(), &end);
+        return !t.empty() && *end == '\0' && x > 0 && x <= 60 ? "0" : t;
+      }
       if (!f.list) return number(v, f.kind == Kind::real);
       std::string out;
       std::size_t start = 0;

@@ -82,7 +82,7 @@ for i in "${!targets[@]}"; do
   rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n 1)
   rss=$(sed -n 's/^stat::peak_rss_mb: *//p' "$log" | tail -n 1)
   took=$(sed -n 's/^Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$log" | tail -n 1)
-  cov=$(grep -o 'cov: [0-9]*' "$log" | tail -n 1 | cut -d' ' -f2)
+  cov=$(sed -n 's/.* cov: \([0-9]*\) .*/\1/p' "$log" | tail -n 1)
   summary="$t: ${runs:-?} executions in ${took:-?} s (${rate:-?}/s), ${cov:-?} coverage edges, peak RSS ${rss:-?} MB"
   if ((status != 0)) || grep -q -E '^==[0-9]+==ERROR|^SUMMARY: |deadly signal' "$log"; then
     failed=1

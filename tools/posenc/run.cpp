@@ -36,22 +36,22 @@ namespace {
 /// CLI11 2.1.2 loops for ever on an empty word that is not an option's value in a command with
 /// option groups (`posenc attend '' --x a.npy`: the empty word matches a nameless group as a
 /// subcommand name). No posenc command takes positional arguments, so such a word is refused
-/// before parsing; an empty value of an option (--title '') is not affected. Returns the
-/// message, or "" when there is no such word.
+/// before parsing. CLI11 takes the word after an option that needs a value as that value,
+/// whatever it looks like (`--len --dim` sets --len to "--dim"), so an empty value (--title '')
+/// is not affected. Returns the message, or "" when there is no such word.
 std::string stray_empty_word(CLI::App& app, int argc, char** argv) {
   CLI::App* command = &app;
-  bool value_next = false;  // the previous word is an option that takes a value
+  bool value_next = false;  // the previous word is an option that needs a value
   bool positional = false;  // after "--"
   for (int i = 1; i < argc; ++i) {
     const std::string word = argv[i];
-    if (word.empty()) {
-      if (value_next && !positional) {
-        value_next = false;
-        continue;
-      }
+    if (value_next) {
+      value_next = false;
+      continue;
+    }
+    if (word.empty())
       return "argument " + std::to_string(i) +
              " is empty (no posenc command takes positional arguments)";
-    }
     if (positional) continue;
     if (word == "--") {
       positional = true;
@@ -60,13 +60,11 @@ std::string stray_empty_word(CLI::App& app, int argc, char** argv) {
       const CLI::Option* opt = command->get_option_no_throw(word.substr(0, eq));
       value_next = opt && eq == std::string::npos && opt->get_expected_max() > 0;
     } else {
-      if (!value_next)
-        for (CLI::App* sub : command->get_subcommands({}))
-          if (!sub->get_name().empty() && sub->check_name(word)) {
-            command = sub;
-            break;
-          }
-      value_next = false;
+      for (CLI::App* sub : command->get_subcommands({}))
+        if (!sub->get_name().empty() && sub->check_name(word)) {
+          command = sub;
+          break;
+        }
     }
   }
   return "";
