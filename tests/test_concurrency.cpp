@@ -21,10 +21,12 @@ void on_threads(F&& f) {
   for (int t = 0; t < kThreads; ++t)
     threads.emplace_back([&, t] {
       ++ready;
-      while (ready.load() < kThreads) std::this_thread::yield();
+      while (ready.load() < kThreads)
+        std::this_thread::yield();
       f(t);
     });
-  for (auto& th : threads) th.join();
+  for (auto& th : threads)
+    th.join();
 }
 
 }  // namespace
@@ -54,7 +56,8 @@ TEST_CASE("concurrency: one RoPE encoder rotated from several threads while its 
       if (!(a == b)) ++mismatches[static_cast<std::size_t>(t)];
     }
   });
-  for (int t = 0; t < kThreads; ++t) CHECK(mismatches[static_cast<std::size_t>(t)] == 0);
+  for (int t = 0; t < kThreads; ++t)
+    CHECK(mismatches[static_cast<std::size_t>(t)] == 0);
 }
 
 TEST_CASE("concurrency: one sinusoidal encoder adds to inputs from several threads",
@@ -72,7 +75,8 @@ TEST_CASE("concurrency: one sinusoidal encoder adds to inputs from several threa
           std::max(worst[static_cast<std::size_t>(t)], max_abs_diff(x, table));
     }
   });
-  for (int t = 0; t < kThreads; ++t) CHECK(worst[static_cast<std::size_t>(t)] < 1e-12);
+  for (int t = 0; t < kThreads; ++t)
+    CHECK(worst[static_cast<std::size_t>(t)] < 1e-12);
 }
 
 TEMPLATE_TEST_CASE("concurrency: attention from several threads, each with OpenMP inside",
@@ -102,5 +106,6 @@ TEMPLATE_TEST_CASE("concurrency: attention from several threads, each with OpenM
     }
     mismatches[static_cast<std::size_t>(t)] = bad;
   });
-  for (int t = 0; t < kThreads; ++t) CHECK(mismatches[static_cast<std::size_t>(t)] == 0);
+  for (int t = 0; t < kThreads; ++t)
+    CHECK(mismatches[static_cast<std::size_t>(t)] == 0);
 }

@@ -13,9 +13,8 @@ namespace {
 constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max();
 
 template <class E>
-Matrix<double> bias_tile(const E& enc, const Positions& q, const Positions& k, Index heads,
-                         Index h, const Matrix<double>& qt, const Matrix<double>& kt,
-                         double scale) {
+Matrix<double> bias_tile(const E& enc, const Positions& q, const Positions& k, Index heads, Index h,
+                         const Matrix<double>& qt, const Matrix<double>& kt, double scale) {
   const auto b = enc.score_bias(q, k, heads, qt.cols(), scale);
   Matrix<double> s = Matrix<double>::Zero(q.size(), k.size());
   b.add(h, 0, 0, qt, kt, s);
@@ -24,7 +23,8 @@ Matrix<double> bias_tile(const E& enc, const Positions& q, const Positions& k, I
 
 std::vector<std::int64_t> listed(const Positions& p) {
   std::vector<std::int64_t> v;
-  for (Index i = 0; i < p.size(); ++i) v.push_back(p[i]);
+  for (Index i = 0; i < p.size(); ++i)
+    v.push_back(p[i]);
   return v;
 }
 
@@ -131,7 +131,9 @@ TEST_CASE("hardening: T5, ALiBi, Shaw and Transformer-XL with positions 2^62 apa
       for (Index j = 0; j < 4; ++j) {
         const std::int64_t rel = k[j] - q[i];
         // bidirectional: 16 buckets a side, the last of each for |rel| >= max_distance
-        const Index expect = rel == 0 ? 0 : rel > 0 ? (rel >= 128 ? 31 : -1) : (rel <= -128 ? 15 : -1);
+        const Index expect = rel == 0  ? 0
+                             : rel > 0 ? (rel >= 128 ? 31 : -1)
+                                       : (rel <= -128 ? 15 : -1);
         if (expect < 0) continue;  // short distances are covered by the golden tests
         CHECK(s(i, j) == table(expect, 1));
       }
@@ -151,7 +153,8 @@ TEST_CASE("hardening: T5, ALiBi, Shaw and Transformer-XL with positions 2^62 apa
     const AlibiEncoding<double> alibi(heads);
     CHECK(max_abs_diff(bias_tile(alibi, qc, kc, heads, 1, qt, kt, 0.5),
                        bias_tile(alibi, ql, kl, heads, 1, qt, kt, 0.5)) == 0.0);
-    const ShawEncoding<double> shaw(random_matrix<double>(5, dh, 24), random_matrix<double>(5, dh, 25));
+    const ShawEncoding<double> shaw(random_matrix<double>(5, dh, 24),
+                                    random_matrix<double>(5, dh, 25));
     CHECK(max_abs_diff(bias_tile(shaw, qc, kc, heads, 0, qt, kt, 0.5),
                        bias_tile(shaw, ql, kl, heads, 0, qt, kt, 0.5)) < 1e-14);
     // far apart, contiguous: keys at 0.., queries at the top
@@ -289,7 +292,8 @@ TEST_CASE("hardening: non-finite parameters are rejected, non-finite data propag
   bad.x(3, 2) = std::numeric_limits<double>::quiet_NaN();
   for (bool causal : {false, true}) {
     const Matrix<double> y = bad.run(AlibiEncoding<double>(2), options<double>(2, causal));
-    for (Index i = 3; i < 6; ++i) CHECK(y.row(i).array().isNaN().all());
+    for (Index i = 3; i < 6; ++i)
+      CHECK(y.row(i).array().isNaN().all());
   }
   bad.wv(0, 0) = std::numeric_limits<double>::infinity();
   CHECK_NOTHROW(bad.run(NoEncoding<double>{}, options<double>(2, false)));

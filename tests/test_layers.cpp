@@ -56,7 +56,8 @@ std::vector<LayerCase> layer_cases() {
 
 std::vector<std::int64_t> listed(const Positions& p) {
   std::vector<std::int64_t> v;
-  for (Index i = 0; i < p.size(); ++i) v.push_back(p[i]);
+  for (Index i = 0; i < p.size(); ++i)
+    v.push_back(p[i]);
   return v;
 }
 
@@ -64,7 +65,8 @@ template <class T>
 Vector<T> load_vec(const std::string& name) {
   const auto v = load_vector(name);
   Vector<T> out(static_cast<Index>(v.size()));
-  for (std::size_t i = 0; i < v.size(); ++i) out(static_cast<Index>(i)) = static_cast<T>(v[i]);
+  for (std::size_t i = 0; i < v.size(); ++i)
+    out(static_cast<Index>(i)) = static_cast<T>(v[i]);
   return out;
 }
 
@@ -106,7 +108,8 @@ RotaryOptions rope_options_of(const LayerCase& c) {
   REQUIRE(names.count(s));
   o.scaling = names.at(s);
   if (c.has("factor")) o.factor = c.real("factor");
-  if (c.has("original_max_positions")) o.original_max_positions = c.integer("original_max_positions");
+  if (c.has("original_max_positions"))
+    o.original_max_positions = c.integer("original_max_positions");
   if (c.has("beta_fast")) o.beta_fast = c.real("beta_fast");
   if (c.has("beta_slow")) o.beta_slow = c.real("beta_slow");
   if (c.has("truncate")) o.truncate = c.flag("truncate");
@@ -206,7 +209,8 @@ TEMPLATE_TEST_CASE("layers: every 6b case matches the float64 reference", "[laye
       // separate property), so they are left out here.
       // Positions out of order are left out too: a key appended later at an earlier position
       // is visible to an earlier query in one call, but was not there when it was decoded.
-      const bool per_call = c.has("scaling") && (c.get("scaling") == "dynamic" || c.get("scaling") == "longrope");
+      const bool per_call =
+          c.has("scaling") && (c.get("scaling") == "dynamic" || c.get("scaling") == "longrope");
       const std::vector<std::int64_t> ps = listed(*opt.positions);
       const bool sorted = std::is_sorted(ps.begin(), ps.end());
       if (opt.causal && !per_call && sorted) {
@@ -214,7 +218,8 @@ TEMPLATE_TEST_CASE("layers: every 6b case matches the float64 reference", "[laye
         const Index n = x.rows(), p = n / 2;
         AttentionOptions<T> step = opt;
         step.positions = opt.positions->slice(0, p);
-        if (!opt.segments.empty()) step.segments.assign(opt.segments.begin(), opt.segments.begin() + p);
+        if (!opt.segments.empty())
+          step.segments.assign(opt.segments.begin(), opt.segments.begin() + p);
         Matrix<T> yd(n, x.cols());
         attention_step(x.topRows(p), wq, wk, wv, wo, enc, step, cache, yd.topRows(p));
         CHECK(cache.size() == p);
@@ -240,7 +245,9 @@ struct QueryTemperature {
   double attn_scale = 0.1, floor_scale = 4;
   void rotate_queries(MatrixRef<double> q, const Positions& pos, Index /*heads*/) const {
     for (Index i = 0; i < q.rows(); ++i)
-      q.row(i) *= 1.0 + attn_scale * std::log(std::floor((static_cast<double>(pos[i]) + 1.0) / floor_scale) + 1.0);
+      q.row(i) *=
+          1.0 + attn_scale *
+                    std::log(std::floor((static_cast<double>(pos[i]) + 1.0) / floor_scale) + 1.0);
   }
 };
 }  // namespace
@@ -293,9 +300,12 @@ TEST_CASE("layers: bad shapes and options name the parameter", "[layers][errors]
   o.head_dim = 3;
   require_error([&] { attention(x, w16, w8, w8, w16, NoEncoding<float>{}, o); },
                 {"Wq", "[D, H * Dh] = [16, 12]"});
-  require_error([&] { attention(x, random_matrix<float>(d, 12, 1), random_matrix<float>(d, 6, 2),
-                                random_matrix<float>(d, 6, 3), w16, NoEncoding<float>{}, o); },
-                {"Wo", "[H * Dh, D] = [12, 16]"});
+  require_error(
+      [&] {
+        attention(x, random_matrix<float>(d, 12, 1), random_matrix<float>(d, 6, 2),
+                  random_matrix<float>(d, 6, 3), w16, NoEncoding<float>{}, o);
+      },
+      {"Wo", "[H * Dh, D] = [12, 16]"});
   o.head_dim = 0;
   o.bq = Vector<float>::Zero(5);
   require_error([&] { attention(x, w16, w8, w8, w16, NoEncoding<float>{}, o); },
@@ -325,20 +335,25 @@ TEST_CASE("layers: bad shapes and options name the parameter", "[layers][errors]
   a.kv_heads = 2;
   Matrix<float> out(n, 16);
   const Matrix<float> k6 = x.leftCols(6);
-  require_error([&] { attend(NoEncoding<float>{}, x, k6, k6, Positions(0, n), Positions(0, n), a, out); },
-                {"attend", "K is [6, 6]", "[Nk, 8]"});
-  require_error([&] { attend(NoEncoding<float>{}, x, x, x, Positions(0, n), Positions(0, n), a, out); },
-                {"attend", "H_kv * Dh"});
+  require_error(
+      [&] { attend(NoEncoding<float>{}, x, k6, k6, Positions(0, n), Positions(0, n), a, out); },
+      {"attend", "K is [6, 6]", "[Nk, 8]"});
+  require_error(
+      [&] { attend(NoEncoding<float>{}, x, x, x, Positions(0, n), Positions(0, n), a, out); },
+      {"attend", "H_kv * Dh"});
   Matrix<float> k8 = x.leftCols(8), v8 = x.rightCols(8);
-  require_error([&] { attend(NoEncoding<float>{}, x, k8, v8, Positions(0, n - 1), Positions(0, n), a, out); },
-                {"5 query positions for 6 rows"});
+  require_error(
+      [&] { attend(NoEncoding<float>{}, x, k8, v8, Positions(0, n - 1), Positions(0, n), a, out); },
+      {"5 query positions for 6 rows"});
   Matrix<float> qq = x;
-  require_error([&] { attend(NoEncoding<float>{}, qq, k8, v8, Positions(0, n), Positions(0, n), a, qq); },
-                {"out overlaps"});
+  require_error(
+      [&] { attend(NoEncoding<float>{}, qq, k8, v8, Positions(0, n), Positions(0, n), a, qq); },
+      {"out overlaps"});
 }
 
-TEMPLATE_TEST_CASE("layers: a KV cache over caller memory, and one that drops keys outside the window",
-                   "[layers][cache]", float, double) {
+TEMPLATE_TEST_CASE(
+    "layers: a KV cache over caller memory, and one that drops keys outside the window",
+    "[layers][cache]", float, double) {
   using T = TestType;
   const Index n = 40, d = 16, heads = 4, kv_heads = 2, dh = 4, w = 6;
   const Matrix<T> x = random_matrix<T>(n, d, 101), wq = random_matrix<T>(d, heads * dh, 102, 0.4),
@@ -373,7 +388,8 @@ TEMPLATE_TEST_CASE("layers: a KV cache over caller memory, and one that drops ke
   CHECK(windowed.key_positions().contiguous());
   // the caller's buffers: blocks of a larger matrix, with an outer stride
   Matrix<T> storage = Matrix<T>::Constant(n, 3 * kv_heads * dh, T(7));
-  KVCache<T> external(storage.middleCols(0, kv_heads * dh), storage.middleCols(kv_heads * dh + 1, kv_heads * dh));
+  KVCache<T> external(storage.middleCols(0, kv_heads * dh),
+                      storage.middleCols(kv_heads * dh + 1, kv_heads * dh));
   CHECK(max_abs_diff(decode(external, &largest), full) <= attn_tol<T>());
   CHECK(external.size() == n);
   CHECK(max_abs_diff(external.keys(), storage.middleCols(0, kv_heads * dh)) == 0.0);
@@ -395,20 +411,23 @@ TEMPLATE_TEST_CASE("layers: a KV cache over caller memory, and one that drops ke
   CHECK(max_abs_diff(moved.values(), external.values()) == 0.0);
 }
 
-TEST_CASE("layers: a LLaMA-3-shaped layer (H 32, H_kv 8, Dh 128, llama3 RoPE) and a Mistral-shaped one",
-          "[layers][models]") {
+TEST_CASE(
+    "layers: a LLaMA-3-shaped layer (H 32, H_kv 8, Dh 128, llama3 RoPE) and a Mistral-shaped one",
+    "[layers][models]") {
   // Grouped heads against the same layer with every key/value head repeated for its query
   // heads (Hugging Face's repeat_kv): the columns of Wk and Wv copied, H_kv = H.
   const auto repeat_kv = [](const Matrix<double>& w, Index kv_heads, Index heads, Index dh) {
     Matrix<double> r(w.rows(), heads * dh);
-    for (Index h = 0; h < heads; ++h) r.middleCols(h * dh, dh) = w.middleCols((h * kv_heads / heads) * dh, dh);
+    for (Index h = 0; h < heads; ++h)
+      r.middleCols(h * dh, dh) = w.middleCols((h * kv_heads / heads) * dh, dh);
     return r;
   };
   struct Shape {
     const char* name;
     Index d, heads, kv_heads, dh, n, window;
   };
-  for (const Shape& s : {Shape{"llama3", 256, 32, 8, 128, 24, 0}, Shape{"mistral", 64, 8, 2, 8, 40, 7}}) {
+  for (const Shape& s :
+       {Shape{"llama3", 256, 32, 8, 128, 24, 0}, Shape{"mistral", 64, 8, 2, 8, 40, 7}}) {
     INFO(s.name);
     const double ws = 1.0 / std::sqrt(static_cast<double>(s.d));
     const Matrix<double> x = random_matrix<double>(s.n, s.d, 111),
@@ -442,9 +461,10 @@ TEST_CASE("layers: a LLaMA-3-shaped layer (H 32, H_kv 8, Dh 128, llama3 RoPE) an
     optf.causal = true;
     optf.window = s.window;
     optf.offset = 9000;
-    const Matrix<float> yf = attention(Matrix<float>(x.cast<float>()), Matrix<float>(wq.cast<float>()),
-                                       Matrix<float>(wk.cast<float>()), Matrix<float>(wv.cast<float>()),
-                                       Matrix<float>(wo.cast<float>()), encf, optf);
+    const Matrix<float> yf =
+        attention(Matrix<float>(x.cast<float>()), Matrix<float>(wq.cast<float>()),
+                  Matrix<float>(wk.cast<float>()), Matrix<float>(wv.cast<float>()),
+                  Matrix<float>(wo.cast<float>()), encf, optf);
     CHECK(max_abs_diff(yf, y) < 2e-5);
     // decoding: a prefill of 5, then one token at a time through the cache
     KVCache<double> cache;

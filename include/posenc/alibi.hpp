@@ -18,10 +18,11 @@ namespace posenc {
 inline std::vector<double> alibi_slopes(Index heads, double max_bias = 8.0) {
   detail::require(heads > 0, "alibi_slopes: heads = ", heads, " must be > 0");
   detail::require_extent(heads, "alibi_slopes: heads");
-  detail::require(std::isfinite(max_bias) && max_bias > 0.0, "alibi_slopes: max_bias = ",
-                  max_bias, " must be finite and > 0");
+  detail::require(std::isfinite(max_bias) && max_bias > 0.0, "alibi_slopes: max_bias = ", max_bias,
+                  " must be finite and > 0");
   Index n = 1;
-  while (n * 2 <= heads) n *= 2;
+  while (n * 2 <= heads)
+    n *= 2;
   std::vector<double> m;
   m.reserve(static_cast<std::size_t>(heads));
   for (Index h = 0; h < n; ++h)
@@ -62,7 +63,8 @@ class AlibiEncoding {
         for (Index i = 0; i < s.rows(); ++i) {
           const std::int64_t c = c0 + i;
           T* row = s.row(i).data();
-          for (std::int64_t j = 0; j < cols; ++j) row[j] -= m * static_cast<T>(c > j ? c - j : j - c);
+          for (std::int64_t j = 0; j < cols; ++j)
+            row[j] -= m * static_cast<T>(c > j ? c - j : j - c);
         }
         return;
       }
@@ -84,10 +86,10 @@ class AlibiEncoding {
   /// The bias of head h as a matrix [Nq, Nk]; with causal, entries where p_j > p_i are -inf.
   Matrix<T> bias(Index h, const Positions& query_pos, const Positions& key_pos,
                  bool causal = false) const {
-    detail::require(h >= 0 && h < heads(), "AlibiEncoding::bias: head h = ", h,
-                    " is outside [0, ", heads(), ")");
-    Matrix<T> b = detail::new_matrix<T>(query_pos.size(), key_pos.size(),
-                                        "AlibiEncoding::bias: [Nq, Nk]");
+    detail::require(h >= 0 && h < heads(), "AlibiEncoding::bias: head h = ", h, " is outside [0, ",
+                    heads(), ")");
+    Matrix<T> b =
+        detail::new_matrix<T>(query_pos.size(), key_pos.size(), "AlibiEncoding::bias: [Nq, Nk]");
     const double m = slopes_[static_cast<std::size_t>(h)];
     for (Index i = 0; i < b.rows(); ++i)
       for (Index j = 0; j < b.cols(); ++j) {

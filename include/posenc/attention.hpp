@@ -38,8 +38,8 @@ bool overlaps(const A& a, const B& b) {
   if (!(begin(a) < end(b) && begin(b) < end(a))) return false;
   constexpr std::uintptr_t size = sizeof(Scalar);
   const std::uintptr_t ld = static_cast<std::uintptr_t>(a.outerStride());
-  if (static_cast<std::uintptr_t>(b.outerStride()) != ld ||
-      sizeof(*b.data()) != size || (begin(b) - begin(a)) % size != 0)
+  if (static_cast<std::uintptr_t>(b.outerStride()) != ld || sizeof(*b.data()) != size ||
+      (begin(b) - begin(a)) % size != 0)
     return true;
   // b starts `off` elements after a (swapped so that off >= 0): row r, column c of a's grid
   const bool a_first = begin(a) <= begin(b);
@@ -110,8 +110,8 @@ struct BlockRange {
                smax = std::numeric_limits<std::int64_t>::min();
 };
 
-inline BlockRange block_range(const Positions& pos, const std::vector<std::int64_t>& seg,
-                              Index i0, Index n) {
+inline BlockRange block_range(const Positions& pos, const std::vector<std::int64_t>& seg, Index i0,
+                              Index n) {
   BlockRange r;
   for (Index i = i0; i < i0 + n; ++i) {
     r.pmin = std::min(r.pmin, pos[i]);
@@ -126,7 +126,9 @@ inline BlockRange block_range(const Positions& pos, const std::vector<std::int64
 }
 
 /// floor(p / c) for p >= 0, c > 0.
-inline std::int64_t chunk_of(std::int64_t p, std::int64_t c) { return p / c; }
+inline std::int64_t chunk_of(std::int64_t p, std::int64_t c) {
+  return p / c;
+}
 
 /// The visibility rules of conventions.md 6b, for one pair and for whole tiles.
 struct VisibilityRule {
@@ -195,7 +197,7 @@ struct AttendScratch {
   Matrix<T> acc;  // [bq, Dh]: the running sum of p V
   Vector<T> m, l, alpha;
   std::vector<Index> cols;  // [bq]: unmasked keys per row of a causal diagonal tile
-  std::vector<T> kt;  // K^T of one key/value head, packed tile by tile: [k_tiles][Dh][bk]
+  std::vector<T> kt;        // K^T of one key/value head, packed tile by tile: [k_tiles][Dh][bk]
   Index kt_head = -1;
 };
 
@@ -242,14 +244,14 @@ Index check_attend(const char* who, Index q_rows, Index q_cols, Index k_rows, In
   if (opt.scale)
     require(std::isfinite(*opt.scale), who, ": scale = ", *opt.scale, " must be finite");
   if (opt.softcap)
-    require(std::isfinite(*opt.softcap) && *opt.softcap > T(0), who, ": softcap c = ",
-            *opt.softcap, " must be finite and > 0");
+    require(std::isfinite(*opt.softcap) && *opt.softcap > T(0), who, ": softcap c = ", *opt.softcap,
+            " must be finite and > 0");
   if (!opt.sinks.empty()) {
     require(static_cast<Index>(opt.sinks.size()) == h, who, ": sinks has ", opt.sinks.size(),
             " entries, expected one per query head (H = ", h, ")");
     for (std::size_t i = 0; i < opt.sinks.size(); ++i)
-      require(!std::isnan(opt.sinks[i]) && opt.sinks[i] != std::numeric_limits<T>::infinity(),
-              who, ": sinks[", i, "] = ", opt.sinks[i], " must be finite or -inf");
+      require(!std::isnan(opt.sinks[i]) && opt.sinks[i] != std::numeric_limits<T>::infinity(), who,
+              ": sinks[", i, "] = ", opt.sinks[i], " must be finite or -inf");
   }
   return dh;
 }
@@ -333,7 +335,8 @@ void attend_core(const E& enc, const ConstMatrixRef<typename E::Scalar>& q,
     for (Index w = 0; w < work; ++w) {
       // Head-major (the query heads of one key/value head are consecutive, so its packed K^T
       // is reused), and within a head the last (under a causal mask the largest) tiles first.
-      const Index h = w / q_tiles, i0 = (q_tiles - 1 - w % q_tiles) * bq, bi = std::min(bq, nq - i0);
+      const Index h = w / q_tiles, i0 = (q_tiles - 1 - w % q_tiles) * bq,
+                  bi = std::min(bq, nq - i0);
       const Index g = h / group;
       const BlockRange qr = block_range(qpos, opt.query_segments, i0, bi);
       if (fast && sc.kt_head != g) {
@@ -342,7 +345,8 @@ void attend_core(const E& enc, const ConstMatrixRef<typename E::Scalar>& q,
         for (Index j = 0; j < nk; ++j) {
           const T* kr = kdata + j * ldk + g * dh;
           T* dst = sc.kt.data() + (j / bk) * dh * bk + (j % bk);
-          for (Index c = 0; c < dh; ++c) dst[c * bk] = kr[c];
+          for (Index c = 0; c < dh; ++c)
+            dst[c * bk] = kr[c];
         }
         sc.kt_head = g;
       }
@@ -450,9 +454,10 @@ void attend_core(const E& enc, const ConstMatrixRef<typename E::Scalar>& q,
 /// not, for the tests and benchmarks that drive it directly.
 template <class E>
 void attend(const E& enc, const ConstMatrixRef<typename E::Scalar>& q,
-            const ConstMatrixRef<typename E::Scalar>& k, const ConstMatrixRef<typename E::Scalar>& v,
-            const Positions& qpos, const Positions& kpos, Index heads, typename E::Scalar scale,
-            bool causal, MatrixRef<typename E::Scalar> out) {
+            const ConstMatrixRef<typename E::Scalar>& k,
+            const ConstMatrixRef<typename E::Scalar>& v, const Positions& qpos,
+            const Positions& kpos, Index heads, typename E::Scalar scale, bool causal,
+            MatrixRef<typename E::Scalar> out) {
   AttendOptions<typename E::Scalar> opt;
   opt.heads = heads;
   opt.visibility.causal = causal;
@@ -471,15 +476,16 @@ void attend(const E& enc, const ConstMatrixRef<typename E::Scalar>& q,
 /// column blocks included); out must not overlap Q, K or V.
 template <class E>
 void attend(const E& enc, const ConstMatrixRef<typename E::Scalar>& q,
-            const ConstMatrixRef<typename E::Scalar>& k, const ConstMatrixRef<typename E::Scalar>& v,
-            const Positions& q_positions, const Positions& k_positions,
-            const AttendOptions<typename E::Scalar>& options, MatrixRef<typename E::Scalar> out) {
-  const Index dh = detail::check_attend("attend", q.rows(), q.cols(), k.rows(), k.cols(), v.rows(),
-                                        v.cols(), out.rows(), out.cols(), q_positions,
-                                        k_positions, options);
-  detail::require(!detail::overlaps(out, q) && !detail::overlaps(out, k) &&
-                      !detail::overlaps(out, v),
-                  "attend: out overlaps Q, K or V");
+            const ConstMatrixRef<typename E::Scalar>& k,
+            const ConstMatrixRef<typename E::Scalar>& v, const Positions& q_positions,
+            const Positions& k_positions, const AttendOptions<typename E::Scalar>& options,
+            MatrixRef<typename E::Scalar> out) {
+  const Index dh =
+      detail::check_attend("attend", q.rows(), q.cols(), k.rows(), k.cols(), v.rows(), v.cols(),
+                           out.rows(), out.cols(), q_positions, k_positions, options);
+  detail::require(
+      !detail::overlaps(out, q) && !detail::overlaps(out, k) && !detail::overlaps(out, v),
+      "attend: out overlaps Q, K or V");
   (void)dh;
   detail::attend_core(enc, q, k, v, q_positions, k_positions, options, out);
 }
@@ -550,7 +556,8 @@ AttendOptions<T> attend_options(const AttentionOptions<T>& opt,
 /// The shape of a layer: D from X, H, H_kv and Dh from the options.
 template <class T>
 AttentionShape layer_shape(Index d_model, const AttentionOptions<T>& opt) {
-  return AttentionShape{d_model, opt.heads, opt.resolved_kv_heads(), opt.resolved_head_dim(d_model)};
+  return AttentionShape{d_model, opt.heads, opt.resolved_kv_heads(),
+                        opt.resolved_head_dim(d_model)};
 }
 
 inline void check_weight(const char* name, Index rows, Index cols, Index want_rows, Index want_cols,
@@ -596,13 +603,14 @@ void check_layer(const E& enc, Index d, const AttentionOptions<typename E::Scala
   more();
   require(opt.window >= 0, "attention: window W = ", opt.window, " must be >= 0 (0: none)");
   require(opt.chunk >= 0, "attention: chunk C = ", opt.chunk, " must be >= 0 (0: none)");
-  if (opt.scale) require(std::isfinite(*opt.scale), "attention: scale = ", *opt.scale, " must be finite");
+  if (opt.scale)
+    require(std::isfinite(*opt.scale), "attention: scale = ", *opt.scale, " must be finite");
   if (opt.softcap)
-    require(std::isfinite(*opt.softcap) && *opt.softcap > 0, "attention: softcap c = ",
-            *opt.softcap, " must be finite and > 0");
+    require(std::isfinite(*opt.softcap) && *opt.softcap > 0,
+            "attention: softcap c = ", *opt.softcap, " must be finite and > 0");
   require(opt.sinks.empty() || static_cast<Index>(opt.sinks.size()) == opt.heads,
-          "attention: sinks has ", opt.sinks.size(), " entries, expected one per head (H = ",
-          opt.heads, ")");
+          "attention: sinks has ", opt.sinks.size(),
+          " entries, expected one per head (H = ", opt.heads, ")");
   check_encoder(enc, AttentionShape{d, opt.heads, hkv, dh});
 }
 
@@ -628,9 +636,9 @@ void split_rows(Index n, double flop, F&& f) {
 
 /// q, k, v = src Wq + bq, src Wk + bk, src Wv + bv, rows split over the threads.
 template <class T>
-void project_qkv(const ConstMatrixRef<T>& src, const ConstMatrixRef<T>& wq, const ConstMatrixRef<T>& wk,
-                 const ConstMatrixRef<T>& wv, const AttentionOptions<T>& opt, Matrix<T>& q,
-                 Matrix<T>& k, Matrix<T>& v) {
+void project_qkv(const ConstMatrixRef<T>& src, const ConstMatrixRef<T>& wq,
+                 const ConstMatrixRef<T>& wk, const ConstMatrixRef<T>& wv,
+                 const AttentionOptions<T>& opt, Matrix<T>& q, Matrix<T>& k, Matrix<T>& v) {
   const double flop = 2.0 * static_cast<double>(src.rows()) * static_cast<double>(src.cols()) *
                       static_cast<double>(wq.cols() + wk.cols() + wv.cols());
   split_rows(src.rows(), flop, [&](Index b, Index r) {
@@ -703,8 +711,10 @@ void project_encoded(const E& enc, const ConstMatrixRef<typename E::Scalar>& x,
 /// with g = floor(h H_kv / H). x is [N, D]; Wq [D, H Dh], Wk, Wv [D, H_kv Dh], Wo [H Dh, D],
 /// applied as x W. Writes y [N, D]; y may share storage with x or the weights.
 template <class E>
-void attention(const ConstMatrixRef<typename E::Scalar>& x, const ConstMatrixRef<typename E::Scalar>& wq,
-               const ConstMatrixRef<typename E::Scalar>& wk, const ConstMatrixRef<typename E::Scalar>& wv,
+void attention(const ConstMatrixRef<typename E::Scalar>& x,
+               const ConstMatrixRef<typename E::Scalar>& wq,
+               const ConstMatrixRef<typename E::Scalar>& wk,
+               const ConstMatrixRef<typename E::Scalar>& wv,
                const ConstMatrixRef<typename E::Scalar>& wo, const E& enc,
                const AttentionOptions<typename E::Scalar>& opt, MatrixRef<typename E::Scalar> y) {
   using T = typename E::Scalar;
@@ -764,8 +774,13 @@ class KVCache {
   /// An empty cache over the caller's buffers keys, values [capacity, H_kv Dh] (blocks with an
   /// outer stride included), which must outlive it; nothing is allocated for K and V.
   KVCache(MatrixRef<T> keys, MatrixRef<T> values)
-      : kp_(keys.data()), vp_(values.data()), ldk_(keys.outerStride()), ldv_(values.outerStride()),
-        capacity_(keys.rows()), width_(keys.cols()), external_(true) {
+      : kp_(keys.data()),
+        vp_(values.data()),
+        ldk_(keys.outerStride()),
+        ldv_(values.outerStride()),
+        capacity_(keys.rows()),
+        width_(keys.cols()),
+        external_(true) {
     detail::require(values.rows() == keys.rows() && values.cols() == keys.cols(),
                     "KVCache: values are [", values.rows(), ", ", values.cols(),
                     "], expected the shape of keys [", keys.rows(), ", ", keys.cols(), "]");
@@ -856,7 +871,8 @@ class KVCache {
     if (window_ <= 0 || size_ == 0) return;
     const std::int64_t last = pos_.back();
     Index stale = 0;
-    while (stale < size_ && pos_[static_cast<std::size_t>(stale)] <= last - window_) ++stale;
+    while (stale < size_ && pos_[static_cast<std::size_t>(stale)] <= last - window_)
+      ++stale;
     if (stale == 0 || 2 * stale < size_) return;
     const Index keep = size_ - stale;
     for (Index i = 0; i < keep; ++i) {
@@ -876,8 +892,8 @@ class KVCache {
   }
   /// Room for `capacity` tokens of `width` = H_kv Dh (never shrinks).
   void reserve(Index width, Index capacity) {
-    detail::require(width >= 0 && capacity >= 0, "KVCache: width = ", width, ", capacity = ",
-                    capacity, " must be >= 0");
+    detail::require(width >= 0 && capacity >= 0, "KVCache: width = ", width,
+                    ", capacity = ", capacity, " must be >= 0");
     detail::require(size_ == 0 || width == width_, "KVCache: width = ", width,
                     " differs from the cached width H_kv * Dh = ", width_);
     if (capacity <= capacity_ && width == width_) return;
@@ -908,7 +924,8 @@ class KVCache {
     detail::require(size_ == 0 || k.cols() == width_, "KVCache::append: rows are ", k.cols(),
                     " wide, the cache holds ", width_);
     detail::require(segments.empty() || static_cast<Index>(segments.size()) == pos.size(),
-                    "KVCache::append: ", segments.size(), " segment ids for ", pos.size(), " tokens");
+                    "KVCache::append: ", segments.size(), " segment ids for ", pos.size(),
+                    " tokens");
     detail::require(size_ == 0 || segments.empty() == seg_.empty(),
                     "KVCache::append: segment ids must be given for every append or for none");
     if (pos.empty()) return;
@@ -950,8 +967,8 @@ void attention_step(const ConstMatrixRef<typename E::Scalar>& x_new,
                     const ConstMatrixRef<typename E::Scalar>& wk,
                     const ConstMatrixRef<typename E::Scalar>& wv,
                     const ConstMatrixRef<typename E::Scalar>& wo, const E& enc,
-                    const AttentionOptions<typename E::Scalar>& opt, KVCache<typename E::Scalar>& cache,
-                    MatrixRef<typename E::Scalar> y) {
+                    const AttentionOptions<typename E::Scalar>& opt,
+                    KVCache<typename E::Scalar>& cache, MatrixRef<typename E::Scalar> y) {
   using T = typename E::Scalar;
   const Index n = x_new.rows(), d = x_new.cols();
   detail::check_layer(enc, d, opt, wq, wk, wv, wo, [&] {
@@ -961,13 +978,13 @@ void attention_step(const ConstMatrixRef<typename E::Scalar>& x_new,
     detail::require(y.rows() == n && y.cols() == d, "attention_step: output is [", y.rows(), ", ",
                     y.cols(), "], expected [", n, ", ", d, "]");
     detail::require(opt.segments.empty() || static_cast<Index>(opt.segments.size()) == n,
-                    "attention_step: segments has ", opt.segments.size(), " entries, x_new has ",
-                    n, " rows");
-    detail::require(cache.window() == 0 ||
-                        (opt.causal && opt.window > 0 && cache.window() >= opt.window),
-                    "attention_step: the cache drops keys outside a window of ", cache.window(),
-                    ", the layer is ", opt.causal ? "causal" : "not causal", " with window ",
-                    opt.window, " (a cache window needs a causal layer with window <= it)");
+                    "attention_step: segments has ", opt.segments.size(), " entries, x_new has ", n,
+                    " rows");
+    detail::require(
+        cache.window() == 0 || (opt.causal && opt.window > 0 && cache.window() >= opt.window),
+        "attention_step: the cache drops keys outside a window of ", cache.window(),
+        ", the layer is ", opt.causal ? "causal" : "not causal", " with window ", opt.window,
+        " (a cache window needs a causal layer with window <= it)");
   });
   const Positions pos = opt.positions
                             ? detail::positions_of(opt, n)

@@ -88,9 +88,10 @@ struct has_check<E, void_t<decltype(std::declval<const E&>().check(Index{}, Inde
 template <class E, class = void>
 struct has_add_to_input : std::false_type {};
 template <class E>
-struct has_add_to_input<E, void_t<decltype(std::declval<const E&>().add_to_input(
-                               std::declval<MatrixRef<typename E::Scalar>>(),
-                               std::declval<const Positions&>()))>> : std::true_type {};
+struct has_add_to_input<
+    E, void_t<decltype(std::declval<const E&>().add_to_input(
+           std::declval<MatrixRef<typename E::Scalar>>(), std::declval<const Positions&>()))>>
+    : std::true_type {};
 
 template <class E, class = void>
 struct has_rotate : std::false_type {};
@@ -151,9 +152,9 @@ constexpr bool declares() {
   return declares_any<Hook, E>(std::make_index_sequence<7>{});
 }
 
-#define POSENC_HOOK_PROBE(hook)                                         \
-  struct hook##_hook {                                                 \
-    template <class E, class... A>                                     \
+#define POSENC_HOOK_PROBE(hook)                                                   \
+  struct hook##_hook {                                                            \
+    template <class E, class... A>                                                \
     static auto call(E& e, A&&... a) -> decltype(e.hook(static_cast<A&&>(a)...)); \
   };
 POSENC_HOOK_PROBE(check)

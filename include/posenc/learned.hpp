@@ -55,8 +55,8 @@ class LearnedEncoding {
   /// (BERT and GPT-2 initialise with stddev 0.02).
   static LearnedEncoding normal(Index max_len, Index dim, std::uint64_t seed, double stddev = 0.02,
                                 Index table_offset = 0) {
-    detail::require(std::isfinite(stddev) && stddev >= 0.0, "LearnedEncoding::normal: stddev = ",
-                    stddev, " must be finite and >= 0");
+    detail::require(std::isfinite(stddev) && stddev >= 0.0,
+                    "LearnedEncoding::normal: stddev = ", stddev, " must be finite and >= 0");
     LearnedEncoding e(max_len, dim, table_offset);
     std::uint64_t state = seed;
     T* w = e.table_.data();
@@ -92,7 +92,8 @@ class LearnedEncoding {
 #pragma omp parallel for schedule(static) if (n > 1 && n * dim() >= (Index(1) << 17))
 #endif
     for (Index i = 0; i < n; ++i)
-      x.row(i) += table_.row(contiguous ? static_cast<Index>(off + i) : static_cast<Index>(pos[i] + table_offset_));
+      x.row(i) += table_.row(contiguous ? static_cast<Index>(off + i)
+                                        : static_cast<Index>(pos[i] + table_offset_));
   }
 
   /// dL/dW given dL/dX' (grad_out [N, D]) for X' = X + W[p + table_offset]: adds row i of
@@ -138,10 +139,11 @@ class LearnedEncoding {
   void check_positions(const Positions& pos) const {
     if (pos.empty()) return;
     const std::int64_t p = pos.max();
-    detail::require(table_offset_ < max_len() && p <= max_len() - 1 - table_offset_,
-                    "LearnedEncoding: position p = ", p,
-                    (table_offset_ ? " (+ table_offset " + std::to_string(table_offset_) + ")" : std::string()),
-                    " is outside the table: L_max = ", max_len());
+    detail::require(
+        table_offset_ < max_len() && p <= max_len() - 1 - table_offset_,
+        "LearnedEncoding: position p = ", p,
+        (table_offset_ ? " (+ table_offset " + std::to_string(table_offset_) + ")" : std::string()),
+        " is outside the table: L_max = ", max_len());
   }
 
   Matrix<T> table_;

@@ -9,12 +9,12 @@
 #define POSENC_VERSION_MINOR 1
 #define POSENC_VERSION_PATCH 0
 
-#include "error.hpp"
-#include "types.hpp"
-#include "encoder.hpp"
-#include "sinusoidal.hpp"
-#include "learned.hpp"
-#include "rope.hpp"
 #include "alibi.hpp"
-#include "relative.hpp"
 #include "attention.hpp"
+#include "encoder.hpp"
+#include "error.hpp"
+#include "learned.hpp"
+#include "relative.hpp"
+#include "rope.hpp"
+#include "sinusoidal.hpp"
+#include "types.hpp"

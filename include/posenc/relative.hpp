@@ -117,12 +117,15 @@ class T5Encoding {
           const std::int64_t shift = -rel_lo - pi;
           if (k.contiguous()) {  // a contiguous run of the lookup row
             const T* run = v + (k.offset() + j0 + shift);
-            for (Index j = 0; j < s.cols(); ++j) row[j] += run[j];
+            for (Index j = 0; j < s.cols(); ++j)
+              row[j] += run[j];
           } else {
-            for (Index j = 0; j < s.cols(); ++j) row[j] += v[k[j0 + j] + shift];
+            for (Index j = 0; j < s.cols(); ++j)
+              row[j] += v[k[j0 + j] + shift];
           }
         } else {
-          for (Index j = 0; j < s.cols(); ++j) row[j] += enc->table_(enc->bucket(k[j0 + j] - pi), h);
+          for (Index j = 0; j < s.cols(); ++j)
+            row[j] += enc->table_(enc->bucket(k[j0 + j] - pi), h);
         }
       }
     }
@@ -154,7 +157,8 @@ class T5Encoding {
     for (Index i = 0; i < b.rows(); ++i)
       for (Index j = 0; j < b.cols(); ++j) {
         const std::int64_t rel = key_pos[j] - query_pos[i];
-        b(i, j) = (causal && rel > 0) ? -std::numeric_limits<T>::infinity() : table_(bucket(rel), h);
+        b(i, j) =
+            (causal && rel > 0) ? -std::numeric_limits<T>::infinity() : table_(bucket(rel), h);
       }
     return b;
   }
@@ -172,7 +176,8 @@ class T5Encoding {
 };
 
 /// Shaw et al. (2018): tables A_K, A_V [2K+1, Dh] shared by all heads, r(i, j) =
-/// clip(p_j - p_i, -K, K) + K;  e_ij = scale (q_i k_j + q_i A_K[r]),  z_i = sum_j a_ij (v_j + A_V[r]).
+/// clip(p_j - p_i, -K, K) + K;  e_ij = scale (q_i k_j + q_i A_K[r]),  z_i = sum_j a_ij (v_j +
+/// A_V[r]).
 template <class T>
 class ShawEncoding {
  public:
@@ -223,14 +228,18 @@ class ShawEncoding {
               std::clamp<std::int64_t>(detail::saturating_sub(kk, c), lo_end, cols);
           const T* a = qa.row(i).data();
           T* row = s.row(i).data();
-          for (std::int64_t j = 0; j < lo_end; ++j) row[j] += a[0];
-          for (std::int64_t j = lo_end; j < mid_end; ++j) row[j] += a[j + c + kk];
-          for (std::int64_t j = mid_end; j < cols; ++j) row[j] += a[2 * kk];
+          for (std::int64_t j = 0; j < lo_end; ++j)
+            row[j] += a[0];
+          for (std::int64_t j = lo_end; j < mid_end; ++j)
+            row[j] += a[j + c + kk];
+          for (std::int64_t j = mid_end; j < cols; ++j)
+            row[j] += a[2 * kk];
         }
         return;
       }
       for (Index i = 0; i < s.rows(); ++i)
-        for (Index j = 0; j < s.cols(); ++j) s(i, j) += qa(i, r(i0 + i, j0 + j));
+        for (Index j = 0; j < s.cols(); ++j)
+          s(i, j) += qa(i, r(i0 + i, j0 + j));
     }
     // out_i += sum_j p_ij A_V[r(i, j)]
     void add_values(Index /*h*/, Index i0, Index j0, const ConstMatrixRef<T>& p,
@@ -246,15 +255,19 @@ class ShawEncoding {
               std::clamp<std::int64_t>(detail::saturating_sub(kk, c), lo_end, cols);
           T* wr = w.row(i).data();
           T lo_sum = 0, hi_sum = 0;
-          for (std::int64_t j = 0; j < lo_end; ++j) lo_sum += p(i, j);
-          for (std::int64_t j = lo_end; j < mid_end; ++j) wr[j + c + kk] += p(i, j);
-          for (std::int64_t j = mid_end; j < cols; ++j) hi_sum += p(i, j);
+          for (std::int64_t j = 0; j < lo_end; ++j)
+            lo_sum += p(i, j);
+          for (std::int64_t j = lo_end; j < mid_end; ++j)
+            wr[j + c + kk] += p(i, j);
+          for (std::int64_t j = mid_end; j < cols; ++j)
+            hi_sum += p(i, j);
           wr[0] += lo_sum;
           wr[2 * kk] += hi_sum;
         }
       } else {
         for (Index i = 0; i < p.rows(); ++i)
-          for (Index j = 0; j < p.cols(); ++j) w(i, r(i0 + i, j0 + j)) += p(i, j);
+          for (Index j = 0; j < p.cols(); ++j)
+            w(i, r(i0 + i, j0 + j)) += p(i, j);
       }
       out.noalias() += w * enc->a_v_;
     }
@@ -262,8 +275,9 @@ class ShawEncoding {
 
   ScoreBias score_bias(const Positions& query_pos, const Positions& key_pos, Index heads,
                        Index head_dim, T scale) const {
-    detail::require(head_dim == this->head_dim(), "ShawEncoding: tables have Dh = ",
-                    this->head_dim(), ", the attention has Dh = ", head_dim, " (H = ", heads, ")");
+    detail::require(head_dim == this->head_dim(),
+                    "ShawEncoding: tables have Dh = ", this->head_dim(),
+                    ", the attention has Dh = ", head_dim, " (H = ", heads, ")");
     return ScoreBias{this, query_pos, key_pos, scale};
   }
 
@@ -329,7 +343,8 @@ class TransformerXLEncoding {
     const char* what = "TransformerXLEncoding: the relative embeddings [distances, D]";
     Matrix<T> r = detail::new_matrix<T>(n, d, what);
     for (std::size_t i = 0; i < ds.size(); ++i)
-      detail::sinusoid_row(static_cast<double>(ds[i]), inv_freq_, true, 1.0, r.row(static_cast<Index>(i)).data());
+      detail::sinusoid_row(static_cast<double>(ds[i]), inv_freq_, true, 1.0,
+                           r.row(static_cast<Index>(i)).data());
     Matrix<T> out = detail::new_matrix<T>(n, w_r_.cols(), what);
     out.noalias() = r * w_r_;
     return out;
@@ -358,7 +373,8 @@ class TransformerXLEncoding {
       qv.rowwise() += enc->v_.row(h);
       const auto rh = r.middleCols(h * dh, dh);
       if (dense) {
-        std::int64_t lo = std::numeric_limits<std::int64_t>::max(), hi = std::numeric_limits<std::int64_t>::min();
+        std::int64_t lo = std::numeric_limits<std::int64_t>::max(),
+                     hi = std::numeric_limits<std::int64_t>::min();
         std::int64_t qmin = lo, qmax = hi, kmin = lo, kmax = hi;
         for (Index i = 0; i < s.rows(); ++i) {
           qmin = std::min(qmin, q[i0 + i]);
@@ -391,9 +407,12 @@ class TransformerXLEncoding {
             const T* gr = g.row(i).data();
             T* row = s.row(i).data();
             const T* ukp = uk.data();
-            for (std::int64_t j = 0; j < hi_end; ++j) row[j] += gr[cl - lo] + ukp[j];
-            for (std::int64_t j = hi_end; j < mid_end; ++j) row[j] += gr[e - j - lo] + ukp[j];
-            for (std::int64_t j = mid_end; j < cols; ++j) row[j] += gr[-cl - lo] + ukp[j];
+            for (std::int64_t j = 0; j < hi_end; ++j)
+              row[j] += gr[cl - lo] + ukp[j];
+            for (std::int64_t j = hi_end; j < mid_end; ++j)
+              row[j] += gr[e - j - lo] + ukp[j];
+            for (std::int64_t j = mid_end; j < cols; ++j)
+              row[j] += gr[-cl - lo] + ukp[j];
           }
         } else {
           for (Index i = 0; i < s.rows(); ++i)
@@ -403,7 +422,8 @@ class TransformerXLEncoding {
       } else {
         for (Index i = 0; i < s.rows(); ++i)
           for (Index j = 0; j < s.cols(); ++j)
-            s(i, j) += scale * qv.row(i).dot(rh.row(index_of(enc->clamp(q[i0 + i] - k[j0 + j])))) + uk(j);
+            s(i, j) +=
+                scale * qv.row(i).dot(rh.row(index_of(enc->clamp(q[i0 + i] - k[j0 + j])))) + uk(j);
       }
     }
   };
@@ -418,7 +438,8 @@ class TransformerXLEncoding {
     const std::int64_t lo = clamp(query_pos.min() - key_pos.max());
     const std::int64_t hi = clamp(query_pos.max() - key_pos.min());
     if (detail::dense_range(lo, hi, query_pos.size(), key_pos.size())) {
-      for (std::int64_t c = 0; c <= hi - lo; ++c) b.ds.push_back(lo + c);
+      for (std::int64_t c = 0; c <= hi - lo; ++c)
+        b.ds.push_back(lo + c);
     } else {
       // Sparse positions: one embedding per distinct distance (at most Nq Nk of them).
       b.dense = false;
@@ -428,7 +449,8 @@ class TransformerXLEncoding {
           pairs, 8, [&] { b.ds.reserve(static_cast<std::size_t>(pairs)); },
           "TransformerXLEncoding: the distances [Nq, Nk]");
       for (Index i = 0; i < query_pos.size(); ++i)
-        for (Index j = 0; j < key_pos.size(); ++j) b.ds.push_back(clamp(query_pos[i] - key_pos[j]));
+        for (Index j = 0; j < key_pos.size(); ++j)
+          b.ds.push_back(clamp(query_pos[i] - key_pos[j]));
       std::sort(b.ds.begin(), b.ds.end());
       b.ds.erase(std::unique(b.ds.begin(), b.ds.end()), b.ds.end());
     }
@@ -437,11 +459,11 @@ class TransformerXLEncoding {
   }
 
   void check(const AttentionShape& shape) const {
-    detail::require(shape.heads == heads() && shape.head_dim == head_dim() &&
-                        shape.d_model == w_r_.rows(),
-                    "TransformerXLEncoding: built for H = ", heads(), ", Dh = ", head_dim(),
-                    ", D = ", w_r_.rows(), "; the attention has H = ", shape.heads, ", Dh = ",
-                    shape.head_dim, ", D = ", shape.d_model);
+    detail::require(
+        shape.heads == heads() && shape.head_dim == head_dim() && shape.d_model == w_r_.rows(),
+        "TransformerXLEncoding: built for H = ", heads(), ", Dh = ", head_dim(),
+        ", D = ", w_r_.rows(), "; the attention has H = ", shape.heads, ", Dh = ", shape.head_dim,
+        ", D = ", shape.d_model);
   }
 
  private:

@@ -68,7 +68,8 @@ class RotaryEncoding {
     const double r = static_cast<double>(rotary_dim_);
     base_inv_freq_.resize(static_cast<std::size_t>(half));
     for (Index i = 0; i < half; ++i)
-      base_inv_freq_[static_cast<std::size_t>(i)] = std::pow(options_.base, -2.0 * static_cast<double>(i) / r);
+      base_inv_freq_[static_cast<std::size_t>(i)] =
+          std::pow(options_.base, -2.0 * static_cast<double>(i) / r);
     static_inv_freq_ = compute_inv_freq(0.0, false);
     check_derived(static_inv_freq_, options_.scaling == RopeScaling::longrope ? "short" : "");
     if (options_.scaling == RopeScaling::longrope) {
@@ -76,11 +77,11 @@ class RotaryEncoding {
       check_derived(long_inv_freq_, "long");
     }
     const double af = attention_factor();
-    detail::require(std::isfinite(af) && af > 0.0 &&
-                        af <= static_cast<double>(std::numeric_limits<T>::max()),
-                    "RotaryEncoding: the attention factor ", af,
-                    " must be finite, > 0 and representable in the scalar type (at most ",
-                    static_cast<double>(std::numeric_limits<T>::max()), ")");
+    detail::require(
+        std::isfinite(af) && af > 0.0 && af <= static_cast<double>(std::numeric_limits<T>::max()),
+        "RotaryEncoding: the attention factor ", af,
+        " must be finite, > 0 and representable in the scalar type (at most ",
+        static_cast<double>(std::numeric_limits<T>::max()), ")");
   }
 
   Index head_dim() const { return head_dim_; }
@@ -108,7 +109,8 @@ class RotaryEncoding {
     if (options_.scaling == RopeScaling::longrope) {
       // sqrt(1 + ln(factor) / ln(M))  (Phi-3 longrope)
       if (f <= 1.0) return 1.0;
-      return std::sqrt(1.0 + std::log(f) / std::log(static_cast<double>(*options_.original_max_positions)));
+      return std::sqrt(1.0 + std::log(f) /
+                                 std::log(static_cast<double>(*options_.original_max_positions)));
     }
     return 1.0;
   }
@@ -118,10 +120,10 @@ class RotaryEncoding {
   void rotate(MatrixRef<T> x, const Positions& pos, Index heads) const {
     detail::require(heads > 0, "RotaryEncoding: heads = ", heads, " must be > 0");
     const Index width = detail::checked_mul(heads, head_dim_, "RotaryEncoding: heads * head_dim");
-    detail::require(x.rows() == pos.size() && x.cols() == width,
-                    "RotaryEncoding: input is [", x.rows(), ", ", x.cols(), "], expected [",
-                    pos.size(), ", ", width, "] (positions x heads*head_dim, heads = ",
-                    heads, ", head_dim = ", head_dim_, ")");
+    detail::require(x.rows() == pos.size() && x.cols() == width, "RotaryEncoding: input is [",
+                    x.rows(), ", ", x.cols(), "], expected [", pos.size(), ", ", width,
+                    "] (positions x heads*head_dim, heads = ", heads, ", head_dim = ", head_dim_,
+                    ")");
     if (pos.empty()) return;
     const std::int64_t pmax = pos.max();
     const bool dyn_long = options_.scaling == RopeScaling::dynamic && uses_long(pmax);
@@ -132,11 +134,12 @@ class RotaryEncoding {
     // and the row offsets far from overflow; the cap itself is smaller).
     if (!dyn_long && pmax < max_extent) {
       auto& cache = long_set ? long_cache_ : cache_;
-      auto table = cache.get(freq, static_cast<Index>(pmax) + 1, rotary_dim_,
-                             [&](Index p0, Index p1, MatrixRef<T> out) {
-                               for (Index p = p0; p < p1; ++p)
-                                 cos_sin_row(static_cast<double>(p), freq, af, out.row(p - p0).data());
-                             });
+      auto table =
+          cache.get(freq, static_cast<Index>(pmax) + 1, rotary_dim_,
+                    [&](Index p0, Index p1, MatrixRef<T> out) {
+                      for (Index p = p0; p < p1; ++p)
+                        cos_sin_row(static_cast<double>(p), freq, af, out.row(p - p0).data());
+                    });
       if (table) {
         const Index n = pos.size();
         const T* rows = table->rows.data();
@@ -145,7 +148,8 @@ class RotaryEncoding {
 #if defined(_OPENMP)
 #pragma omp parallel for schedule(static) if (n > 1 && n * x.cols() >= (Index(1) << 17))
 #endif
-        for (Index i = 0; i < n; ++i) rotate_row(x.row(i).data(), rows + pos[i] * ldt, heads);
+        for (Index i = 0; i < n; ++i)
+          rotate_row(x.row(i).data(), rows + pos[i] * ldt, heads);
         return;
       }
     }
@@ -159,12 +163,14 @@ class RotaryEncoding {
     }
   }
   /// Single-head form: x is [N, head_dim].
-  void rotate(MatrixRef<T> x, const Positions& pos) const { rotate(x, pos, 1); }
+  void rotate(MatrixRef<T> x, const Positions& pos) const {
+    rotate(x, pos, 1);
+  }
 
   void check(const AttentionShape& shape) const {
     detail::require(shape.head_dim == head_dim_, "RotaryEncoding: head_dim = ", head_dim_,
-                    " does not match the attention's head size Dh = ", shape.head_dim, " (D = ",
-                    shape.d_model, ", H = ", shape.heads, ")");
+                    " does not match the attention's head size Dh = ", shape.head_dim,
+                    " (D = ", shape.d_model, ", H = ", shape.heads, ")");
   }
 
   /// Caps each cos/sin cache at n scalars (0 disables caching).
@@ -174,7 +180,9 @@ class RotaryEncoding {
   }
 
  private:
-  static double yarn_g(double s, double m) { return s <= 1.0 ? 1.0 : 0.1 * m * std::log(s) + 1.0; }
+  static double yarn_g(double s, double m) {
+    return s <= 1.0 ? 1.0 : 0.1 * m * std::log(s) + 1.0;
+  }
 
   // L = max_position + 1 > M, written so that max_position = INT64_MAX does not wrap.
   bool uses_long(std::int64_t max_position) const {
@@ -202,8 +210,8 @@ class RotaryEncoding {
     const RopeScaling s = o.scaling;
     const char* name = scaling_name(s);
     if (o.factor)
-      detail::require(std::isfinite(*o.factor) && *o.factor > 0.0, "RotaryEncoding: factor = ",
-                      *o.factor, " must be finite and > 0");
+      detail::require(std::isfinite(*o.factor) && *o.factor > 0.0,
+                      "RotaryEncoding: factor = ", *o.factor, " must be finite and > 0");
     if (s == RopeScaling::linear || s == RopeScaling::ntk || s == RopeScaling::dynamic ||
         s == RopeScaling::yarn || (s == RopeScaling::longrope && !o.attention_factor))
       detail::require(o.factor.has_value(), "RotaryEncoding: scaling ", name, " needs factor");
@@ -211,10 +219,12 @@ class RotaryEncoding {
       detail::require(o.original_max_positions.has_value(), "RotaryEncoding: scaling ", name,
                       " needs original_max_positions");
     if (o.original_max_positions)
-      detail::require(*o.original_max_positions > 0, "RotaryEncoding: original_max_positions = ",
-                      *o.original_max_positions, " must be > 0");
+      detail::require(*o.original_max_positions > 0,
+                      "RotaryEncoding: original_max_positions = ", *o.original_max_positions,
+                      " must be > 0");
     if (s == RopeScaling::ntk || s == RopeScaling::dynamic)
-      detail::require(r > 2, "RotaryEncoding: scaling ", name, " needs rotary_dim > 2 (R/(R-2)), got ", r);
+      detail::require(r > 2, "RotaryEncoding: scaling ", name,
+                      " needs rotary_dim > 2 (R/(R-2)), got ", r);
     if (s == RopeScaling::yarn) {
       detail::require(o.base != 1.0, "RotaryEncoding: yarn needs base != 1, got ", o.base);
       detail::require(std::isfinite(o.beta_fast) && o.beta_fast > 0.0,
@@ -222,27 +232,30 @@ class RotaryEncoding {
       detail::require(std::isfinite(o.beta_slow) && o.beta_slow > 0.0,
                       "RotaryEncoding: beta_slow = ", o.beta_slow, " must be finite and > 0");
       if (o.mscale)
-        detail::require(std::isfinite(*o.mscale), "RotaryEncoding: mscale = ", *o.mscale, " must be finite");
+        detail::require(std::isfinite(*o.mscale), "RotaryEncoding: mscale = ", *o.mscale,
+                        " must be finite");
       if (o.mscale_all_dim)
-        detail::require(std::isfinite(*o.mscale_all_dim), "RotaryEncoding: mscale_all_dim = ",
-                        *o.mscale_all_dim, " must be finite");
+        detail::require(std::isfinite(*o.mscale_all_dim),
+                        "RotaryEncoding: mscale_all_dim = ", *o.mscale_all_dim, " must be finite");
     }
     if (o.attention_factor) {
-      detail::require(s == RopeScaling::yarn || s == RopeScaling::longrope,
-                      "RotaryEncoding: attention_factor applies to yarn and longrope, not to scaling ",
-                      name);
+      detail::require(
+          s == RopeScaling::yarn || s == RopeScaling::longrope,
+          "RotaryEncoding: attention_factor applies to yarn and longrope, not to scaling ", name);
       detail::require(std::isfinite(*o.attention_factor) && *o.attention_factor > 0.0,
                       "RotaryEncoding: attention_factor = ", *o.attention_factor,
                       " must be finite and > 0");
     }
     if (s == RopeScaling::longrope && !o.attention_factor && o.factor && *o.factor > 1.0)
-      detail::require(o.original_max_positions.value_or(0) > 1,
-                      "RotaryEncoding: longrope's attention factor sqrt(1 + ln(factor)/ln(M)) needs "
-                      "original_max_positions M > 1, got ",
-                      o.original_max_positions.value_or(0));
+      detail::require(
+          o.original_max_positions.value_or(0) > 1,
+          "RotaryEncoding: longrope's attention factor sqrt(1 + ln(factor)/ln(M)) needs "
+          "original_max_positions M > 1, got ",
+          o.original_max_positions.value_or(0));
     if (s == RopeScaling::llama3) {
       detail::require(std::isfinite(o.low_freq_factor) && o.low_freq_factor > 0.0,
-                      "RotaryEncoding: low_freq_factor = ", o.low_freq_factor, " must be finite and > 0");
+                      "RotaryEncoding: low_freq_factor = ", o.low_freq_factor,
+                      " must be finite and > 0");
       detail::require(std::isfinite(o.high_freq_factor) && o.high_freq_factor > o.low_freq_factor,
                       "RotaryEncoding: high_freq_factor = ", o.high_freq_factor,
                       " must be finite and > low_freq_factor = ", o.low_freq_factor);
@@ -263,13 +276,20 @@ class RotaryEncoding {
 
   static const char* scaling_name(RopeScaling s) {
     switch (s) {
-      case RopeScaling::none: return "none";
-      case RopeScaling::linear: return "linear";
-      case RopeScaling::ntk: return "ntk";
-      case RopeScaling::dynamic: return "dynamic";
-      case RopeScaling::yarn: return "yarn";
-      case RopeScaling::llama3: return "llama3";
-      case RopeScaling::longrope: return "longrope";
+      case RopeScaling::none:
+        return "none";
+      case RopeScaling::linear:
+        return "linear";
+      case RopeScaling::ntk:
+        return "ntk";
+      case RopeScaling::dynamic:
+        return "dynamic";
+      case RopeScaling::yarn:
+        return "yarn";
+      case RopeScaling::llama3:
+        return "llama3";
+      case RopeScaling::longrope:
+        return "longrope";
     }
     return "?";
   }
@@ -281,12 +301,15 @@ class RotaryEncoding {
     const std::size_t half = base_inv_freq_.size();
     std::vector<double> f = base_inv_freq_;
     const auto with_base = [&](double b) {
-      for (std::size_t i = 0; i < half; ++i) f[i] = std::pow(b, -2.0 * static_cast<double>(i) / r);
+      for (std::size_t i = 0; i < half; ++i)
+        f[i] = std::pow(b, -2.0 * static_cast<double>(i) / r);
     };
     switch (o.scaling) {
-      case RopeScaling::none: break;
+      case RopeScaling::none:
+        break;
       case RopeScaling::linear:  // position interpolation (Chen et al. 2023): inv_freq / factor
-        for (double& v : f) v /= *o.factor;
+        for (double& v : f)
+          v /= *o.factor;
         break;
       case RopeScaling::ntk:  // base' = base * factor^(R/(R-2))
         with_base(o.base * std::pow(*o.factor, r / (r - 2.0)));
@@ -301,7 +324,9 @@ class RotaryEncoding {
       case RopeScaling::yarn: {  // Peng et al. 2023; Hugging Face _compute_yarn_parameters
         const double m = static_cast<double>(*o.original_max_positions);
         const double two_pi = 6.283185307179586;
-        const auto corr = [&](double rot) { return r * std::log(m / (two_pi * rot)) / (2.0 * std::log(o.base)); };
+        const auto corr = [&](double rot) {
+          return r * std::log(m / (two_pi * rot)) / (2.0 * std::log(o.base));
+        };
         double lo = corr(o.beta_fast), hi = corr(o.beta_slow);
         if (o.truncate) {
           lo = std::floor(lo);
@@ -327,7 +352,8 @@ class RotaryEncoding {
           if (lambda > m / o.low_freq_factor) {
             v /= factor;
           } else {
-            const double s = (m / lambda - o.low_freq_factor) / (o.high_freq_factor - o.low_freq_factor);
+            const double s =
+                (m / lambda - o.low_freq_factor) / (o.high_freq_factor - o.low_freq_factor);
             v = (1.0 - s) * v / factor + s * v;
           }
         }
@@ -335,7 +361,8 @@ class RotaryEncoding {
       }
       case RopeScaling::longrope: {  // inv_freq_i = 1 / (f_i * base^(2i/R))
         const std::vector<double>& ext = long_set ? o.long_factors : o.short_factors;
-        for (std::size_t i = 0; i < half; ++i) f[i] = 1.0 / (ext[i] * std::pow(o.base, 2.0 * static_cast<double>(i) / r));
+        for (std::size_t i = 0; i < half; ++i)
+          f[i] = 1.0 / (ext[i] * std::pow(o.base, 2.0 * static_cast<double>(i) / r));
         break;
       }
     }

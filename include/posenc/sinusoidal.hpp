@@ -41,10 +41,11 @@ class SinusoidalEncoding {
     detail::require(std::isfinite(options.base) && options.base > 0.0,
                     "SinusoidalEncoding: base = ", options.base, " must be finite and > 0");
     detail::require_extent(dim, "SinusoidalEncoding: dim");
-    detail::require(std::isfinite(options.scale) &&
-                        std::abs(options.scale) <= static_cast<double>(std::numeric_limits<T>::max()),
-                    "SinusoidalEncoding: scale = ", options.scale,
-                    " must be finite and representable in the scalar type");
+    detail::require(
+        std::isfinite(options.scale) &&
+            std::abs(options.scale) <= static_cast<double>(std::numeric_limits<T>::max()),
+        "SinusoidalEncoding: scale = ", options.scale,
+        " must be finite and representable in the scalar type");
     if (options.frequencies == SinusoidalFrequencies::log_timescale) {
       detail::require(dim >= 4, "SinusoidalEncoding: dim = ", dim,
                       " must be >= 4 for log_timescale frequencies");
@@ -53,8 +54,8 @@ class SinusoidalEncoding {
       inv_freq_ = detail::vaswani_inv_freq(dim, options.base);
     }
     for (std::size_t i = 0; i < inv_freq_.size(); ++i)
-      detail::require(std::isfinite(inv_freq_[i]), "SinusoidalEncoding: inv_freq[", i, "] = ",
-                      inv_freq_[i], " is not finite (base = ", options.base, ")");
+      detail::require(std::isfinite(inv_freq_[i]), "SinusoidalEncoding: inv_freq[", i,
+                      "] = ", inv_freq_[i], " is not finite (base = ", options.base, ")");
   }
 
   Index dim() const { return dim_; }
@@ -99,11 +100,11 @@ class SinusoidalEncoding {
             seed_row(s, out.row(s - s0).data());
         });
     // The 2K rotation rows are built on first use (their size is 32 D, whatever N is).
-    auto rotation = seeds ? rotation_.get(inv_freq_, 2 * block, dim_,
-                                          [this](Index, Index, MatrixRef<T> out) {
-                                            rotation_rows(out);
-                                          }, true)
-                          : nullptr;
+    auto rotation = seeds
+                        ? rotation_.get(
+                              inv_freq_, 2 * block, dim_,
+                              [this](Index, Index, MatrixRef<T> out) { rotation_rows(out); }, true)
+                        : nullptr;
     if (!seeds || !rotation) {
       Vector<T> r(dim_);
       for (Index i = 0; i < n; ++i) {
@@ -133,8 +134,8 @@ class SinusoidalEncoding {
           const Index w = std::min(tile, dim_ - c0);
           for (Index i = i0; i < i1; ++i) {
             const Index j = static_cast<Index>(off) + i - s * block;
-            add_rotated(x.row(i).data() + c0, p + c0, p + dim_ + c0,
-                        rot.row(2 * j).data() + c0, rot.row(2 * j + 1).data() + c0, w);
+            add_rotated(x.row(i).data() + c0, p + c0, p + dim_ + c0, rot.row(2 * j).data() + c0,
+                        rot.row(2 * j + 1).data() + c0, w);
           }
         }
       }
@@ -145,8 +146,8 @@ class SinusoidalEncoding {
       for (Index i = 0; i < n; ++i) {
         const Index s = static_cast<Index>(pos[i] / block), j = static_cast<Index>(pos[i] % block);
         const T* p = seed.row(s).data();
-        add_rotated(x.row(i).data(), p, p + dim_, rot.row(2 * j).data(),
-                    rot.row(2 * j + 1).data(), dim_);
+        add_rotated(x.row(i).data(), p, p + dim_, rot.row(2 * j).data(), rot.row(2 * j + 1).data(),
+                    dim_);
       }
     }
   }

@@ -65,8 +65,7 @@ class Positions {
   explicit Positions(std::vector<std::int64_t> positions)
       : list_(std::move(positions)), size_(static_cast<Index>(list_.size())), explicit_(true) {
     for (std::size_t i = 0; i < list_.size(); ++i)
-      detail::require(list_[i] >= 0, "Positions: position[", i, "] = ", list_[i],
-                      " must be >= 0");
+      detail::require(list_[i] >= 0, "Positions: position[", i, "] = ", list_[i], " must be >= 0");
   }
   static Positions range(std::int64_t offset, Index n) { return Positions(offset, n); }
 
@@ -108,8 +107,10 @@ class Positions {
     std::vector<std::int64_t> all;
     detail::allocate(
         total, 8, [&] { all.reserve(static_cast<std::size_t>(total)); }, "Positions::append");
-    for (Index i = 0; i < size_; ++i) all.push_back((*this)[i]);
-    for (Index i = 0; i < next.size_; ++i) all.push_back(next[i]);
+    for (Index i = 0; i < size_; ++i)
+      all.push_back((*this)[i]);
+    for (Index i = 0; i < next.size_; ++i)
+      all.push_back(next[i]);
     return Positions(std::move(all));
   }
 

@@ -25,4 +25,6 @@ struct Encoder {
   }
 };
 
-int main() { run_attention(Encoder{}); }
+int main() {
+  run_attention(Encoder{});
+}

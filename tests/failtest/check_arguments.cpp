@@ -4,10 +4,16 @@
 struct Encoder {
   using Scalar = float;
 #ifdef POSENC_FAILTEST
-  void check(int heads) const { (void)heads; }
+  void check(int heads) const {
+    (void)heads;
+  }
 #else
-  void check(const posenc::AttentionShape& shape) const { (void)shape; }
+  void check(const posenc::AttentionShape& shape) const {
+    (void)shape;
+  }
 #endif
 };
 
-int main() { run_attention(Encoder{}); }
+int main() {
+  run_attention(Encoder{});
+}

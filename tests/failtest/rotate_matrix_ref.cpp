@@ -5,10 +5,16 @@
 struct Encoder {
   using Scalar = float;
 #ifdef POSENC_FAILTEST
-  void rotate(posenc::Matrix<float>& qk, const posenc::Positions&, posenc::Index) const { qk *= 2; }
+  void rotate(posenc::Matrix<float>& qk, const posenc::Positions&, posenc::Index) const {
+    qk *= 2;
+  }
 #else
-  void rotate(posenc::MatrixRef<float> qk, const posenc::Positions&, posenc::Index) const { qk *= 2; }
+  void rotate(posenc::MatrixRef<float> qk, const posenc::Positions&, posenc::Index) const {
+    qk *= 2;
+  }
 #endif
 };
 
-int main() { run_attention(Encoder{}); }
+int main() {
+  run_attention(Encoder{});
+}

@@ -9,4 +9,6 @@ struct Encoder {
 #endif
 };
 
-int main() { (void)posenc::encoder_traits<Encoder>::rotates_qk; }
+int main() {
+  (void)posenc::encoder_traits<Encoder>::rotates_qk;
+}

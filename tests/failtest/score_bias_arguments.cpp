@@ -22,4 +22,6 @@ struct Encoder {
 #endif
 };
 
-int main() { run_attention(Encoder{}); }
+int main() {
+  run_attention(Encoder{});
+}

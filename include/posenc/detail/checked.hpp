@@ -56,8 +56,7 @@ std::int64_t checked_add(std::int64_t a, std::int64_t b, const Names&... what) {
 template <class... Names>
 std::int64_t checked_sub(std::int64_t a, std::int64_t b, const Names&... what) {
   std::int64_t r = 0;
-  if (sub_overflows(a, b, &r))
-    fail(what..., ": ", a, " - ", b, " overflows int64");
+  if (sub_overflows(a, b, &r)) fail(what..., ": ", a, " - ", b, " overflows int64");
   return r;
 }
 
@@ -65,8 +64,7 @@ std::int64_t checked_sub(std::int64_t a, std::int64_t b, const Names&... what) {
 template <class... Names>
 std::int64_t checked_mul(std::int64_t a, std::int64_t b, const Names&... what) {
   std::int64_t r = 0;
-  if (mul_overflows(a, b, &r))
-    fail(what..., ": ", a, " * ", b, " overflows int64");
+  if (mul_overflows(a, b, &r)) fail(what..., ": ", a, " * ", b, " overflows int64");
   return r;
 }
 
@@ -75,12 +73,14 @@ std::int64_t checked_mul(std::int64_t a, std::int64_t b, const Names&... what) {
 inline std::int64_t saturating_add(std::int64_t a, std::int64_t b) {
   std::int64_t r = 0;
   if (!add_overflows(a, b, &r)) return r;
-  return b > 0 ? std::numeric_limits<std::int64_t>::max() : std::numeric_limits<std::int64_t>::min();
+  return b > 0 ? std::numeric_limits<std::int64_t>::max()
+               : std::numeric_limits<std::int64_t>::min();
 }
 inline std::int64_t saturating_sub(std::int64_t a, std::int64_t b) {
   std::int64_t r = 0;
   if (!sub_overflows(a, b, &r)) return r;
-  return b < 0 ? std::numeric_limits<std::int64_t>::max() : std::numeric_limits<std::int64_t>::min();
+  return b < 0 ? std::numeric_limits<std::int64_t>::max()
+               : std::numeric_limits<std::int64_t>::min();
 }
 
 /// True when a - b is representable (used to choose a code path, not to fail).

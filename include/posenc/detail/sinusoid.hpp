@@ -31,8 +31,7 @@ inline std::vector<double> log_timescale_inv_freq(Index dim, double base) {
 /// float results stay within 1e-6 of the float64 formula for |p| up to 2^20 and beyond.
 /// interleaved: out[2i] = sin, out[2i+1] = cos;  split: out[i] = sin, out[D/2+i] = cos.
 template <class T>
-void sinusoid_row(double p, const std::vector<double>& inv_freq, bool split, double scale,
-                  T* out) {
+void sinusoid_row(double p, const std::vector<double>& inv_freq, bool split, double scale, T* out) {
   const std::size_t half = inv_freq.size();
   for (std::size_t i = 0; i < half; ++i) {
     const double angle = p * inv_freq[i];

@@ -34,48 +34,56 @@ inline void qk_block(const T* q, Index ldq, const T* kt, Index ldk, Index dh, T 
   constexpr int P = tile_packet<T>::size;
   Packet acc[R][NP];
   for (int r = 0; r < R; ++r)
-    for (int c = 0; c < NP; ++c) acc[r][c] = pset1<Packet>(T(0));
+    for (int c = 0; c < NP; ++c)
+      acc[r][c] = pset1<Packet>(T(0));
   for (Index d = 0; d < dh; ++d) {
     Packet kv[NP];
-    for (int c = 0; c < NP; ++c) kv[c] = ploadu<Packet>(kt + d * ldk + c * P);
+    for (int c = 0; c < NP; ++c)
+      kv[c] = ploadu<Packet>(kt + d * ldk + c * P);
     for (int r = 0; r < R; ++r) {
       const Packet b = pset1<Packet>(q[r * ldq + d]);
-      for (int c = 0; c < NP; ++c) acc[r][c] = pmadd(b, kv[c], acc[r][c]);
+      for (int c = 0; c < NP; ++c)
+        acc[r][c] = pmadd(b, kv[c], acc[r][c]);
     }
   }
   const Packet sc = pset1<Packet>(scale);
   for (int r = 0; r < R; ++r)
-    for (int c = 0; c < NP; ++c) pstoreu(s + r * lds + c * P, pmul(acc[r][c], sc));
+    for (int c = 0; c < NP; ++c)
+      pstoreu(s + r * lds + c * P, pmul(acc[r][c], sc));
 }
 
 // a[r, c*P + l] = alpha[r] a[r, c*P + l] + sum_j p[r*ldp + j] v[j*ldv + c*P + l]
 template <class T, int R, int NP>
-inline void pv_block(const T* p, Index ldp, Index bj, const T* v, Index ldv, const T* alpha,
-                     T* a, Index lda) {
+inline void pv_block(const T* p, Index ldp, Index bj, const T* v, Index ldv, const T* alpha, T* a,
+                     Index lda) {
   using namespace Eigen::internal;
   using Packet = typename tile_packet<T>::type;
   constexpr int P = tile_packet<T>::size;
   Packet acc[R][NP];
   for (int r = 0; r < R; ++r) {
     const Packet al = pset1<Packet>(alpha[r]);
-    for (int c = 0; c < NP; ++c) acc[r][c] = pmul(ploadu<Packet>(a + r * lda + c * P), al);
+    for (int c = 0; c < NP; ++c)
+      acc[r][c] = pmul(ploadu<Packet>(a + r * lda + c * P), al);
   }
   for (Index j = 0; j < bj; ++j) {
     Packet vv[NP];
-    for (int c = 0; c < NP; ++c) vv[c] = ploadu<Packet>(v + j * ldv + c * P);
+    for (int c = 0; c < NP; ++c)
+      vv[c] = ploadu<Packet>(v + j * ldv + c * P);
     for (int r = 0; r < R; ++r) {
       const Packet b = pset1<Packet>(p[r * ldp + j]);
-      for (int c = 0; c < NP; ++c) acc[r][c] = pmadd(b, vv[c], acc[r][c]);
+      for (int c = 0; c < NP; ++c)
+        acc[r][c] = pmadd(b, vv[c], acc[r][c]);
     }
   }
   for (int r = 0; r < R; ++r)
-    for (int c = 0; c < NP; ++c) pstoreu(a + r * lda + c * P, acc[r][c]);
+    for (int c = 0; c < NP; ++c)
+      pstoreu(a + r * lda + c * P, acc[r][c]);
 }
 
 // Run-time (rows, packets) -> the instantiation, for the edges of a tile.
 template <class T, int R, int NP = tile_packet<T>::packets>
-inline void qk_dispatch(int rows, int np, const T* q, Index ldq, const T* kt, Index ldk,
-                        Index dh, T scale, T* s, Index lds) {
+inline void qk_dispatch(int rows, int np, const T* q, Index ldq, const T* kt, Index ldk, Index dh,
+                        T scale, T* s, Index lds) {
   if constexpr (R > 1) {
     if (rows < R) return qk_dispatch<T, R - 1, NP>(rows, np, q, ldq, kt, ldk, dh, scale, s, lds);
   }
@@ -101,7 +109,8 @@ inline void pv_dispatch(int rows, int np, const T* p, Index ldp, Index bj, const
 inline Index block_cols(const Index* cols, Index r0, int rows, Index bj) {
   if (!cols) return bj;
   Index c = 0;
-  for (int r = 0; r < rows; ++r) c = std::max(c, cols[r0 + r]);
+  for (int r = 0; r < rows; ++r)
+    c = std::max(c, cols[r0 + r]);
   return c;
 }
 
