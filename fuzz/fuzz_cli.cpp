@@ -139,6 +139,8 @@ std::vector<Fixture> make_fixtures() {
       {"factors2.npy", npy_f8({2}, 0.5, 10)},
       {"factors4.npy", npy_f8({4}, 0.5, 11)},
       {"vec8.npy", npy_f8({8}, 0.5, 17)},
+      {"w_kv.npy", npy_f8({8, 4}, 0.35, 18)},
+      {"vec4.npy", npy_f8({4}, 0.5, 19)},
       {"segments.npy", npy_i8({0, 0, 1, 1})},
       {"nan.npy", nan_x},
       {"empty.npy", npy_f8({0, 8}, 1.0, 12)},
