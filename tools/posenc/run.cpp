@@ -36,9 +36,10 @@ namespace {
 /// CLI11 2.1.2 loops for ever on an empty word that is not an option's value in a command with
 /// option groups (`posenc attend '' --x a.npy`: the empty word matches a nameless group as a
 /// subcommand name). No posenc command takes positional arguments, so such a word is refused
-/// before parsing. CLI11 takes the word after an option that needs a value as that value,
-/// whatever it looks like (`--len --dim` sets --len to "--dim"), so an empty value (--title '')
-/// is not affected. Returns the message, or "" when there is no such word.
+/// before parsing. CLI11 takes the word after an option that needs a value and has none attached
+/// (`--len`, and `--len=` too) as that value, whatever it looks like (`--len --dim` sets --len to
+/// "--dim"), so an empty value (--title '') is not affected. Returns the message, or "" when
+/// there is no such word.
 std::string stray_empty_word(CLI::App& app, int argc, char** argv) {
   CLI::App* command = &app;
   bool value_next = false;  // the previous word is an option that needs a value
@@ -58,7 +59,8 @@ std::string stray_empty_word(CLI::App& app, int argc, char** argv) {
     } else if (word.size() > 1 && word[0] == '-') {
       const auto eq = word.find('=');
       const CLI::Option* opt = command->get_option_no_throw(word.substr(0, eq));
-      value_next = opt && eq == std::string::npos && opt->get_expected_max() > 0;
+      value_next =
+          opt && opt->get_expected_max() > 0 && (eq == std::string::npos || eq + 1 == word.size());
     } else {
       for (CLI::App* sub : command->get_subcommands({}))
         if (!sub->get_name().empty() && sub->check_name(word)) {
