@@ -65,4 +65,12 @@ T5Encoding<T> t5_encoding(bool bidirectional) {
   return T5Encoding<T>(load<T>("attn_t5_table"), o);
 }
 
+/// The positions of a block as an explicit list (to run the same positions through the
+/// kernels' list paths).
+inline std::vector<std::int64_t> listed(const Positions& p) {
+  std::vector<std::int64_t> v;
+  for (Index i = 0; i < p.size(); ++i) v.push_back(p[i]);
+  return v;
+}
+
 }  // namespace attention_test

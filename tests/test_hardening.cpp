@@ -21,13 +21,6 @@ Matrix<double> bias_tile(const E& enc, const Positions& q, const Positions& k, I
   return s;
 }
 
-std::vector<std::int64_t> listed(const Positions& p) {
-  std::vector<std::int64_t> v;
-  for (Index i = 0; i < p.size(); ++i)
-    v.push_back(p[i]);
-  return v;
-}
-
 }  // namespace
 
 TEST_CASE("hardening: Positions never wrap past INT64_MAX", "[hardening]") {

@@ -54,13 +54,6 @@ std::vector<LayerCase> layer_cases() {
   return cases;
 }
 
-std::vector<std::int64_t> listed(const Positions& p) {
-  std::vector<std::int64_t> v;
-  for (Index i = 0; i < p.size(); ++i)
-    v.push_back(p[i]);
-  return v;
-}
-
 template <class T>
 Vector<T> load_vec(const std::string& name) {
   const auto v = load_vector(name);
