@@ -327,3 +327,30 @@ TEST_CASE("hardening: overlap of views is decided element by element", "[hardeni
   CHECK_FALSE(overlaps(m, other));
   CHECK(overlaps(m, m));
 }
+
+#if defined(__GNUC__) || defined(__clang__)
+TEST_CASE("hardening: the checked arithmetic agrees with the compiler's overflow builtins",
+          "[hardening]") {
+  const std::int64_t lo = std::numeric_limits<std::int64_t>::min();
+  const std::vector<std::int64_t> values = {
+      0,          1,          -1,         2,        -2,     3,         kMax,
+      lo,         kMax - 1,   lo + 1,     kMax / 2, lo / 2, 1LL << 32, -(1LL << 32),
+      3037000499, 3037000500, -3037000500};
+  int disagreements = 0;
+  for (std::int64_t a : values)
+    for (std::int64_t b : values) {
+      std::int64_t want = 0, got = 0;
+      bool over = __builtin_add_overflow(a, b, &want);
+      disagreements += over != posenc::detail::add_overflows(a, b, &got) || (!over && got != want);
+      over = __builtin_sub_overflow(a, b, &want);
+      disagreements += over != posenc::detail::sub_overflows(a, b, &got) || (!over && got != want);
+      over = __builtin_mul_overflow(a, b, &want);
+      disagreements += over != posenc::detail::mul_overflows(a, b, &got) || (!over && got != want);
+    }
+  CHECK(disagreements == 0);
+  require_error([&] { posenc::detail::checked_mul(kMax, 2, "rows * cols"); },
+                {"rows * cols", "overflows int64"});
+  CHECK(posenc::detail::saturating_add(kMax, 5) == kMax);
+  CHECK(posenc::detail::saturating_sub(lo, 5) == lo);
+}
+#endif
