@@ -12,9 +12,10 @@
 #   FUZZ_JOBS      parallel build jobs (default 2)
 #
 # Everything goes under BUILD_DIR: libFuzzer's output in fuzz-logs/<target>.log, the corpus it
-# grows in fuzz-corpus/<target>/ (fuzz/corpus/ is only read), findings (crash-*, leak-*,
-# timeout-*, oom-*) in fuzz-findings/<target>/. A finding is reproduced by running the target on
-# the file; for fuzz_cli, POSENC_FUZZ_PRINT=1 also prints the command line it ran.
+# grows in fuzz-corpus/<target>/ (fuzz/corpus/ is only read), the findings of the last run
+# (crash-*, leak-*, timeout-*, oom-*) in fuzz-findings/<target>/. A finding is reproduced by
+# running the target on the file; for fuzz_cli, POSENC_FUZZ_PRINT=1 also prints the command line
+# it ran, and POSENC_FUZZ_DIR=<dir> keeps the input files that command line names.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/deps.sh
@@ -63,6 +64,7 @@ for t in "${targets[@]}"; do
   seeds=fuzz/corpus/${t#fuzz_}
   corpus=$build_dir/fuzz-corpus/$t
   findings=$build_dir/fuzz-findings/$t
+  rm -rf "$findings"
   mkdir -p "$corpus" "$findings"
   read -r -a opts <<<"$(options "$t")"
   echo "fuzz.sh: running $t for ${seconds} s (log in $logs/$t.log)"
@@ -92,7 +94,7 @@ for i in "${!targets[@]}"; do
       [[ -e $f ]] || continue
       echo "fuzz.sh: reproduce with: $build_dir/fuzz/$t $f"
       if [[ $t == fuzz_cli ]]; then
-        echo "fuzz.sh: its command line: POSENC_FUZZ_PRINT=1 $build_dir/fuzz/$t $f 2>&1 | head -n 1"
+        echo "fuzz.sh: its command line: POSENC_FUZZ_PRINT=1 $build_dir/fuzz/$t $f 2>&1 | grep -m1 '^posenc '"
       fi
     done
     summaries+=("$summary: FINDING")
