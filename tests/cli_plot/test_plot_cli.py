@@ -125,6 +125,8 @@ class Suite(Runner):
         # any .npy: 1-d line, 2-d heatmap, 3-d panels with -inf
         np.save(self.w("v.npy"), np.sin(np.arange(30) / 3.0))
         self.draw("npy_1d", ["npy", "--in", self.w("v.npy")], "svg", ["index", "value"])
+        np.save(self.w("m.npy"), np.arange(12, dtype=np.float64).reshape(3, 4))
+        self.draw("npy_2d", ["npy", "--in", self.w("m.npy")], "svg", ["row", "column"], cells=12)
         b = np.zeros((3, 4, 4), dtype=np.float32)
         b[:, 0, 3] = -np.inf
         np.save(self.w("b.npy"), b)

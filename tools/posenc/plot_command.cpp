@@ -759,9 +759,11 @@ inline void add_plot_npy(CLI::App* plot_app) {
       for (std::int64_t p = first; p < last; ++p) {
         plot::Heatmap h;
         h.values.resize(r, cdim);
+        // arr.data holds the array in C order whatever its rank ([N, prod(rest)] as a matrix):
+        // element [p, i, j] (or [i, j] of a 2-d array, p = 0) is at (p r + i) cdim + j
+        const double* values = arr.data.data();
         for (std::int64_t i = 0; i < r; ++i)
-          for (std::int64_t j = 0; j < cdim; ++j)
-            h.values(i, j) = arr.data(p, i * cdim + j);
+          for (std::int64_t j = 0; j < cdim; ++j) h.values(i, j) = values[(p * r + i) * cdim + j];
         h.title = s.size() == 3 ? "[" + std::to_string(p) + "]" : "";
         h.x_label = a->x_label.empty() ? "column" : a->x_label;
         h.y_label = a->y_label.empty() ? "row" : a->y_label;
