@@ -61,6 +61,7 @@
 #include <unistd.h>
 
 #include "run.hpp"
+#include "scratch_dir.hpp"
 
 namespace {
 
@@ -191,14 +192,8 @@ const Env& env() {
       e.dir = keep;
       fs::create_directories(e.dir, ec);
     } else {
-      std::string templ = (fs::temp_directory_path() / "posenc_fuzz_cli.XXXXXX").string();
-      if (!::mkdtemp(&templ[0])) fatal("cannot create a temporary directory");
-      e.dir = templ;
-      static const std::string to_remove = e.dir;
-      std::atexit([] {
-        std::error_code err;
-        fs::remove_all(to_remove, err);
-      });
+      e.dir = posenc_fuzz::make_scratch_dir(fs::temp_directory_path(), "posenc_fuzz_cli");
+      if (e.dir.empty()) fatal("cannot create a temporary directory");
     }
     e.in = e.dir + "/in";
     e.out = e.dir + "/out";

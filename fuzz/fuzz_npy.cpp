@@ -16,7 +16,7 @@
 #include <string>
 #include <system_error>
 
-#include <unistd.h>
+#include "scratch_dir.hpp"
 
 namespace {
 
@@ -27,19 +27,14 @@ namespace fs = std::filesystem;
   std::abort();
 }
 
-/// A private directory for the file read_npy reads, removed at exit.
+/// The file read_npy reads, in a private directory (scratch_dir.hpp).
 const std::string& scratch_file() {
   static const std::string file = [] {
     std::error_code ec;
     const fs::path base =
         fs::is_directory("/dev/shm", ec) ? fs::path("/dev/shm") : fs::temp_directory_path();
-    std::string templ = (base / "posenc_fuzz_npy.XXXXXX").string();
-    if (!::mkdtemp(&templ[0])) finding("cannot create a temporary directory in " + base.string());
-    static const std::string dir = templ;
-    std::atexit([] {
-      std::error_code e;
-      fs::remove_all(dir, e);
-    });
+    const std::string dir = posenc_fuzz::make_scratch_dir(base, "posenc_fuzz_npy");
+    if (dir.empty()) finding("cannot create a temporary directory in " + base.string());
     return dir + "/input.npy";
   }();
   return file;
