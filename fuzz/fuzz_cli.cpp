@@ -19,8 +19,10 @@
 //   - names and free text (--encoder, --scaling, --title, --labels ...): the text itself, up to
 //     48 bytes.
 // Values are attached with '=' (a value can never be read as another flag; a line without '='
-// gives the flag bare, i.e. a missing value, except for path flags), junk words take no value,
-// and paths are never taken from the input, so a run cannot read or write outside the directory. A
+// gives the flag bare, i.e. a missing value, except for path flags; the empty output path is
+// "--output" "", since CLI11 reads an empty attached value as none and takes the next word),
+// junk words take no value, and paths are never taken from the input, so a run cannot read or
+// write outside the directory. A
 // text flag the grammar does not know is refused at start-up: add it to text_flags, input_flags or
 // output_flags below after checking which it is.
 //
@@ -30,7 +32,8 @@
 //
 // A finding (abort) is: run() throwing, an exit status other than 0 and 2 (1 is accepted only
 // for "out of memory"), an error message that is not exactly one line "posenc: error: ...",
-// text on the error stream after a success, or an output file left behind by a failed run.
+// text on the error stream after a success, an output file left behind by a failed run, or a
+// file in the working directory named like one of the arguments (a word taken for a path).
 // Allocations beyond libFuzzer's -malloc_limit_mb and slow inputs (-timeout) are reported by
 // libFuzzer itself.
 //
@@ -473,8 +476,15 @@ std::vector<std::string> build_args(const std::vector<std::string>& lines) {
       args.push_back(dashed);  // a flag, or a missing value
       continue;
     }
-    args.push_back(dashed + "=" +
-                   value_of(*flag, eq == std::string::npos ? "" : line.substr(eq + 1)));
+    const std::string value = value_of(*flag, eq == std::string::npos ? "" : line.substr(eq + 1));
+    if (value.empty() && flag->kind == Kind::output) {
+      // CLI11 reads `--output=` as `--output` and takes the next word as the path: the empty
+      // path goes as a word of its own.
+      args.push_back(dashed);
+      args.push_back("");
+    } else {
+      args.push_back(dashed + "=" + value);
+    }
   }
   if (c.words.size() == 1 && c.words[0] == "compare") {
     static const std::vector<std::pair<std::string, std::string>> small = {
@@ -531,6 +541,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     argv.push_back(s.data());
   argv.push_back(nullptr);
 
+  std::vector<bool> existed(args.size());
+  for (std::size_t i = 1; i < args.size(); ++i) {
+    std::error_code ec;
+    existed[i] = args[i].empty() || fs::exists(args[i], ec);
+  }
+
   std::ostringstream out, err;
   const int rc = posenc_cli::run(static_cast<int>(args.size()), argv.data(), out, err);
   const std::string message = err.str();
@@ -549,6 +565,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (!message.empty()) finding("a successful run wrote to the error stream");
   } else {
     finding("unexpected exit status");
+  }
+  // A tripwire for a grammar that lets a word become an output path: no argument may have
+  // appeared as a file in the working directory.
+  for (std::size_t i = 1; i < args.size(); ++i) {
+    std::error_code ec;
+    if (!args[i].empty() && args[i][0] != '/' && !existed[i] && fs::exists(args[i], ec))
+      finding("the run wrote '" + args[i] + "' into the working directory");
   }
   for (const auto& f : outputs_left())
     std::remove(f.c_str());
