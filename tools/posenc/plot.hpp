@@ -202,13 +202,16 @@ inline std::string format_number(double v, double step = 0.0) {
 // --- text metrics (stb_easy_font: cap height 7 units, descent 2, advance ~6) -------------------
 
 namespace detail {
-/// ASCII version of s for the bitmap font: a few symbols spelled out, other bytes dropped.
+/// ASCII version of s for the bitmap font: a few symbols spelled out, control bytes and other
+/// symbols as '?'.
 inline std::string ascii(const std::string& s) {
   std::string out;
   for (std::size_t i = 0; i < s.size();) {
     const unsigned char c = static_cast<unsigned char>(s[i]);
     if (c < 0x80) {
-      out += static_cast<char>(c);
+      // stb_easy_font's glyph table covers 0x20 .. 0x7E (and '\n'): other bytes would index
+      // outside it
+      out += (c >= 0x20 && c < 0x7F) || c == '\n' ? static_cast<char>(c) : '?';
       ++i;
       continue;
     }
