@@ -19,7 +19,7 @@ reports the best of its repetitions over --rounds alternating rounds (the machin
 others only slow a run down);
 ratio = torch / posenc (> 1: posenc is faster).
 
-The peer is made fair as issue 4 asks: Debian's torch calls the system BLAS (libblas.so.3);
+The peer is made fair: Debian's torch calls the system BLAS (libblas.so.3);
 with libopenblas0-openmp installed that is OpenBLAS, which needs OPENBLAS_CORETYPE=SkylakeX
 to use AVX-512 on this CPU; OMP_WAIT_POLICY=PASSIVE; torch.set_num_threads(t). ATen's own
 vectorised kernels run at the best ISA torch offers here (ATEN_CPU_CAPABILITY, tried both

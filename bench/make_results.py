@@ -59,7 +59,7 @@ def run_bench(bench_dir, binary, reps, extra=()):
     return data["context"], rows
 
 
-MODULE_NOTE = ("The module's 2-thread rows are information, not targets: issue 4's target is on the attention kernel, and the module adds the four projections, GEMMs that scale no better than Eigen's own GEMM on this machine at that moment (its speed-up is in the note).")
+MODULE_NOTE = ("The module's 2-thread rows are information, not targets: the 2-thread target is on the attention kernel, and the module adds the four projections, GEMMs that scale no better than Eigen's own GEMM on this machine at that moment (its speed-up is in the note).")
 
 
 def rescale(ctx, rows):
@@ -212,7 +212,7 @@ def main():
                                       ("float", limits_t, "Eigen GEMM float, 1024³", "GFLOP/s"),
                                       ("double", limits_t, "Eigen GEMM double, 1024³", "GFLOP/s")):
             w("- %s: %.1f / %.1f %s\n" % (label, lim[(key, 1)] * 1e-9, lim[(key, 2)] * 1e-9, unit))
-        w("\n## Targets (float32, issue 4)\n\n| target | measured | bound | |  note |\n|---|---:|---:|---|---|\n")
+        w("\n## Targets (float32, kernels and encoders)\n\n| target | measured | bound | |  note |\n|---|---:|---:|---|---|\n")
         for what, val, bound, met, note in targets:
             w("| %s | %s | %s | %s | %s |\n" % (what, val, bound, met, note))
         w("\nHow to read them: RoPE and the additive encodings are in place, so they move no "
@@ -239,7 +239,7 @@ def main():
             w("| %s | %.1f | %.1f | %.3f | %s |\n" % (name.replace("/iterations:1/real_time", ""), b["peak_MiB"], b["limit_MiB"], b["ratio"], fc))
         w("\n## The full grid\n\n")
         w("The default run registers the targets' workloads and a subset of the grid. `--full` "
-          "registers the whole grid of issue 4 (N ∈ {128, 512, 2048, 8192}, H = 8 and 32 for "
+          "registers the whole grid (N ∈ {128, 512, 2048, 8192}, H = 8 and 32 for "
           "RoPE, Dh ∈ {64, 128}, float and double, 1 and 2 threads, every encoder, causal or "
           "not); select parts of it with Google Benchmark's filter, e.g.\n\n")
         w("```sh\n/tmp/perf-build/bench/bench_apply --full --benchmark_filter='^rope.*/double/'\n"

@@ -1,4 +1,4 @@
-// word_order: the mission's own example. "猫追老鼠" (the cat chases the mouse) and "老鼠追猫"
+// word_order: the quick start's example. "猫追老鼠" (the cat chases the mouse) and "老鼠追猫"
 // (the mouse chases the cat) hold the same four characters in another order. Self-attention
 // without position information sees a set: the second sentence's outputs are the first's,
 // permuted, and a pooled sentence vector is identical. Each encoder breaks that symmetry;

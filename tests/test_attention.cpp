@@ -1,5 +1,5 @@
 // The self-attention kernel (conventions.md section 6) with every encoder: float64 reference
-// outputs, the mission's word-order example, the caller's buffers, a user-defined encoder and
+// outputs, the word-order example, the caller's buffers, a user-defined encoder and
 // bad input (tiling and the KV cache: test_attention_kernel.cpp).
 #include "attention_support.hpp"
 

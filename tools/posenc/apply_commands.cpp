@@ -776,7 +776,7 @@ void add_attend_command(CLI::App& app) {
         opt.sinks.assign(s.data(), s.data() + s.size());
       }
 
-      // The runtime choice of encoder: a std::variant, visited once (style.md, "Interface").
+      // The runtime choice of encoder: a std::variant, visited once (no virtual calls).
       const auto make = [&]() -> detail::AnyEncoder<T> {
         using posenc::Index;
         if (e == "none") return posenc::NoEncoding<T>{};
