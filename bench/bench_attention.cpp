@@ -59,8 +59,9 @@ void BM_module(benchmark::State& st) {
     benchmark::DoNotOptimize(y.data());
     benchmark::ClobberMemory();
   }
-  report_flops<T>(st, 4.0 * double(n) * double(n) * double(dh) * double(heads) +
-                          8.0 * double(n) * double(d) * double(d),
+  report_flops<T>(st,
+                  4.0 * double(n) * double(n) * double(dh) * double(heads) +
+                      8.0 * double(n) * double(d) * double(d),
                   threads);
 }
 
@@ -79,7 +80,8 @@ std::vector<std::pair<int, std::pair<Fn, Fn>>> all_encoders() {
           {xl, {BM_core<T, xl>, BM_module<T, xl>}}};
 }
 
-void add(const std::string& kind, int e, const char* t, Fn f, Index n, Index dh, int causal, int th) {
+void add(const std::string& kind, int e, const char* t, Fn f, Index n, Index dh, int causal,
+         int th) {
   benchmark::RegisterBenchmark((kind + "/" + enc_name(e) + "/" + t).c_str(), f)
       ->Args({n, dh, causal, th})
       ->ArgNames({"N", "Dh", "causal", "threads"})
@@ -109,11 +111,14 @@ void register_all(bool full) {
   // both thread counts; N = 128 and 512 for the module; one double row.
   for (const auto& [e, fns] : all_encoders<float>()) {
     for (int causal : {0, 1})
-      for (int th = 1; th <= max_threads(); ++th) add("core", e, "float", fns.first, 2048, 64, causal, th);
-    for (Index n : {128, 512, 2048}) add("module", e, "float", fns.second, n, 64, 0, 1);
+      for (int th = 1; th <= max_threads(); ++th)
+        add("core", e, "float", fns.first, 2048, 64, causal, th);
+    for (Index n : {128, 512, 2048})
+      add("module", e, "float", fns.second, n, 64, 0, 1);
   }
   for (int th = 1; th <= max_threads(); ++th) {
-    if (th > 1) add("module", none, "float", all_encoders<float>()[0].second.second, 2048, 64, 0, th);
+    if (th > 1)
+      add("module", none, "float", all_encoders<float>()[0].second.second, 2048, 64, 0, th);
     add("module", alibi, "float", all_encoders<float>()[5].second.second, 2048, 64, 1, th);
   }
   add("core", none, "double", all_encoders<double>()[0].second.first, 2048, 64, 0, 1);

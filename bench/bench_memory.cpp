@@ -67,7 +67,9 @@ void* memalign(std::size_t a, std::size_t n) {
   note_alloc(p);
   return p;
 }
-void* aligned_alloc(std::size_t a, std::size_t n) { return memalign(a, n); }
+void* aligned_alloc(std::size_t a, std::size_t n) {
+  return memalign(a, n);
+}
 int posix_memalign(void** out, std::size_t a, std::size_t n) {
   void* p = memalign(a, n);
   if (!p) return 12;  // ENOMEM
@@ -81,7 +83,9 @@ namespace {
 
 constexpr Index kN = 16384, kHeads = 8, kDh = 64;
 
-double mib(long long b) { return double(b) / double(1 << 20); }
+double mib(long long b) {
+  return double(b) / double(1 << 20);
+}
 
 template <int E>
 void BM_core_memory(benchmark::State& st) {
@@ -147,10 +151,20 @@ template <int E>
 void add(bool full) {
   for (Index n : {Index(2048), kN}) {
     if (n != kN && !full) continue;
-    benchmark::RegisterBenchmark((std::string("memory/core/") + enc_name(E)).c_str(), BM_core_memory<E>)
-        ->Arg(n)->ArgName("N")->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
-    benchmark::RegisterBenchmark((std::string("memory/module/") + enc_name(E)).c_str(), BM_module_memory<E>)
-        ->Arg(n)->ArgName("N")->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
+    benchmark::RegisterBenchmark((std::string("memory/core/") + enc_name(E)).c_str(),
+                                 BM_core_memory<E>)
+        ->Arg(n)
+        ->ArgName("N")
+        ->Iterations(1)
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond);
+    benchmark::RegisterBenchmark((std::string("memory/module/") + enc_name(E)).c_str(),
+                                 BM_module_memory<E>)
+        ->Arg(n)
+        ->ArgName("N")
+        ->Iterations(1)
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond);
   }
 }
 

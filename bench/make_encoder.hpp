@@ -8,8 +8,8 @@ namespace posenc_bench {
 enum Enc : int { none, sinusoidal, learned, rope, rope_interleaved, alibi, t5, shaw, xl, n_enc };
 
 inline const char* enc_name(int e) {
-  static const char* names[] = {"none", "sinusoidal", "learned", "rope", "rope_interleaved",
-                                "alibi", "t5", "shaw", "xl"};
+  static const char* names[] = {"none",  "sinusoidal", "learned", "rope", "rope_interleaved",
+                                "alibi", "t5",         "shaw",    "xl"};
   return names[e];
 }
 
@@ -41,7 +41,8 @@ auto make_encoder(Index n, Index heads, Index head_dim) {
   } else if constexpr (E == shaw) {
     return ShawEncoding<T>(random<T>(33, head_dim, 0.1), random<T>(33, head_dim, 0.1));
   } else {
-    return TransformerXLEncoding<T>(random<T>(heads, head_dim, 0.1), random<T>(heads, head_dim, 0.1),
+    return TransformerXLEncoding<T>(random<T>(heads, head_dim, 0.1),
+                                    random<T>(heads, head_dim, 0.1),
                                     random<T>(d, d, 1.0 / std::sqrt(double(d))));
   }
 }

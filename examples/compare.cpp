@@ -9,12 +9,12 @@
 //   distances told apart  the largest distance at which a key's logit still differs from the
 //                         next closer key's (same token everywhere, so only position counts);
 //   ns/token              the encoder's own work and a whole attention layer, per token.
-#include "../tools/posenc/compare.hpp"
+#include <posenc/compare.hpp>
 
 #include <cstdio>
 
 int main() {
-  using namespace posenc_cli::compare;
+  using namespace posenc::compare;
   Config c;  // D = 64, H = 4, L = 512, T5 32 buckets / 128, Shaw K = 16
   c.time_len = 256;
   c.time_budget = 0.03;

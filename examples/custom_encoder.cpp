@@ -19,7 +19,8 @@ class WindowedDistanceBias {
 
   WindowedDistanceBias(Index heads, std::int64_t window) : penalty_(heads), window_(window) {
     detail::require(window >= 0, "WindowedDistanceBias: window = ", window, " must be >= 0");
-    for (Index h = 0; h < heads; ++h) penalty_[h] = T(0.1) * T(h + 1);
+    for (Index h = 0; h < heads; ++h)
+      penalty_[h] = T(0.1) * T(h + 1);
   }
 
   // Optional hook: reject attention shapes this encoder was not built for.
@@ -81,7 +82,8 @@ int main() {
   const Matrix<T> full = attention(x, w, w, w, w, enc, opt);
   KVCache<T> cache;
   Matrix<T> steps(n, d);
-  for (Index i = 0; i < n; ++i) attention_step(x.row(i), w, w, w, w, enc, opt, cache, steps.row(i));
+  for (Index i = 0; i < n; ++i)
+    attention_step(x.row(i), w, w, w, w, enc, opt, cache, steps.row(i));
   const double kv_err = (full - steps).cwiseAbs().maxCoeff();
   std::printf("causal, window 3, token by token vs full: max |diff| = %.2e -> %s\n", kv_err,
               kv_err < 1e-5 ? "ok" : "MISMATCH");

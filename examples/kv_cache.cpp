@@ -33,7 +33,8 @@ bool generate(const char* name, const E& enc) {
 
   std::vector<Index> tokens = {7, 3, 11};  // the prompt
   Matrix<T> prompt(static_cast<Index>(tokens.size()), kDim);
-  for (std::size_t i = 0; i < tokens.size(); ++i) prompt.row(static_cast<Index>(i)) = emb.row(tokens[i]);
+  for (std::size_t i = 0; i < tokens.size(); ++i)
+    prompt.row(static_cast<Index>(i)) = emb.row(tokens[i]);
 
   KVCache<T> cache;
   cache.reserve(kDim, kSteps + 3);
@@ -49,14 +50,17 @@ bool generate(const char* name, const E& enc) {
     y = layer.step(emb.row(next), cache);  // one new token at position cache.next_position()
     outputs.row(cache.size() - 1) = y;
   }
-  const double us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+  const double us =
+      std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
 
   Matrix<T> x(static_cast<Index>(tokens.size()), kDim);
-  for (std::size_t i = 0; i < tokens.size(); ++i) x.row(static_cast<Index>(i)) = emb.row(tokens[i]);
+  for (std::size_t i = 0; i < tokens.size(); ++i)
+    x.row(static_cast<Index>(i)) = emb.row(tokens[i]);
   const Matrix<T> full = layer(x.topRows(cache.size()));
   const double err = (full - outputs.topRows(cache.size())).cwiseAbs().maxCoeff();
   std::printf("%-6s generated:", name);
-  for (std::size_t i = 3; i < 15; ++i) std::printf(" %ld", static_cast<long>(tokens[i]));
+  for (std::size_t i = 3; i < 15; ++i)
+    std::printf(" %ld", static_cast<long>(tokens[i]));
   std::printf(" ...  (%ld tokens, %.1f us/token)\n", static_cast<long>(cache.size()),
               us / static_cast<double>(kSteps + 1));
   std::printf("%-6s cached vs full recomputation: max |diff| = %.2e -> %s\n", name, err,

@@ -28,5 +28,6 @@ int main() {
   Matrix<float> q = x * wq;
   enc.rotate(q, Positions(100000, n), heads);
 
-  std::cout << "y is " << y.rows() << " x " << y.cols() << ", |y - y2| = " << (y - y2).norm() << "\n";
+  std::cout << "y is " << y.rows() << " x " << y.cols() << ", |y - y2| = " << (y - y2).norm()
+            << "\n";
 }

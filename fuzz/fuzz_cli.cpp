@@ -42,7 +42,7 @@
 // keeps them, so that the printed command line also runs with the posenc program.
 #include <CLI/CLI.hpp>
 
-#include <posenc/detail/npy.hpp>
+#include <npy.hpp>
 
 #include <cctype>
 #include <cmath>
@@ -92,15 +92,15 @@ std::string npy_f8(const std::vector<std::int64_t>& shape, double scale, std::ui
     seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
     x = scale * (static_cast<double>(seed >> 11) / 9007199254740992.0 * 2 - 1);
   }
-  std::string s = posenc::detail::npy_header_bytes("<f8", shape);
+  std::string s = posenc_npy::npy_header_bytes("<f8", shape);
   s.append(reinterpret_cast<const char*>(v.data()), v.size() * 8);
   return s;
 }
 
 std::string npy_f4(const std::vector<std::int64_t>& shape, std::uint64_t seed) {
   const std::string d = npy_f8(shape, 1.0, seed);
-  const std::string header = posenc::detail::npy_header_bytes("<f8", shape);
-  std::string s = posenc::detail::npy_header_bytes("<f4", shape);
+  const std::string header = posenc_npy::npy_header_bytes("<f8", shape);
+  std::string s = posenc_npy::npy_header_bytes("<f4", shape);
   for (std::size_t i = header.size(); i + 8 <= d.size(); i += 8) {
     double x;
     std::memcpy(&x, d.data() + i, 8);
@@ -111,7 +111,7 @@ std::string npy_f4(const std::vector<std::int64_t>& shape, std::uint64_t seed) {
 }
 
 std::string npy_i8(const std::vector<std::int64_t>& v) {
-  std::string s = posenc::detail::npy_header_bytes("<i8", {static_cast<std::int64_t>(v.size())});
+  std::string s = posenc_npy::npy_header_bytes("<i8", {static_cast<std::int64_t>(v.size())});
   s.append(reinterpret_cast<const char*>(v.data()), v.size() * 8);
   return s;
 }

@@ -1,4 +1,4 @@
-// libFuzzer target: the .npy reader (posenc/detail/npy.hpp) on arbitrary bytes.
+// libFuzzer target: the .npy reader (tools/npy/npy.hpp) on arbitrary bytes.
 //
 // Each input is parsed in memory (parse_npy) and, written to a file, by read_npy; the two must
 // agree. A refusal must be a posenc::error whose message names the file and is one line of
@@ -6,7 +6,7 @@
 // must be consistent (data size = element count x item size, every element readable) and must
 // survive a round trip through the writer's header (npy_header_bytes), which must parse back to
 // the same dtype and shape. ASan and UBSan report memory and arithmetic errors on the way.
-#include <posenc/detail/npy.hpp>
+#include <npy.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -43,7 +43,7 @@ const std::string& scratch_file() {
 /// The outcome of one reader: the array, or the message with the file name replaced by "<file>".
 struct Outcome {
   bool ok = false;
-  posenc::detail::NpyArray array;
+  posenc_npy::NpyArray array;
   std::string message;
 };
 
@@ -67,11 +67,11 @@ Outcome outcome(const std::string& name, Read&& read) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  using posenc::detail::NpyArray;
+  using posenc_npy::NpyArray;
   const char* bytes = reinterpret_cast<const char*>(data);
   const std::string mem_name = "fuzz.npy";
   const Outcome mem =
-      outcome(mem_name, [&] { return posenc::detail::parse_npy(bytes, size, mem_name); });
+      outcome(mem_name, [&] { return posenc_npy::parse_npy(bytes, size, mem_name); });
 
   const std::string& file = scratch_file();
   {
@@ -79,7 +79,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (!fp || (size > 0 && std::fwrite(bytes, 1, size, fp) != size) || std::fclose(fp) != 0)
       finding("cannot write " + file);
   }
-  const Outcome disk = outcome(file, [&] { return posenc::detail::read_npy(file); });
+  const Outcome disk = outcome(file, [&] { return posenc_npy::read_npy(file); });
   if (mem.ok != disk.ok || mem.message != disk.message)
     finding("parse_npy and read_npy disagree: '" + (mem.ok ? "accepted" : mem.message) + "' vs '" +
             (disk.ok ? "accepted" : disk.message) + "'");
@@ -99,9 +99,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (a.dtype == "<i8" && n > 0) (void)a.as_int(n - 1);
 
   // The writer's header for the same array, followed by the data, parses back to it.
-  const std::string again = posenc::detail::npy_header_bytes(a.dtype, a.shape) +
-                            std::string(a.data.begin(), a.data.end());
-  const NpyArray b = posenc::detail::parse_npy(again.data(), again.size(), "again.npy");
+  const std::string again =
+      posenc_npy::npy_header_bytes(a.dtype, a.shape) + std::string(a.data.begin(), a.data.end());
+  const NpyArray b = posenc_npy::parse_npy(again.data(), again.size(), "again.npy");
   if (b.dtype != a.dtype || b.shape != a.shape || b.data != a.data)
     finding("the array does not survive npy_header_bytes and parse_npy");
   return 0;

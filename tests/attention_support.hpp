@@ -55,7 +55,8 @@ template <class T>
 TransformerXLEncoding<T> xl_encoding(std::int64_t clamp_len) {
   TransformerXLOptions o;
   o.clamp_len = clamp_len;
-  return TransformerXLEncoding<T>(load<T>("attn_xl_u"), load<T>("attn_xl_v"), load<T>("attn_xl_wr"), o);
+  return TransformerXLEncoding<T>(load<T>("attn_xl_u"), load<T>("attn_xl_v"), load<T>("attn_xl_wr"),
+                                  o);
 }
 
 template <class T>
@@ -69,7 +70,8 @@ T5Encoding<T> t5_encoding(bool bidirectional) {
 /// kernels' list paths).
 inline std::vector<std::int64_t> listed(const Positions& p) {
   std::vector<std::int64_t> v;
-  for (Index i = 0; i < p.size(); ++i) v.push_back(p[i]);
+  for (Index i = 0; i < p.size(); ++i)
+    v.push_back(p[i]);
   return v;
 }
 

@@ -2,9 +2,9 @@
 #include "test_support.hpp"
 
 using namespace posenc_test;
+using posenc::alibi_slopes;
 using posenc::AlibiEncoding;
 using posenc::AttentionShape;
-using posenc::alibi_slopes;
 using posenc::Positions;
 
 TEST_CASE("alibi: slopes match the reference for any number of heads", "[alibi]") {
@@ -14,32 +14,35 @@ TEST_CASE("alibi: slopes match the reference for any number of heads", "[alibi]"
     const char* file;
   };
   const Case cases[] = {
-      {1, 8, "alibi_slopes_H1_b8"},    {2, 8, "alibi_slopes_H2_b8"},
-      {3, 8, "alibi_slopes_H3_b8"},    {4, 8, "alibi_slopes_H4_b8"},
-      {5, 8, "alibi_slopes_H5_b8"},    {6, 8, "alibi_slopes_H6_b8"},
-      {7, 8, "alibi_slopes_H7_b8"},    {8, 8, "alibi_slopes_H8_b8"},
-      {12, 8, "alibi_slopes_H12_b8"},  {16, 8, "alibi_slopes_H16_b8"},
-      {24, 8, "alibi_slopes_H24_b8"},  {32, 8, "alibi_slopes_H32_b8"},
-      {40, 8, "alibi_slopes_H40_b8"},  {8, 16, "alibi_slopes_H8_b16"},
-      {6, 4, "alibi_slopes_H6_b4"},    {12, 4.5, "alibi_slopes_H12_b4.5"},
+      {1, 8, "alibi_slopes_H1_b8"},   {2, 8, "alibi_slopes_H2_b8"},
+      {3, 8, "alibi_slopes_H3_b8"},   {4, 8, "alibi_slopes_H4_b8"},
+      {5, 8, "alibi_slopes_H5_b8"},   {6, 8, "alibi_slopes_H6_b8"},
+      {7, 8, "alibi_slopes_H7_b8"},   {8, 8, "alibi_slopes_H8_b8"},
+      {12, 8, "alibi_slopes_H12_b8"}, {16, 8, "alibi_slopes_H16_b8"},
+      {24, 8, "alibi_slopes_H24_b8"}, {32, 8, "alibi_slopes_H32_b8"},
+      {40, 8, "alibi_slopes_H40_b8"}, {8, 16, "alibi_slopes_H8_b16"},
+      {6, 4, "alibi_slopes_H6_b4"},   {12, 4.5, "alibi_slopes_H12_b4.5"},
   };
   for (const auto& c : cases) {
     INFO(c.file);
     const auto ref = load_vector(c.file);
     const auto got = alibi_slopes(c.heads, c.b);
     REQUIRE(got.size() == ref.size());
-    for (std::size_t h = 0; h < ref.size(); ++h) CHECK(std::abs(got[h] - ref[h]) <= 1e-15 * ref[h]);
+    for (std::size_t h = 0; h < ref.size(); ++h)
+      CHECK(std::abs(got[h] - ref[h]) <= 1e-15 * ref[h]);
   }
 }
 
 TEST_CASE("alibi: 8 heads are 1/2 ... 1/256 and the non-power-of-two rule holds",
           "[alibi][property]") {
   const auto m8 = alibi_slopes(8);
-  for (int h = 0; h < 8; ++h) CHECK(m8[static_cast<std::size_t>(h)] == std::ldexp(1.0, -(h + 1)));
+  for (int h = 0; h < 8; ++h)
+    CHECK(m8[static_cast<std::size_t>(h)] == std::ldexp(1.0, -(h + 1)));
   // 12 heads: the 8 slopes of 8 heads, then entries 0, 2, 4, 6 of the 16-head slopes,
   // which are 2^(-0.5), 2^(-1.5), 2^(-2.5), 2^(-3.5).
   const auto m12 = alibi_slopes(12), m16 = alibi_slopes(16);
-  for (std::size_t h = 0; h < 8; ++h) CHECK(m12[h] == m8[h]);
+  for (std::size_t h = 0; h < 8; ++h)
+    CHECK(m12[h] == m8[h]);
   for (std::size_t k = 0; k < 4; ++k) {
     CHECK(m12[8 + k] == m16[2 * k]);
     CHECK(std::abs(m12[8 + k] - std::exp2(-0.5 - static_cast<double>(k))) < 1e-15);

@@ -1,6 +1,6 @@
 // The self-attention kernel (conventions.md section 6) with every encoder: float64 reference
 // outputs, the word-order example, the caller's buffers, a user-defined encoder and
-// bad input (tiling and the KV cache: test_attention_kernel.cpp).
+// bad input (tiling and the KV cache: test_tiling_and_kv_cache.cpp).
 #include "attention_support.hpp"
 
 using namespace attention_test;
@@ -67,7 +67,8 @@ TEST_CASE("attention: the word-order example", "[attention][property]") {
     const Matrix<double> y2 = attention(x2, w.wq, w.wk, w.wv, w.wo, enc, opt);
     double m = 0;
     for (Index i = 0; i < 4; ++i)
-      m = std::max(m, (y2.row(i) - y1.row(perm[static_cast<std::size_t>(i)])).cwiseAbs().maxCoeff());
+      m = std::max(m,
+                   (y2.row(i) - y1.row(perm[static_cast<std::size_t>(i)])).cwiseAbs().maxCoeff());
     return m;
   };
   CHECK(gap(NoEncoding<double>{}) < 1e-12);
@@ -79,7 +80,8 @@ TEST_CASE("attention: the word-order example", "[attention][property]") {
   CHECK(gap(T5Encoding<double>(random_matrix<double>(32, 2, 6))) > tell_apart);
   CHECK(gap(ShawEncoding<double>(random_matrix<double>(7, 8, 7), random_matrix<double>(7, 8, 8))) >
         tell_apart);
-  CHECK(gap(TransformerXLEncoding<double>(random_matrix<double>(2, 8, 9), random_matrix<double>(2, 8, 10),
+  CHECK(gap(TransformerXLEncoding<double>(random_matrix<double>(2, 8, 9),
+                                          random_matrix<double>(2, 8, 10),
                                           random_matrix<double>(d, d, 11, 0.25))) > tell_apart);
 }
 
@@ -96,9 +98,9 @@ TEST_CASE("attention: accepts maps and blocks of the caller's buffers", "[attent
   // Weights as blocks of a larger matrix (outer stride != D).
   Matrix<float> all(d, 4 * d);
   all << w.wq, w.wk, w.wv, w.wo;
-  const Matrix<float> y = attention(w.x, all.middleCols(0, d), all.middleCols(d, d),
-                                    all.middleCols(2 * d, d), all.middleCols(3 * d, d), enc,
-                                    options<float>(2, true));
+  const Matrix<float> y =
+      attention(w.x, all.middleCols(0, d), all.middleCols(d, d), all.middleCols(2 * d, d),
+                all.middleCols(3 * d, d), enc, options<float>(2, true));
   CHECK(max_abs_diff(y, w.run(enc, options<float>(2, true))) == 0.0);
 }
 
@@ -130,7 +132,8 @@ struct PositionRamp {
   using Scalar = float;
   float c = 0.01f;
   void add_to_input(MatrixRef<float> x, const Positions& pos) const {
-    for (Index i = 0; i < x.rows(); ++i) x.row(i).array() += c * static_cast<float>(pos[i]);
+    for (Index i = 0; i < x.rows(); ++i)
+      x.row(i).array() += c * static_cast<float>(pos[i]);
   }
 };
 // An encoder whose bias masks every score.
@@ -175,8 +178,7 @@ TEST_CASE("attention: a user-defined encoder plugs in with only the hooks it nee
   CHECK(max_abs_diff(wf.run(PositionRamp{0.0f}, options<float>(2, false, 3)), none) == 0.0);
 }
 
-TEST_CASE("attention: bad input throws posenc::error naming the parameter",
-          "[attention][errors]") {
+TEST_CASE("attention: bad input throws posenc::error naming the parameter", "[attention][errors]") {
   const Weights<float> w(5, 16, 1);
   const NoEncoding<float> none;
   const auto run = [&](const Matrix<float>& x, const Matrix<float>& wq, const Matrix<float>& wk,
@@ -202,8 +204,10 @@ TEST_CASE("attention: bad input throws posenc::error naming the parameter",
   // The encoder must fit the attention's shape.
   require_error([&] { w.run(RotaryEncoding<float>(16), options<float>(2, false)); },
                 {"head_dim = 16", "Dh = 8"});
-  require_error([&] { w.run(AlibiEncoding<float>(4), options<float>(2, false)); }, {"4 heads", "H = 2"});
-  require_error([&] { w.run(SinusoidalEncoding<float>(8), options<float>(2, false)); }, {"dim = 8"});
+  require_error([&] { w.run(AlibiEncoding<float>(4), options<float>(2, false)); },
+                {"4 heads", "H = 2"});
+  require_error([&] { w.run(SinusoidalEncoding<float>(8), options<float>(2, false)); },
+                {"dim = 8"});
   require_error([&] { w.run(LearnedEncoding<float>(4, 16), options<float>(2, false)); },
                 {"p = 4", "L_max = 4"});
   // A query whose every score is masked outputs 0, never NaN (conventions.md section 6).
@@ -218,7 +222,9 @@ TEST_CASE("attention: bad input throws posenc::error naming the parameter",
   const Weights<float> w8(2, 8, 3);
   Matrix<float> y8(2, 8);
   require_error(
-      [&] { attention_step(w8.x, w8.wq, w8.wk, w8.wv, w8.wo, none, options<float>(2, true), cache, y8); },
+      [&] {
+        attention_step(w8.x, w8.wq, w8.wk, w8.wv, w8.wo, none, options<float>(2, true), cache, y8);
+      },
       {"16 wide", "H_kv * Dh = 8"});
 }
 

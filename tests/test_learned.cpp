@@ -91,8 +91,11 @@ TEST_CASE("learned: bad input throws posenc::error naming the parameter", "[lear
   Matrix<float> x = Matrix<float>::Zero(3, 4);
   // Positions 6, 7, 8 need rows 8, 9, 10: row 10 is past L_max = 10.
   require_error([&] { enc.add_to_input(x, Positions(6, 3)); }, {"p = 8", "L_max = 10"});
-  require_error([&] { enc.add_to_input(x, Positions(std::vector<std::int64_t>{0, 1, 12})); },
-                {"p = 12", "L_max = 10"});
+  require_error(
+      [&] {
+        enc.add_to_input(x, Positions(std::vector<std::int64_t>{0, 1, 12}));
+      },
+      {"p = 12", "L_max = 10"});
   Matrix<float> wrong(3, 5);
   require_error([&] { enc.add_to_input(wrong, Positions(0, 3)); }, {"input", "[3, 5]", "[3, 4]"});
   Matrix<float> g(9, 4);

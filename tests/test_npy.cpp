@@ -1,8 +1,8 @@
-// The .npy reader and writer (posenc/detail/npy.hpp): files NumPy wrote (tests/reference/data/npy,
+// The .npy reader and writer (tools/npy/npy.hpp): files NumPy wrote (tests/reference/data/npy,
 // from make_npy_cases.py) read back exactly, write_npy reproduces numpy.save byte for byte, and
 // malformed files, built here byte by byte, are refused with a message naming the file and the
 // problem.
-#include <posenc/detail/npy.hpp>
+#include <npy.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -24,10 +24,10 @@ namespace {
 
 namespace fs = std::filesystem;
 using Catch::Contains;
-using posenc::detail::NpyArray;
-using posenc::detail::parse_npy;
-using posenc::detail::read_npy;
-using posenc::detail::write_npy;
+using posenc_npy::NpyArray;
+using posenc_npy::parse_npy;
+using posenc_npy::read_npy;
+using posenc_npy::write_npy;
 
 /// A private directory, removed with everything in it at the end of the test case.
 struct TempDir {
@@ -397,7 +397,11 @@ TEST_CASE("npy: malformed header syntax is refused", "[npy]") {
        "non-ASCII byte 0xe9 in a string"},
       {"utf-8 in a 3.0 key", npy_file("{'d\xc3\xa9scr': '<f8', " + tail, d, 3),
        "non-ASCII byte 0xc3 in a string (utf-8 keys and dtypes are not supported)"},
-      {"control character in a string", npy_file("{'descr': '<f\x01" "8', " + tail, d),
+      {"control character in a string",
+       npy_file("{'descr': '<f\x01"
+                "8', " +
+                    tail,
+                d),
        "at byte 13 (file offset 23): control character byte 0x01 in a string"},
       {"tab in a string", npy_file("{'descr': '<f8\t', " + tail, d),
        "control character byte 0x09 in a string"},

@@ -722,5 +722,9 @@ TEST_CASE("rope: bad input throws posenc::error naming the parameter", "[rope][e
   require_error([&] { enc.rotate(z, Positions(0, 6), 0); }, {"heads = 0"});
   require_error([&] { enc.rotate(z, Positions(0, 6), -2); }, {"heads = -2"});
   require_error([&] { enc.check(AttentionShape{30, 2, 2, 15}); }, {"head_dim = 16", "Dh = 15"});
-  require_error([&] { enc.check(AttentionShape{32, 4, 1, 8}); }, {"head_dim = 16", "Dh = 8", "H = 4"});
+  require_error(
+      [&] {
+        enc.check(AttentionShape{32, 4, 1, 8});
+      },
+      {"head_dim = 16", "Dh = 8", "H = 4"});
 }

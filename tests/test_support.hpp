@@ -1,7 +1,7 @@
 // Shared helpers for the posenc tests: golden files and tolerances.
 #pragma once
 
-#include <posenc/detail/npy.hpp>
+#include <npy.hpp>
 #include <posenc/posenc.hpp>
 
 #include <catch2/catch.hpp>
@@ -23,11 +23,12 @@ inline std::string data_path(const std::string& name) {
 /// (a 1-D array becomes a column, [N, H, Dh] becomes [N, H*Dh]).
 template <class T>
 Matrix<T> load(const std::string& name) {
-  const auto a = posenc::detail::read_npy(data_path(name));
+  const auto a = posenc_npy::read_npy(data_path(name));
   const Index rows = a.shape.empty() ? 1 : a.shape[0];
   const Index cols = rows == 0 ? 0 : static_cast<Index>(a.size()) / rows;
   Matrix<T> m(rows, a.shape.size() <= 1 ? 1 : cols);
-  for (Index i = 0; i < m.size(); ++i) m.data()[i] = static_cast<T>(a.as_double(i));
+  for (Index i = 0; i < m.size(); ++i)
+    m.data()[i] = static_cast<T>(a.as_double(i));
   return m;
 }
 
@@ -35,21 +36,24 @@ Matrix<T> load(const std::string& name) {
 inline Matrix<double> head_slice(const Matrix<double>& ref, Index h, Index n, Index m) {
   Matrix<double> out(n, m);
   for (Index i = 0; i < n; ++i)
-    for (Index j = 0; j < m; ++j) out(i, j) = ref(h, i * m + j);
+    for (Index j = 0; j < m; ++j)
+      out(i, j) = ref(h, i * m + j);
   return out;
 }
 
 inline std::vector<std::int64_t> load_ints(const std::string& name) {
-  const auto a = posenc::detail::read_npy(data_path(name));
+  const auto a = posenc_npy::read_npy(data_path(name));
   std::vector<std::int64_t> v(static_cast<std::size_t>(a.size()));
-  for (std::size_t i = 0; i < v.size(); ++i) v[i] = a.as_int(static_cast<std::int64_t>(i));
+  for (std::size_t i = 0; i < v.size(); ++i)
+    v[i] = a.as_int(static_cast<std::int64_t>(i));
   return v;
 }
 
 inline std::vector<double> load_vector(const std::string& name) {
-  const auto a = posenc::detail::read_npy(data_path(name));
+  const auto a = posenc_npy::read_npy(data_path(name));
   std::vector<double> v(static_cast<std::size_t>(a.size()));
-  for (std::size_t i = 0; i < v.size(); ++i) v[i] = a.as_double(static_cast<std::int64_t>(i));
+  for (std::size_t i = 0; i < v.size(); ++i)
+    v[i] = a.as_double(static_cast<std::int64_t>(i));
   return v;
 }
 

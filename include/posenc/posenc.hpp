@@ -16,5 +16,8 @@
 #include "learned.hpp"
 #include "relative.hpp"
 #include "rope.hpp"
+#include "shaw.hpp"
 #include "sinusoidal.hpp"
+#include "t5.hpp"
+#include "transformer_xl.hpp"
 #include "types.hpp"

@@ -24,6 +24,25 @@ enum class RotaryLayout { half, interleaved };
 /// output factor only.
 enum class RopeScaling { none, linear, ntk, dynamic, yarn, llama3, longrope };
 
+template <>
+struct enum_names<RotaryLayout> {
+  static constexpr std::array<std::pair<std::string_view, RotaryLayout>, 2> table{
+      {{"half", RotaryLayout::half}, {"interleaved", RotaryLayout::interleaved}}};
+};
+/// Hugging Face's rope_type names (its "default" is none); ntk is not a Hugging Face rope_type
+/// (conventions.md section 3).
+template <>
+struct enum_names<RopeScaling> {
+  static constexpr std::array<std::pair<std::string_view, RopeScaling>, 7> table{
+      {{"none", RopeScaling::none},
+       {"linear", RopeScaling::linear},
+       {"ntk", RopeScaling::ntk},
+       {"dynamic", RopeScaling::dynamic},
+       {"yarn", RopeScaling::yarn},
+       {"llama3", RopeScaling::llama3},
+       {"longrope", RopeScaling::longrope}}};
+};
+
 struct RotaryOptions {
   double base = 10000.0;
   /// R: rotated dimensions per head (even, <= head_dim); 0 means all of them.
@@ -208,7 +227,7 @@ class RotaryEncoding {
     detail::require(std::isfinite(o.base) && o.base > 0.0, "RotaryEncoding: base = ", o.base,
                     " must be finite and > 0");
     const RopeScaling s = o.scaling;
-    const char* name = scaling_name(s);
+    const std::string_view name = name_of(s);
     if (o.factor)
       detail::require(std::isfinite(*o.factor) && *o.factor > 0.0,
                       "RotaryEncoding: factor = ", *o.factor, " must be finite and > 0");
@@ -272,26 +291,6 @@ class RotaryEncoding {
                         "RotaryEncoding: longrope factors[", i, "] = ", o.short_factors[i], ", ",
                         o.long_factors[i], " must be finite and > 0");
     }
-  }
-
-  static const char* scaling_name(RopeScaling s) {
-    switch (s) {
-      case RopeScaling::none:
-        return "none";
-      case RopeScaling::linear:
-        return "linear";
-      case RopeScaling::ntk:
-        return "ntk";
-      case RopeScaling::dynamic:
-        return "dynamic";
-      case RopeScaling::yarn:
-        return "yarn";
-      case RopeScaling::llama3:
-        return "llama3";
-      case RopeScaling::longrope:
-        return "longrope";
-    }
-    return "?";
   }
 
   // inv_freq after scaling, for a call of length L (dynamic) or the long set (longrope).

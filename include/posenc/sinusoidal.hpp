@@ -18,6 +18,18 @@ enum class SinusoidalLayout { interleaved, split };
 /// `vaswani`: base^(-2i/D); `log_timescale`: base^(-i/(D/2-1)) (tensor2tensor, fairseq).
 enum class SinusoidalFrequencies { vaswani, log_timescale };
 
+template <>
+struct enum_names<SinusoidalLayout> {
+  static constexpr std::array<std::pair<std::string_view, SinusoidalLayout>, 2> table{
+      {{"interleaved", SinusoidalLayout::interleaved}, {"split", SinusoidalLayout::split}}};
+};
+template <>
+struct enum_names<SinusoidalFrequencies> {
+  static constexpr std::array<std::pair<std::string_view, SinusoidalFrequencies>, 2> table{
+      {{"vaswani", SinusoidalFrequencies::vaswani},
+       {"log-timescale", SinusoidalFrequencies::log_timescale}}};
+};
+
 struct SinusoidalOptions {
   SinusoidalLayout layout = SinusoidalLayout::interleaved;
   SinusoidalFrequencies frequencies = SinusoidalFrequencies::vaswani;

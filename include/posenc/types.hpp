@@ -3,7 +3,10 @@
 
 #include <Eigen/Core>
 #include <algorithm>
+#include <array>
 #include <cstdint>
+#include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -27,6 +30,40 @@ template <class T>
 using ConstMatrixRef = Eigen::Ref<const Matrix<T>>;
 template <class T>
 using ConstVectorRef = Eigen::Ref<const Vector<T>>;
+
+/// The names of an option enum's values, one table for the library's messages, the command line
+/// and configuration files: specialised beside each enum with
+///   static constexpr std::array<std::pair<std::string_view, E>, N> table;
+template <class E>
+struct enum_names;
+
+/// The name of e in enum_names<E>::table ("?" for a value outside the enum).
+template <class E>
+constexpr std::string_view name_of(E e) {
+  for (const auto& entry : enum_names<E>::table)
+    if (entry.second == e) return entry.first;
+  return "?";
+}
+
+/// The names of E's values as a list for messages: "a, b or c".
+template <class E>
+std::string names_list() {
+  std::string out;
+  const auto& table = enum_names<E>::table;
+  for (std::size_t i = 0; i < table.size(); ++i) {
+    if (i > 0) out += i + 1 == table.size() ? " or " : ", ";
+    out += table[i].first;
+  }
+  return out;
+}
+
+/// The value of E named s; throws posenc::error naming `what`, s and the valid names.
+template <class E>
+E from_name(std::string_view s, std::string_view what) {
+  for (const auto& entry : enum_names<E>::table)
+    if (entry.first == s) return entry.second;
+  detail::fail(what, " = '", s, "' is not one of ", names_list<E>());
+}
 
 /// The shape of an attention layer, as an encoder's check hook sees it: model width D, H query
 /// heads, H_kv key/value heads, head size Dh.

@@ -4,4 +4,6 @@
 
 int posenc_odr_b();
 
-int main() { return posenc_odr_b(); }
+int main() {
+  return posenc_odr_b();
+}

@@ -1,3 +1,5 @@
 #include <posenc/posenc.hpp>
 
-int posenc_odr_b() { return 0; }
+int posenc_odr_b() {
+  return 0;
+}

@@ -687,7 +687,7 @@ void add_attend_command(CLI::App& app) {
 
     // X's bytes: its shape gives N and D; its values are converted once the dtype is known, and
     // the bytes freed before the layer runs.
-    posenc::detail::NpyArray xr = read_float_npy("--x", a->x, ArrayRules::sequence());
+    posenc_npy::NpyArray xr = read_float_npy("--x", a->x, ArrayRules::sequence());
     if (xr.shape.size() != 2)
       throw CliError("--x: " + a->x + ": expected shape [N, D], got " + shape_str(xr.shape));
     const std::int64_t n = xr.shape[0], d = xr.shape[1];

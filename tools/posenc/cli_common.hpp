@@ -4,8 +4,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include <npy.hpp>
 #include <posenc/detail/checked.hpp>
-#include <posenc/detail/npy.hpp>
 #include <posenc/error.hpp>
 #include <posenc/types.hpp>
 
@@ -418,7 +418,7 @@ void write_npy_matrix(const std::string& path, const posenc::Matrix<T>& m,
   const auto write = [&](const auto& values, const char* descr) {
     using S = typename std::decay_t<decltype(values)>::Scalar;
     check_result<S>(path, values.data(), n, shape, masked);
-    const std::string header = posenc::detail::npy_header_bytes(descr, shape);
+    const std::string header = posenc_npy::npy_header_bytes(descr, shape);
     write_output(path, [&](OutputFile& f) {
       f.write(header.data(), header.size());
       f.write(values.data(), static_cast<std::size_t>(n) * sizeof(S));
@@ -481,9 +481,9 @@ struct BasicArray {
 
 using Array = BasicArray<double>;
 
-inline posenc::detail::NpyArray read_npy_for(const std::string& flag, const std::string& path) {
+inline posenc_npy::NpyArray read_npy_for(const std::string& flag, const std::string& path) {
   try {
-    return posenc::detail::read_npy(path);
+    return posenc_npy::read_npy(path);
   } catch (const posenc::error& e) {
     throw CliError(flag + ": " + e.what());
   }
@@ -510,8 +510,8 @@ inline void check_input_shape(const std::string& flag, const std::string& path,
 /// Reads a float .npy ('<f4' or '<f8') as the file's bytes; errors name the flag and the file,
 /// and the offending dimension of a shape past the limits. The values are checked when they
 /// are converted (array_values).
-inline posenc::detail::NpyArray read_float_npy(const std::string& flag, const std::string& path,
-                                               const ArrayRules& rules = {}) {
+inline posenc_npy::NpyArray read_float_npy(const std::string& flag, const std::string& path,
+                                           const ArrayRules& rules = {}) {
   auto a = read_npy_for(flag, path);
   if (a.dtype != "<f4" && a.dtype != "<f8")
     throw CliError(flag + ": " + path + ": expected dtype <f4 or <f8, got " + a.dtype);
@@ -525,7 +525,7 @@ inline posenc::detail::NpyArray read_float_npy(const std::string& flag, const st
 /// at the first f64 value past the f32 range.
 template <class T>
 BasicArray<T> array_values(const std::string& flag, const std::string& path,
-                           const posenc::detail::NpyArray& a, const ArrayRules& rules = {}) {
+                           const posenc_npy::NpyArray& a, const ArrayRules& rules = {}) {
   BasicArray<T> out;
   out.flag = flag;
   out.path = path;

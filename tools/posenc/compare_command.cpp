@@ -17,11 +17,13 @@
 #include <string>
 #include <vector>
 
+#include <posenc/compare.hpp>
 #include "attention_instances.hpp"
 #include "cli_common.hpp"
-#include "compare.hpp"
 
 namespace posenc_cli {
+
+namespace compare = posenc::compare;
 
 void add_compare_command(CLI::App& app) {
   struct Args {

@@ -90,9 +90,12 @@ inline Rgb colour(Colormap cmap, double t) {
                                   {178, 24, 43}};
   static const Rgb gray[] = {{255, 255, 255}, {0, 0, 0}};
   switch (cmap) {
-    case Colormap::diverging: return detail::sample(diverging, t);
-    case Colormap::gray: return detail::sample(gray, t);
-    default: return detail::sample(viridis, t);
+    case Colormap::diverging:
+      return detail::sample(diverging, t);
+    case Colormap::gray:
+      return detail::sample(gray, t);
+    default:
+      return detail::sample(viridis, t);
   }
 }
 
@@ -101,8 +104,8 @@ inline const Rgb kInk{34, 34, 34};
 inline const Rgb kGridColour{230, 230, 230};
 /// Line colours (matplotlib's tab10).
 inline Rgb series_colour(std::size_t i) {
-  static const Rgb tab10[] = {{31, 119, 180}, {255, 127, 14}, {44, 160, 44},  {214, 39, 40},
-                              {148, 103, 189}, {140, 86, 75}, {227, 119, 194}, {127, 127, 127},
+  static const Rgb tab10[] = {{31, 119, 180},  {255, 127, 14}, {44, 160, 44},   {214, 39, 40},
+                              {148, 103, 189}, {140, 86, 75},  {227, 119, 194}, {127, 127, 127},
                               {188, 189, 34},  {23, 190, 207}};
   return tab10[i % 10];
 }
@@ -217,14 +220,22 @@ inline std::string ascii(const std::string& s) {
     }
     std::size_t len = (c >= 0xF0) ? 4 : (c >= 0xE0) ? 3 : (c >= 0xC0) ? 2 : 1;
     const std::string u = s.substr(i, len);
-    if (u == "\u00b7" || u == "\u22c5") out += '.';
-    else if (u == "\u00d7") out += 'x';
-    else if (u == "\u2212" || u == "\u2013" || u == "\u2014") out += '-';
-    else if (u == "\u03b8") out += "theta";
-    else if (u == "\u2264") out += "<=";
-    else if (u == "\u2265") out += ">=";
-    else if (u == "\u221e") out += "inf";
-    else out += '?';
+    if (u == "\u00b7" || u == "\u22c5")
+      out += '.';
+    else if (u == "\u00d7")
+      out += 'x';
+    else if (u == "\u2212" || u == "\u2013" || u == "\u2014")
+      out += '-';
+    else if (u == "\u03b8")
+      out += "theta";
+    else if (u == "\u2264")
+      out += "<=";
+    else if (u == "\u2265")
+      out += ">=";
+    else if (u == "\u221e")
+      out += "inf";
+    else
+      out += '?';
     i += len;
   }
   return out;
@@ -232,7 +243,9 @@ inline std::string ascii(const std::string& s) {
 }  // namespace detail
 
 /// Font scale for a size in pixels (the size is about the em height).
-inline double font_scale(double size) { return size / 10.0; }
+inline double font_scale(double size) {
+  return size / 10.0;
+}
 
 /// Width in pixels of s at that size.
 inline double text_width(const std::string& s, double size) {
@@ -247,14 +260,16 @@ inline double text_width(const std::string& s, double size) {
 
 enum class Anchor { start, middle, end };
 
-// --- the SVG canvas -------------------------------------------------------------------------------
+// --- the SVG canvas
+// -------------------------------------------------------------------------------
 
 namespace detail {
 inline std::string num(double v) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.2f", v);
   std::string s = buf;
-  while (!s.empty() && s.back() == '0') s.pop_back();
+  while (!s.empty() && s.back() == '0')
+    s.pop_back();
   if (!s.empty() && s.back() == '.') s.pop_back();
   if (s == "-0") s = "0";
   return s;
@@ -268,11 +283,20 @@ inline std::string xml_escape(const std::string& s) {
   std::string out;
   for (char c : s) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -305,9 +329,9 @@ class SvgCanvas {
   void line(double x0, double y0, double x1, double y1, Rgb stroke, double width,
             bool dashed = false) {
     using detail::num;
-    out_ << "<line x1=\"" << num(x0) << "\" y1=\"" << num(y0) << "\" x2=\"" << num(x1)
-         << "\" y2=\"" << num(y1) << "\" stroke=\"" << detail::hex(stroke) << "\" stroke-width=\""
-         << num(width) << '"' << (dashed ? " stroke-dasharray=\"4 3\"" : "") << "/>\n";
+    out_ << "<line x1=\"" << num(x0) << "\" y1=\"" << num(y0) << "\" x2=\"" << num(x1) << "\" y2=\""
+         << num(y1) << "\" stroke=\"" << detail::hex(stroke) << "\" stroke-width=\"" << num(width)
+         << '"' << (dashed ? " stroke-dasharray=\"4 3\"" : "") << "/>\n";
   }
   void polyline(const std::vector<std::pair<double, double>>& pts, Rgb stroke, double width) {
     using detail::num;
@@ -322,10 +346,11 @@ class SvgCanvas {
             bool vertical = false, bool bold = false) {
     using detail::num;
     static const char* const anchors[] = {"start", "middle", "end"};
-    out_ << "<text x=\"" << num(x) << "\" y=\"" << num(y) << "\" font-size=\"" << num(size)
-         << '"';
-    if (anchor != Anchor::start) out_ << " text-anchor=\"" << anchors[static_cast<int>(anchor)] << '"';
-    if (colour.r != 0 || colour.g != 0 || colour.b != 0) out_ << " fill=\"" << detail::hex(colour) << '"';
+    out_ << "<text x=\"" << num(x) << "\" y=\"" << num(y) << "\" font-size=\"" << num(size) << '"';
+    if (anchor != Anchor::start)
+      out_ << " text-anchor=\"" << anchors[static_cast<int>(anchor)] << '"';
+    if (colour.r != 0 || colour.g != 0 || colour.b != 0)
+      out_ << " fill=\"" << detail::hex(colour) << '"';
     if (bold) out_ << " font-weight=\"bold\"";
     if (vertical) out_ << " transform=\"rotate(-90 " << num(x) << ' ' << num(y) << ")\"";
     out_ << '>' << detail::xml_escape(s) << "</text>\n";
@@ -338,8 +363,8 @@ class SvgCanvas {
          << ' ' << num(y) << ")\">\n";
     for (posenc::Index i = 0; i < rows; ++i)
       for (posenc::Index j = 0; j < cols; ++j)
-        out_ << "<rect x=\"" << num(j * cw) << "\" y=\"" << num(i * ch) << "\" width=\""
-             << num(cw) << "\" height=\"" << num(ch) << "\" fill=\""
+        out_ << "<rect x=\"" << num(j * cw) << "\" y=\"" << num(i * ch) << "\" width=\"" << num(cw)
+             << "\" height=\"" << num(ch) << "\" fill=\""
              << detail::hex(colours[static_cast<std::size_t>(i * cols + j)]) << "\"/>\n";
     out_ << "</g>\n";
   }
@@ -369,13 +394,15 @@ class SvgCanvas {
   std::ostringstream out_;
 };
 
-// --- the PNG canvas --------------------------------------------------------------------------------
+// --- the PNG canvas
+// --------------------------------------------------------------------------------
 #ifdef POSENC_PLOT_HAVE_PNG
 
 class PngCanvas {
  public:
   PngCanvas(double width, double height)
-      : w_(static_cast<int>(std::ceil(width))), h_(static_cast<int>(std::ceil(height))),
+      : w_(static_cast<int>(std::ceil(width))),
+        h_(static_cast<int>(std::ceil(height))),
         px_(static_cast<std::size_t>(w_) * static_cast<std::size_t>(h_) * 3, 255) {}
 
   int width() const { return w_; }
@@ -387,7 +414,8 @@ class PngCanvas {
     if (x < 0 || y < 0 || x >= w_ || y >= h_ || !(a > 0.0)) return;
     if (a > 1.0) a = 1.0;
     unsigned char* p = &px_[(static_cast<std::size_t>(y) * static_cast<std::size_t>(w_) +
-                             static_cast<std::size_t>(x)) * 3];
+                             static_cast<std::size_t>(x)) *
+                            3];
     const auto mix = [a](unsigned char dst, unsigned char src) {
       return static_cast<unsigned char>(std::lround(dst + (static_cast<double>(src) - dst) * a));
     };
@@ -428,8 +456,10 @@ class PngCanvas {
       return;
     }
     if (x0 == x1 || y0 == y1) {  // axis-aligned: exact box coverage
-      if (x0 == x1) rect(x0 - width / 2, std::min(y0, y1), width, std::abs(y1 - y0), stroke);
-      else rect(std::min(x0, x1), y0 - width / 2, std::abs(x1 - x0), width, stroke);
+      if (x0 == x1)
+        rect(x0 - width / 2, std::min(y0, y1), width, std::abs(y1 - y0), stroke);
+      else
+        rect(std::min(x0, x1), y0 - width / 2, std::abs(x1 - x0), width, stroke);
       return;
     }
     const double r = width / 2;
@@ -463,7 +493,8 @@ class PngCanvas {
     const double w = stb_easy_font_width(&a[0]) * k;
     const double shift = anchor == Anchor::start ? 0.0 : anchor == Anchor::middle ? -w / 2 : -w;
     std::vector<char> buf(a.size() * 1200 + 1024);  // up to ~14 quads of 64 bytes a glyph
-    const int quads = stb_easy_font_print(0.0f, 0.0f, &a[0], nullptr, buf.data(), static_cast<int>(buf.size()));
+    const int quads =
+        stb_easy_font_print(0.0f, 0.0f, &a[0], nullptr, buf.data(), static_cast<int>(buf.size()));
     for (int q = 0; q < quads; ++q) {
       const float* v0 = reinterpret_cast<const float*>(buf.data() + (q * 4) * 16);
       const float* v2 = reinterpret_cast<const float*>(buf.data() + (q * 4 + 2) * 16);
@@ -472,8 +503,10 @@ class PngCanvas {
       const double t0 = (std::min(v0[1], v2[1]) - 7.0) * k, t1 = (std::max(v0[1], v2[1]) - 7.0) * k;
       for (int pass = 0; pass < (bold ? 2 : 1); ++pass) {
         const double extra = pass * 0.55 * k;
-        if (!vertical) rect(x + u0 + extra, y + t0, u1 - u0, t1 - t0, colour);
-        else rect(x + t0, y - u1 - extra, t1 - t0, u1 - u0, colour);
+        if (!vertical)
+          rect(x + u0 + extra, y + t0, u1 - u0, t1 - t0, colour);
+        else
+          rect(x + t0, y - u1 - extra, t1 - t0, u1 - u0, colour);
       }
     }
   }
@@ -481,11 +514,14 @@ class PngCanvas {
   void cells(double x, double y, double cw, double ch, posenc::Index rows, posenc::Index cols,
              const std::vector<Rgb>& colours) {
     const int px0 = static_cast<int>(std::lround(x)), py0 = static_cast<int>(std::lround(y));
-    const int pw = static_cast<int>(std::lround(cw * cols)), ph = static_cast<int>(std::lround(ch * rows));
+    const int pw = static_cast<int>(std::lround(cw * cols)),
+              ph = static_cast<int>(std::lround(ch * rows));
     for (int py = 0; py < ph; ++py) {
-      const posenc::Index i = std::min<posenc::Index>(rows - 1, static_cast<posenc::Index>((py + 0.5) / ch));
+      const posenc::Index i =
+          std::min<posenc::Index>(rows - 1, static_cast<posenc::Index>((py + 0.5) / ch));
       for (int px = 0; px < pw; ++px) {
-        const posenc::Index j = std::min<posenc::Index>(cols - 1, static_cast<posenc::Index>((px + 0.5) / cw));
+        const posenc::Index j =
+            std::min<posenc::Index>(cols - 1, static_cast<posenc::Index>((px + 0.5) / cw));
         blend(px0 + px, py0 + py, colours[static_cast<std::size_t>(i * cols + j)], 1.0);
       }
     }
@@ -495,7 +531,8 @@ class PngCanvas {
     const int pw = static_cast<int>(std::lround(w)), ph = static_cast<int>(std::lround(h));
     for (int py = 0; py < ph; ++py) {
       const Rgb c = colour(cmap, 1.0 - (py + 0.5) / ph);
-      for (int px = 0; px < pw; ++px) blend(px0 + px, py0 + py, c, 1.0);
+      for (int px = 0; px < pw; ++px)
+        blend(px0 + px, py0 + py, c, 1.0);
     }
   }
 
@@ -506,7 +543,8 @@ class PngCanvas {
 
 #endif  // POSENC_PLOT_HAVE_PNG
 
-// --- layout ----------------------------------------------------------------------------------------
+// --- layout
+// ----------------------------------------------------------------------------------------
 
 namespace detail {
 
@@ -543,7 +581,8 @@ inline Scale resolve_scale(const Figure& f) {
   if (!s.any_heatmap) return s;
   if (!std::isfinite(lo)) lo = 0, hi = 1;  // every entry masked
   s.cmap = f.colormap;
-  if (s.cmap == Colormap::automatic) s.cmap = (lo < 0 && hi > 0) ? Colormap::diverging : Colormap::viridis;
+  if (s.cmap == Colormap::automatic)
+    s.cmap = (lo < 0 && hi > 0) ? Colormap::diverging : Colormap::viridis;
   if (s.cmap == Colormap::diverging && !f.vmin && !f.vmax) {
     const double m = std::max(std::abs(lo), std::abs(hi));
     lo = -m;
@@ -570,15 +609,17 @@ struct HeatAxis {
 
 /// Ticks along a heatmap axis of n cells labelled v0 + i*step (or names).
 inline HeatAxis heat_ticks(posenc::Index n, double v0, double step,
-                           const std::vector<std::string>& names, double cell_px,
-                           bool horizontal, double tick_size) {
+                           const std::vector<std::string>& names, double cell_px, bool horizontal,
+                           double tick_size) {
   HeatAxis a;
   if (!names.empty()) {
     // label every k-th cell so that labels do not overlap
     double widest = 0;
-    for (const auto& s : names) widest = std::max(widest, text_width(s, tick_size));
+    for (const auto& s : names)
+      widest = std::max(widest, text_width(s, tick_size));
     const double need = horizontal ? widest + 6 : tick_size * 1.2;
-    const posenc::Index every = std::max<posenc::Index>(1, static_cast<posenc::Index>(std::ceil(need / std::max(cell_px, 1e-9))));
+    const posenc::Index every = std::max<posenc::Index>(
+        1, static_cast<posenc::Index>(std::ceil(need / std::max(cell_px, 1e-9))));
     for (posenc::Index i = 0; i < n && i < static_cast<posenc::Index>(names.size()); i += every) {
       a.pos.push_back(static_cast<double>(i));
       a.text.push_back(names[static_cast<std::size_t>(i)]);
@@ -587,7 +628,8 @@ inline HeatAxis heat_ticks(posenc::Index n, double v0, double step,
   }
   const double lo = v0, hi = v0 + static_cast<double>(n - 1) * step;
   const double length_px = static_cast<double>(n) * cell_px;
-  const int target = std::max(2, std::min(8, static_cast<int>(length_px / (horizontal ? 55.0 : 28.0))));
+  const int target =
+      std::max(2, std::min(8, static_cast<int>(length_px / (horizontal ? 55.0 : 28.0))));
   std::vector<double> t = nice_ticks(std::min(lo, hi), std::max(lo, hi), target);
   const double spacing = t.size() > 1 ? t[1] - t[0] : 0.0;
   for (double v : t) {
@@ -640,12 +682,12 @@ struct Layout {
   Scale scale;
   int columns = 1, rows = 1;
   std::vector<PanelBox> boxes;
-  double slot_w = 0, slot_h = 0;       // one grid slot
-  double top = 0;                      // y of the first grid row
+  double slot_w = 0, slot_h = 0;  // one grid slot
+  double top = 0;                 // y of the first grid row
   double grid_x = 0;
   double bar_x = 0, bar_y = 0, bar_w = 14, bar_h = 0, bar_right = 0;
   double width = 0, height = 0;
-  double above = 0, below = 0;         // in a slot: above the plot area, below it
+  double above = 0, below = 0;  // in a slot: above the plot area, below it
 };
 
 inline Layout layout(const Figure& f) {
@@ -680,9 +722,11 @@ inline Layout layout(const Figure& f) {
       b.cell_h = ch;
       b.plot_w = cw * static_cast<double>(hm.values.cols());
       b.plot_h = ch * static_cast<double>(hm.values.rows());
-      const HeatAxis ya = heat_ticks(hm.values.rows(), hm.y0, hm.y_step, hm.y_names, ch, false, st.tick);
+      const HeatAxis ya =
+          heat_ticks(hm.values.rows(), hm.y0, hm.y_step, hm.y_names, ch, false, st.tick);
       double tw = 0;
-      for (const auto& t : ya.text) tw = std::max(tw, text_width(t, st.tick));
+      for (const auto& t : ya.text)
+        tw = std::max(tw, text_width(t, st.tick));
       b.left = tw + st.tick_len + st.gap + (hm.y_label.empty() ? 0 : st.label + st.gap);
     } else if (p.line) {
       b.plot_h = f.panel_size;
@@ -690,11 +734,14 @@ inline Layout layout(const Figure& f) {
       const LineAxes a = line_axes(*p.line);
       const double spacing = a.yt.size() > 1 ? a.yt[1] - a.yt[0] : 0;
       double tw = 0;
-      for (double v : a.yt) tw = std::max(tw, text_width(format_number(v, spacing), st.tick));
+      for (double v : a.yt)
+        tw = std::max(tw, text_width(format_number(v, spacing), st.tick));
       b.left = tw + st.tick_len + st.gap + (p.line->y_label.empty() ? 0 : st.label + st.gap);
-      if (p.line->series.size() > 1 || (!p.line->series.empty() && !p.line->series[0].name.empty())) {
+      if (p.line->series.size() > 1 ||
+          (!p.line->series.empty() && !p.line->series[0].name.empty())) {
         double lw = 0;
-        for (const Series& s : p.line->series) lw = std::max(lw, text_width(s.name, st.tick));
+        for (const Series& s : p.line->series)
+          lw = std::max(lw, text_width(s.name, st.tick));
         b.legend_w = 12 + 22 + 6 + lw;
       }
     } else {
@@ -721,13 +768,16 @@ inline Layout layout(const Figure& f) {
     const std::vector<double> t = nice_ticks(L.scale.lo, L.scale.hi, 6);
     const double spacing = t.size() > 1 ? t[1] - t[0] : 0;
     double tw = 0;
-    for (double v : t) tw = std::max(tw, text_width(format_number(v, spacing), st.tick));
+    for (double v : t)
+      tw = std::max(tw, text_width(format_number(v, spacing), st.tick));
     L.bar_right = L.bar_x + L.bar_w + st.tick_len + st.gap + tw + st.gap +
                   (f.colorbar_label.empty() ? 0 : st.label + st.gap);
-    if (L.scale.any_masked) L.bar_right = std::max(L.bar_right, L.bar_x + 14 + 6 + text_width("masked (-inf)", st.tick));
+    if (L.scale.any_masked)
+      L.bar_right = std::max(L.bar_right, L.bar_x + 14 + 6 + text_width("masked (-inf)", st.tick));
     right = L.bar_right + st.margin;
   }
-  const double title_w = std::max(text_width(f.title, st.title), text_width(f.subtitle, st.subtitle)) + 2 * st.margin;
+  const double title_w =
+      std::max(text_width(f.title, st.title), text_width(f.subtitle, st.subtitle)) + 2 * st.margin;
   L.width = std::ceil(std::max(right, title_w));
   L.height = std::ceil(L.top + L.rows * L.slot_h + st.margin);
   return L;
@@ -753,19 +803,22 @@ void draw_heatmap(Canvas& c, const Layout& L, const PanelBox& b, const Heatmap& 
   for (std::size_t k = 0; k < xa.pos.size(); ++k) {
     const double x = px + (xa.pos[k] + 0.5) * b.cell_w;
     c.line(x, py + b.plot_h, x, py + b.plot_h + st.tick_len, kInk, 1.0);
-    c.text(x, py + b.plot_h + st.tick_len + st.gap + st.tick * 0.75, xa.text[k], st.tick, Anchor::middle, kInk);
+    c.text(x, py + b.plot_h + st.tick_len + st.gap + st.tick * 0.75, xa.text[k], st.tick,
+           Anchor::middle, kInk);
   }
   const HeatAxis ya = heat_ticks(rows, hm.y0, hm.y_step, hm.y_names, b.cell_h, false, st.tick);
   double widest = 0;
   for (std::size_t k = 0; k < ya.pos.size(); ++k) {
     const double y = py + (ya.pos[k] + 0.5) * b.cell_h;
     c.line(px - st.tick_len, y, px, y, kInk, 1.0);
-    c.text(px - st.tick_len - st.gap * 0.6, y + st.tick * 0.35, ya.text[k], st.tick, Anchor::end, kInk);
+    c.text(px - st.tick_len - st.gap * 0.6, y + st.tick * 0.35, ya.text[k], st.tick, Anchor::end,
+           kInk);
     widest = std::max(widest, text_width(ya.text[k], st.tick));
   }
   if (!hm.x_label.empty())
-    c.text(px + b.plot_w / 2, py + b.plot_h + st.tick_len + st.gap + st.tick + st.gap + st.label * 0.8,
-           hm.x_label, st.label, Anchor::middle, kInk);
+    c.text(px + b.plot_w / 2,
+           py + b.plot_h + st.tick_len + st.gap + st.tick + st.gap + st.label * 0.8, hm.x_label,
+           st.label, Anchor::middle, kInk);
   if (!hm.y_label.empty())
     c.text(px - st.tick_len - st.gap - widest - st.gap - st.label * 0.2, py + b.plot_h / 2,
            hm.y_label, st.label, Anchor::middle, kInk, true);
@@ -777,23 +830,32 @@ void draw_line_plot(Canvas& c, const Layout& L, const PanelBox& b, const LinePlo
   const Style& st = L.st;
   const LineAxes a = line_axes(lp);
   const auto X = [&](double v) { return px + (v - a.x_lo) / (a.x_hi - a.x_lo) * b.plot_w; };
-  const auto Y = [&](double v) { return py + b.plot_h - (v - a.y_lo) / (a.y_hi - a.y_lo) * b.plot_h; };
-  const double xs = a.xt.size() > 1 ? a.xt[1] - a.xt[0] : 0, ys = a.yt.size() > 1 ? a.yt[1] - a.yt[0] : 0;
-  for (double v : a.xt) c.line(X(v), py, X(v), py + b.plot_h, kGridColour, 1.0);
-  for (double v : a.yt) c.line(px, Y(v), px + b.plot_w, Y(v), kGridColour, 1.0);
-  if (lp.y_reference) c.line(px, Y(*lp.y_reference), px + b.plot_w, Y(*lp.y_reference), Rgb{120, 120, 120}, 1.0, true);
+  const auto Y = [&](double v) {
+    return py + b.plot_h - (v - a.y_lo) / (a.y_hi - a.y_lo) * b.plot_h;
+  };
+  const double xs = a.xt.size() > 1 ? a.xt[1] - a.xt[0] : 0,
+               ys = a.yt.size() > 1 ? a.yt[1] - a.yt[0] : 0;
+  for (double v : a.xt)
+    c.line(X(v), py, X(v), py + b.plot_h, kGridColour, 1.0);
+  for (double v : a.yt)
+    c.line(px, Y(v), px + b.plot_w, Y(v), kGridColour, 1.0);
+  if (lp.y_reference)
+    c.line(px, Y(*lp.y_reference), px + b.plot_w, Y(*lp.y_reference), Rgb{120, 120, 120}, 1.0,
+           true);
   for (std::size_t s = 0; s < lp.series.size(); ++s) {
     std::vector<std::pair<double, double>> pts;
     const Series& ser = lp.series[s];
     for (std::size_t i = 0; i < ser.x.size() && i < ser.y.size(); ++i)
-      if (std::isfinite(ser.x[i]) && std::isfinite(ser.y[i])) pts.emplace_back(X(ser.x[i]), Y(ser.y[i]));
+      if (std::isfinite(ser.x[i]) && std::isfinite(ser.y[i]))
+        pts.emplace_back(X(ser.x[i]), Y(ser.y[i]));
     c.polyline(pts, series_colour(s), 1.6);
   }
   c.frame(px, py, b.plot_w, b.plot_h, kInk, 1.0);
   double widest = 0;
   for (double v : a.xt) {
     c.line(X(v), py + b.plot_h, X(v), py + b.plot_h + st.tick_len, kInk, 1.0);
-    c.text(X(v), py + b.plot_h + st.tick_len + st.gap + st.tick * 0.75, format_number(v, xs), st.tick, Anchor::middle, kInk);
+    c.text(X(v), py + b.plot_h + st.tick_len + st.gap + st.tick * 0.75, format_number(v, xs),
+           st.tick, Anchor::middle, kInk);
   }
   for (double v : a.yt) {
     c.line(px - st.tick_len, Y(v), px, Y(v), kInk, 1.0);
@@ -802,8 +864,9 @@ void draw_line_plot(Canvas& c, const Layout& L, const PanelBox& b, const LinePlo
     widest = std::max(widest, text_width(t, st.tick));
   }
   if (!lp.x_label.empty())
-    c.text(px + b.plot_w / 2, py + b.plot_h + st.tick_len + st.gap + st.tick + st.gap + st.label * 0.8,
-           lp.x_label, st.label, Anchor::middle, kInk);
+    c.text(px + b.plot_w / 2,
+           py + b.plot_h + st.tick_len + st.gap + st.tick + st.gap + st.label * 0.8, lp.x_label,
+           st.label, Anchor::middle, kInk);
   if (!lp.y_label.empty())
     c.text(px - st.tick_len - st.gap - widest - st.gap - st.label * 0.2, py + b.plot_h / 2,
            lp.y_label, st.label, Anchor::middle, kInk, true);
@@ -831,7 +894,8 @@ void draw(const Figure& f, const Layout& L, Canvas& c) {
     c.text(L.width / 2, y, f.subtitle, st.subtitle, Anchor::middle, Rgb{80, 80, 80});
   }
   double max_left = 0;
-  for (const PanelBox& b : L.boxes) max_left = std::max(max_left, b.left);
+  for (const PanelBox& b : L.boxes)
+    max_left = std::max(max_left, b.left);
   for (std::size_t k = 0; k < f.panels.size(); ++k) {
     const int col = static_cast<int>(k) % L.columns, row = static_cast<int>(k) / L.columns;
     const double sx = L.grid_x + col * L.slot_w, sy = L.top + row * L.slot_h;
@@ -840,9 +904,12 @@ void draw(const Figure& f, const Layout& L, Canvas& c) {
     const Panel& p = f.panels[k];
     const std::string& title = p.heatmap ? p.heatmap->title : p.line->title;
     if (!title.empty())
-      c.text(px + b.plot_w / 2, py - st.gap - st.panel_title * 0.25, title, st.panel_title, Anchor::middle, kInk, false, true);
-    if (p.heatmap) draw_heatmap(c, L, b, *p.heatmap, px, py);
-    else draw_line_plot(c, L, b, *p.line, px, py);
+      c.text(px + b.plot_w / 2, py - st.gap - st.panel_title * 0.25, title, st.panel_title,
+             Anchor::middle, kInk, false, true);
+    if (p.heatmap)
+      draw_heatmap(c, L, b, *p.heatmap, px, py);
+    else
+      draw_line_plot(c, L, b, *p.line, px, py);
   }
   if (L.scale.any_heatmap) {
     c.ramp(L.bar_x, L.bar_y, L.bar_w, L.bar_h, L.scale.cmap);
@@ -854,7 +921,8 @@ void draw(const Figure& f, const Layout& L, Canvas& c) {
       const double ty = L.bar_y + L.bar_h - (v - L.scale.lo) / (L.scale.hi - L.scale.lo) * L.bar_h;
       const std::string s = format_number(v, spacing);
       c.line(L.bar_x + L.bar_w, ty, L.bar_x + L.bar_w + st.tick_len, ty, kInk, 1.0);
-      c.text(L.bar_x + L.bar_w + st.tick_len + st.gap * 0.6, ty + st.tick * 0.35, s, st.tick, Anchor::start, kInk);
+      c.text(L.bar_x + L.bar_w + st.tick_len + st.gap * 0.6, ty + st.tick * 0.35, s, st.tick,
+             Anchor::start, kInk);
       widest = std::max(widest, text_width(s, st.tick));
     }
     if (!f.colorbar_label.empty())
@@ -917,7 +985,8 @@ inline std::vector<unsigned char> render_png(const Figure& f) {
   const Image img = render_image(f);
   std::vector<unsigned char> out;
 #ifdef POSENC_PLOT_HAVE_PNG
-  if (!stbi_write_png_to_func(&detail::png_append, &out, img.width, img.height, 3, img.rgb.data(), img.width * 3))
+  if (!stbi_write_png_to_func(&detail::png_append, &out, img.width, img.height, 3, img.rgb.data(),
+                              img.width * 3))
     throw PlotError("PNG encoding failed");
 #endif
   return out;
@@ -930,7 +999,8 @@ inline std::optional<Format> format_of(const std::string& path) {
   const auto dot = path.find_last_of('.'), slash = path.find_last_of('/');
   if (dot == std::string::npos || (slash != std::string::npos && slash > dot)) return std::nullopt;
   std::string ext = path.substr(dot + 1);
-  for (char& ch : ext) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  for (char& ch : ext)
+    ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
   if (ext == "svg") return Format::svg;
   if (ext == "png") return Format::png;
   return std::nullopt;

@@ -29,11 +29,13 @@
 #include <string>
 #include <vector>
 
+#include <posenc/compare.hpp>
 #include "cli_common.hpp"
-#include "compare.hpp"
 #include "plot.hpp"
 
 namespace posenc_cli {
+
+namespace compare = posenc::compare;
 
 namespace plot_detail {
 
@@ -763,7 +765,8 @@ inline void add_plot_npy(CLI::App* plot_app) {
         // element [p, i, j] (or [i, j] of a 2-d array, p = 0) is at (p r + i) cdim + j
         const double* values = arr.data.data();
         for (std::int64_t i = 0; i < r; ++i)
-          for (std::int64_t j = 0; j < cdim; ++j) h.values(i, j) = values[(p * r + i) * cdim + j];
+          for (std::int64_t j = 0; j < cdim; ++j)
+            h.values(i, j) = values[(p * r + i) * cdim + j];
         h.title = s.size() == 3 ? "[" + std::to_string(p) + "]" : "";
         h.x_label = a->x_label.empty() ? "column" : a->x_label;
         h.y_label = a->y_label.empty() ? "row" : a->y_label;

@@ -49,7 +49,8 @@ Matrix<typename E::Scalar> reference_attend(const E& enc, const Matrix<typename 
 std::vector<std::int64_t> random_positions(std::mt19937_64& rng, Index n, std::int64_t hi) {
   std::uniform_int_distribution<std::int64_t> u(0, hi);
   std::vector<std::int64_t> p(static_cast<std::size_t>(n));
-  for (auto& x : p) x = u(rng);
+  for (auto& x : p)
+    x = u(rng);
   return p;
 }
 
@@ -121,18 +122,20 @@ TEMPLATE_TEST_CASE("kernels: attention over blocks with an outer stride and a us
   // Q, K, V as column blocks of wider matrices (outer stride != D), as a user's buffers may be.
   const Index n = 70, heads = 2, dh = 16, d = heads * dh;
   const Matrix<T> big = random_matrix<T>(n, 3 * d + 5, 42);
-  const Matrix<T> q = big.middleCols(0, d), k = big.middleCols(d + 1, d), v = big.middleCols(2 * d + 3, d);
+  const Matrix<T> q = big.middleCols(0, d), k = big.middleCols(d + 1, d),
+                  v = big.middleCols(2 * d + 3, d);
   const Positions pos(3, n);
   for (bool causal : {false, true}) {
     Matrix<T> out(n, d);
     detail::attend(AlibiEncoding<T>(heads), big.middleCols(0, d), big.middleCols(d + 1, d),
                    big.middleCols(2 * d + 3, d), pos, pos, heads, T(0.25), causal, out);
-    CHECK(max_abs_diff(out, reference_attend(AlibiEncoding<T>(heads), q, k, v, pos, pos, heads, T(0.25), causal)) <=
-          kernel_tol<T>());
+    CHECK(max_abs_diff(out, reference_attend(AlibiEncoding<T>(heads), q, k, v, pos, pos, heads,
+                                             T(0.25), causal)) <= kernel_tol<T>());
   }
 }
 
-TEMPLATE_TEST_CASE("kernels: RoPE rotation equals the pair formula", "[kernels][rope]", float, double) {
+TEMPLATE_TEST_CASE("kernels: RoPE rotation equals the pair formula", "[kernels][rope]", float,
+                   double) {
   using T = TestType;
   std::mt19937_64 rng(7);
   for (auto layout : {RotaryLayout::half, RotaryLayout::interleaved})
@@ -142,7 +145,7 @@ TEMPLATE_TEST_CASE("kernels: RoPE rotation equals the pair formula", "[kernels][
         for (Index n : {1, 3, 33}) {
           for (int kind : {0, 1, 2}) {  // offset 0, large offset, explicit positions
             const Index heads = 3;
-            const Positions pos = kind == 0 ? Positions(0, n)
+            const Positions pos = kind == 0   ? Positions(0, n)
                                   : kind == 1 ? Positions(std::int64_t(1) << 20, n)
                                               : Positions(random_positions(rng, n, 5000));
             RotaryEncoding<T> enc(dh, rope_options(rot, layout));
@@ -150,7 +153,8 @@ TEMPLATE_TEST_CASE("kernels: RoPE rotation equals the pair formula", "[kernels][
               // (a cache of 2^20 rows would only make the test slow: far positions uncached)
               if (cached && kind == 1) continue;
               if (!cached) enc.set_cache_limit(0);
-              const Matrix<T> x = random_matrix<T>(n, heads * dh, 11 + static_cast<std::uint64_t>(n));
+              const Matrix<T> x =
+                  random_matrix<T>(n, heads * dh, 11 + static_cast<std::uint64_t>(n));
               Matrix<T> y = x;
               enc.rotate(y, pos, heads);
               // reference in double
@@ -163,12 +167,15 @@ TEMPLATE_TEST_CASE("kernels: RoPE rotation equals the pair formula", "[kernels][
                     const Index b = layout == RotaryLayout::half ? c + rot / 2 : 2 * c + 1;
                     const double th = double(pos[i]) * f[static_cast<std::size_t>(c)];
                     const double xa = double(x(i, h * dh + a)), xb = double(x(i, h * dh + b));
-                    err = std::max(err, std::abs(double(y(i, h * dh + a)) - (xa * std::cos(th) - xb * std::sin(th))));
-                    err = std::max(err, std::abs(double(y(i, h * dh + b)) - (xb * std::cos(th) + xa * std::sin(th))));
+                    err = std::max(err, std::abs(double(y(i, h * dh + a)) -
+                                                 (xa * std::cos(th) - xb * std::sin(th))));
+                    err = std::max(err, std::abs(double(y(i, h * dh + b)) -
+                                                 (xb * std::cos(th) + xa * std::sin(th))));
                   }
               for (Index i = 0; i < n; ++i)
                 for (Index h = 0; h < heads; ++h)
-                  for (Index c = rot; c < dh; ++c) err = std::max(err, std::abs(double(y(i, h * dh + c) - x(i, h * dh + c))));
+                  for (Index c = rot; c < dh; ++c)
+                    err = std::max(err, std::abs(double(y(i, h * dh + c) - x(i, h * dh + c))));
               INFO("layout " << int(layout) << ", Dh = " << dh << ", R = " << rot << ", N = " << n
                              << ", kind " << kind << (cached ? ", cached" : ", uncached"));
               CHECK(err <= (std::is_same<T, float>::value ? 2e-6 : 1e-12) * 8);
@@ -178,13 +185,14 @@ TEMPLATE_TEST_CASE("kernels: RoPE rotation equals the pair formula", "[kernels][
       }
 }
 
-TEMPLATE_TEST_CASE("kernels: additive encodings equal X + table", "[kernels][additive]", float, double) {
+TEMPLATE_TEST_CASE("kernels: additive encodings equal X + table", "[kernels][additive]", float,
+                   double) {
   using T = TestType;
   std::mt19937_64 rng(9);
   for (Index d : {2, 6, 64, 130})
     for (Index n : {1, 5, 77})
       for (int kind : {0, 1, 2}) {
-        const Positions pos = kind == 0 ? Positions(0, n)
+        const Positions pos = kind == 0   ? Positions(0, n)
                               : kind == 1 ? Positions(300, n)
                                           : Positions(random_positions(rng, n, 350));
         const Matrix<T> x = random_matrix<T>(n, d, 5);
@@ -208,13 +216,14 @@ TEMPLATE_TEST_CASE("kernels: additive encodings equal X + table", "[kernels][add
         double err = 0;
         for (Index i = 0; i < n; ++i)
           for (Index c = 0; c < d; ++c)
-            err = std::max(err, std::abs(double(y(i, c)) - double(x(i, c) + learned.table()(pos[i] + 2, c))));
+            err = std::max(
+                err, std::abs(double(y(i, c)) - double(x(i, c) + learned.table()(pos[i] + 2, c))));
         CHECK(err == 0.0);
       }
 }
 
-TEMPLATE_TEST_CASE("kernels: ALiBi and T5 tile biases equal their dense matrices", "[kernels][bias]",
-                   float, double) {
+TEMPLATE_TEST_CASE("kernels: ALiBi and T5 tile biases equal their dense matrices",
+                   "[kernels][bias]", float, double) {
   using T = TestType;
   std::mt19937_64 rng(11);
   const Index heads = 3;
@@ -226,9 +235,12 @@ TEMPLATE_TEST_CASE("kernels: ALiBi and T5 tile biases equal their dense matrices
     for (int kind : {0, 1, 2, 3}) {
       const Index nq = 37, nk = 300;
       // contiguous (near and far offsets: dense and sparse T5 lookups) and explicit
-      const Positions qpos = kind == 0 ? Positions(250, nq) : kind == 1 ? Positions(100000, nq)
-                             : kind == 2 ? Positions(10, nq) : Positions(random_positions(rng, nq, 1000));
-      const Positions kpos = kind == 3 ? Positions(random_positions(rng, nk, 1000)) : Positions(kind == 1 ? 7 : 0, nk);
+      const Positions qpos = kind == 0   ? Positions(250, nq)
+                             : kind == 1 ? Positions(100000, nq)
+                             : kind == 2 ? Positions(10, nq)
+                                         : Positions(random_positions(rng, nq, 1000));
+      const Positions kpos =
+          kind == 3 ? Positions(random_positions(rng, nk, 1000)) : Positions(kind == 1 ? 7 : 0, nk);
       for (Index h = 0; h < heads; ++h) {
         const Matrix<T> ba = alibi.bias(h, qpos, kpos), bt = t5.bias(h, qpos, kpos);
         const auto sa = alibi.score_bias(qpos, kpos, heads, 4, T(1));

@@ -1,5 +1,6 @@
-// posenc internals: reading and writing NumPy .npy files (format versions 1.0, 2.0 and 3.0;
-// little-endian <f4, <f8 and <i8; C order), for the tests and the command line.
+// posenc's tools: reading and writing NumPy .npy files (format versions 1.0, 2.0 and 3.0;
+// little-endian <f4, <f8 and <i8; C order), for the command line, the tests, the benchmarks and
+// the fuzzers. Not part of the installed library.
 //
 // The format is numpy.lib.format's (NEP 1): the magic "\x93NUMPY", a major and a minor version
 // byte, the header length (uint16 little-endian in 1.0, uint32 in 2.0 and 3.0), then the header:
@@ -19,11 +20,14 @@
 #include <utility>
 #include <vector>
 
-#include "../error.hpp"
-#include "checked.hpp"
+#include <posenc/detail/checked.hpp>
+#include <posenc/error.hpp>
 
-namespace posenc {
-namespace detail {
+namespace posenc_npy {
+
+using posenc::detail::checked_mul;
+using posenc::detail::fail;
+using posenc::detail::require;
 
 struct NpyArray {
   std::string dtype;  // "<f4", "<f8" or "<i8"
@@ -513,5 +517,4 @@ inline void write_npy(const std::string& file, const std::string& dtype,
   if (!ok) fail(file, ": write failed (", err ? std::strerror(err) : "unknown error", ")");
 }
 
-}  // namespace detail
-}  // namespace posenc
+}  // namespace posenc_npy

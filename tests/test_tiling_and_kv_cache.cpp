@@ -31,7 +31,8 @@ Matrix<typename E::Scalar> single_tile(const Weights<typename E::Scalar>& w, con
     }
     if (opt.causal)
       for (Index i = 0; i < n; ++i)
-        for (Index j = i + 1; j < n; ++j) s(i, j) = -std::numeric_limits<T>::infinity();
+        for (Index j = i + 1; j < n; ++j)
+          s(i, j) = -std::numeric_limits<T>::infinity();
     Matrix<T> p = (s.colwise() - s.rowwise().maxCoeff()).array().exp();
     const Vector<T> sum = p.rowwise().sum();
     p = sum.cwiseInverse().asDiagonal() * p;
@@ -52,7 +53,8 @@ void for_each_encoder(Index d, Index heads, F&& f) {
   f("sinusoidal", SinusoidalEncoding<T>(d));
   f("learned", LearnedEncoding<T>::normal(512, d, 3, 0.3));
   f("rope", RotaryEncoding<T>(dh));
-  f("rope interleaved partial", RotaryEncoding<T>(dh, rope_options(dh / 2, RotaryLayout::interleaved)));
+  f("rope interleaved partial",
+    RotaryEncoding<T>(dh, rope_options(dh / 2, RotaryLayout::interleaved)));
   f("alibi", AlibiEncoding<T>(heads));
   f("t5", T5Encoding<T>(random_matrix<T>(32, heads, 4)));
   f("shaw", ShawEncoding<T>(random_matrix<T>(9, dh, 5), random_matrix<T>(9, dh, 6)));
@@ -112,7 +114,7 @@ TEMPLATE_TEST_CASE("attention: the KV cache equals full recomputation", "[attent
                                                     options<T>(heads, true));
   KVCache<T> cache;
   Matrix<T> y(n, d);
-  for (Index i = 0; i < n; ++i) y.row(i) = layer.step(w.x.row(i), cache);
+  for (Index i = 0; i < n; ++i)
+    y.row(i) = layer.step(w.x.row(i), cache);
   CHECK(max_abs_diff(y, layer(w.x)) <= 10 * attn_tol<T>());
 }
-

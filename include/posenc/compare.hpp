@@ -1,6 +1,8 @@
 // posenc compare: each encoder's measured properties side by side, the measured version of
-// the usual "which positional encoding should I choose" table. Shared by `posenc compare`,
-// `posenc plot attention` and examples/compare.cpp.
+// the usual "which positional encoding should I choose" table, and the attention logits and maps
+// with the [N, N] matrices kept (for pictures and for checking the kernel). Used by
+// `posenc compare`, `posenc plot attention` and examples/compare.cpp. Not included by
+// posenc.hpp: it is a study tool, with timings.
 //
 // Measured, for every built-in encoder with seeded parameters of the configured size:
 //  - parameters: the number of trained scalars the encoder object holds;
@@ -16,7 +18,7 @@
 //    bias of every head over all N x N scores) and a whole attention call, divided by N.
 #pragma once
 
-#include <posenc/posenc.hpp>
+#include "posenc.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -34,26 +36,22 @@
 #include <omp.h>
 #endif
 
-namespace posenc_cli {
+namespace posenc {
 namespace compare {
-
-using posenc::Index;
-using posenc::Matrix;
-using posenc::Positions;
 
 /// The sizes of the compared encoders and of the measurements.
 struct Config {
-  Index dim = 64;           // D
-  Index heads = 4;          // H (Dh = D / H)
-  Index max_len = 512;      // L: the learned table's rows, the "trained length" of all
-  Index num_buckets = 32;   // T5
-  Index max_distance = 128; // T5
-  Index max_relative = 16;  // Shaw's K
+  Index dim = 64;               // D
+  Index heads = 4;              // H (Dh = D / H)
+  Index max_len = 512;          // L: the learned table's rows, the "trained length" of all
+  Index num_buckets = 32;       // T5
+  Index max_distance = 128;     // T5
+  Index max_relative = 16;      // Shaw's K
   std::int64_t clamp_len = -1;  // Transformer-XL (-1: none)
   double rope_base = 10000.0;
-  Index tokens = 32;        // N for the shift and past-L measurements
+  Index tokens = 32;  // N for the shift and past-L measurements
   std::vector<std::int64_t> shifts = {1, 3, 17, 100, 480, 100000};
-  Index time_len = 256;     // N for the timings
+  Index time_len = 256;       // N for the timings
   double time_budget = 0.05;  // seconds spent on each timing (at least one call)
   std::uint64_t seed = 1;
   /// OpenMP threads during the measurements (0: leave as is). One thread by default: a cost
@@ -63,8 +61,8 @@ struct Config {
 
 /// Every encoder key, in table order.
 inline const std::vector<std::string>& all_keys() {
-  static const std::vector<std::string> keys = {"none", "sinusoidal", "learned", "rope",
-                                                "alibi", "t5", "shaw", "xl"};
+  static const std::vector<std::string> keys = {"none",  "sinusoidal", "learned", "rope",
+                                                "alibi", "t5",         "shaw",    "xl"};
   return keys;
 }
 
@@ -101,8 +99,10 @@ struct Encoders {
         rope(c.dim / std::max<Index>(c.heads, 1), rope_options(c)),
         alibi(c.heads),
         t5(seeded<T>(c.num_buckets, c.heads, c.seed + 102), t5_options(c)),
-        shaw(seeded<T>(2 * c.max_relative + 1, c.dim / std::max<Index>(c.heads, 1), c.seed + 103, 0.5),
-             seeded<T>(2 * c.max_relative + 1, c.dim / std::max<Index>(c.heads, 1), c.seed + 104, 0.5)),
+        shaw(seeded<T>(2 * c.max_relative + 1, c.dim / std::max<Index>(c.heads, 1), c.seed + 103,
+                       0.5),
+             seeded<T>(2 * c.max_relative + 1, c.dim / std::max<Index>(c.heads, 1), c.seed + 104,
+                       0.5)),
         xl(seeded<T>(c.heads, c.dim / std::max<Index>(c.heads, 1), c.seed + 105),
            seeded<T>(c.heads, c.dim / std::max<Index>(c.heads, 1), c.seed + 106),
            seeded<T>(c.dim, c.dim, c.seed + 107, 1.0 / std::sqrt(static_cast<double>(c.dim))),
@@ -140,14 +140,22 @@ template <class T, class F>
 void for_each_encoder(const Encoders<T>& e, const std::vector<std::string>& keys, F&& f) {
   for (const std::string& key : keys) {
     const Info i = info(key);
-    if (key == "none") f(i, e.none);
-    else if (key == "sinusoidal") f(i, e.sinusoidal);
-    else if (key == "learned") f(i, e.learned);
-    else if (key == "rope") f(i, e.rope);
-    else if (key == "alibi") f(i, e.alibi);
-    else if (key == "t5") f(i, e.t5);
-    else if (key == "shaw") f(i, e.shaw);
-    else f(i, e.xl);
+    if (key == "none")
+      f(i, e.none);
+    else if (key == "sinusoidal")
+      f(i, e.sinusoidal);
+    else if (key == "learned")
+      f(i, e.learned);
+    else if (key == "rope")
+      f(i, e.rope);
+    else if (key == "alibi")
+      f(i, e.alibi);
+    else if (key == "t5")
+      f(i, e.t5);
+    else if (key == "shaw")
+      f(i, e.shaw);
+    else
+      f(i, e.xl);
   }
 }
 
@@ -168,9 +176,9 @@ std::vector<Matrix<typename E::Scalar>> logits(
   const Index d = xq.cols();
   posenc::detail::require(heads > 0 && d % heads == 0, "attention: heads H = ", heads,
                           " does not divide D = ", d);
-  posenc::detail::require(xk.cols() == d && wq.rows() == d && wq.cols() == d && wk.rows() == d &&
-                              wk.cols() == d,
-                          "attention: X, Wq, Wk must be [N, D], [D, D], [D, D] with D = ", d);
+  posenc::detail::require(
+      xk.cols() == d && wq.rows() == d && wq.cols() == d && wk.rows() == d && wk.cols() == d,
+      "attention: X, Wq, Wk must be [N, D], [D, D], [D, D] with D = ", d);
   posenc::detail::require(xq.rows() == qpos.size() && xk.rows() == kpos.size(),
                           "attention: positions do not match the rows of X");
   if constexpr (traits::checks_shape)
@@ -240,7 +248,8 @@ std::vector<Matrix<typename E::Scalar>> attention_maps(
     const posenc::ConstMatrixRef<typename E::Scalar>& wk, Index heads,
     std::optional<typename E::Scalar> scale = std::nullopt, bool causal = false) {
   auto s = logits(enc, x, pos, wq, wk, heads, scale, causal);
-  for (auto& m : s) m = softmax_rows(m);
+  for (auto& m : s)
+    m = softmax_rows(m);
   return s;
 }
 
@@ -290,18 +299,26 @@ struct Row {
 };
 
 template <class T>
-long long parameter_count(const posenc::LearnedEncoding<T>& e) { return e.table().size(); }
+long long parameter_count(const posenc::LearnedEncoding<T>& e) {
+  return e.table().size();
+}
 template <class T>
-long long parameter_count(const posenc::T5Encoding<T>& e) { return e.table().size(); }
+long long parameter_count(const posenc::T5Encoding<T>& e) {
+  return e.table().size();
+}
 template <class T>
-long long parameter_count(const posenc::ShawEncoding<T>& e) { return e.a_k().size() + e.a_v().size(); }
+long long parameter_count(const posenc::ShawEncoding<T>& e) {
+  return e.a_k().size() + e.a_v().size();
+}
 template <class T>
 long long parameter_count(const posenc::TransformerXLEncoding<T>& e) {
   const long long d = e.heads() * e.head_dim();
   return 2 * d + d * d;  // u, v [H, Dh] and W_R [D, D]
 }
 template <class E>
-long long parameter_count(const E&) { return 0; }
+long long parameter_count(const E&) {
+  return 0;
+}
 
 inline std::string parameter_formula(const std::string& key) {
   if (key == "learned") return "L·D";
@@ -321,7 +338,8 @@ double tolerance() {
 template <class T>
 double max_abs(const std::vector<Matrix<T>>& m) {
   double a = 0.0;
-  for (const auto& x : m) a = std::max(a, static_cast<double>(x.cwiseAbs().maxCoeff()));
+  for (const auto& x : m)
+    a = std::max(a, static_cast<double>(x.cwiseAbs().maxCoeff()));
   return a;
 }
 
@@ -408,7 +426,8 @@ void measure_one(const Config& c, const Inputs<typename E::Scalar>& in, const E&
     const std::int64_t p = row.past_length_error ? L - 1 : 8 * L;
     const Matrix<T> xq = in.x.topRows(1);
     const Matrix<T> xk = xq.replicate(static_cast<Index>(p + 1), 1);
-    const auto s = logits(enc, xq, Positions(p, 1), xk, Positions(0, static_cast<Index>(p + 1)), in.wq, in.wk, heads);
+    const auto s = logits(enc, xq, Positions(p, 1), xk, Positions(0, static_cast<Index>(p + 1)),
+                          in.wq, in.wk, heads);
     const double eps = std::is_same<T, float>::value ? 1e-6 : 1e-12;
     row.distinct_tested = p;
     row.distinct_up_to = 0;
@@ -431,66 +450,80 @@ void measure_one(const Config& c, const Inputs<typename E::Scalar>& in, const E&
   const Matrix<T>& xt = in.xt;
   if constexpr (traits::adds_to_input) {
     Matrix<T> buf = xt;
-    row.encoder_ns_per_token = time_per_call([&] {
-      buf = xt;
-      enc.add_to_input(buf, pos);
-      keep(buf(0, 0));
-    }, c.time_budget) * 1e9 / static_cast<double>(nt);
+    row.encoder_ns_per_token = time_per_call(
+                                   [&] {
+                                     buf = xt;
+                                     enc.add_to_input(buf, pos);
+                                     keep(buf(0, 0));
+                                   },
+                                   c.time_budget) *
+                               1e9 / static_cast<double>(nt);
   } else if constexpr (traits::rotates_qk) {
     const Matrix<T> q0 = xt * in.wq, k0 = xt * in.wk;
     Matrix<T> q = q0, k = k0;
-    row.encoder_ns_per_token = time_per_call([&] {
-      q = q0;
-      k = k0;
-      enc.rotate(q, pos, heads);
-      enc.rotate(k, pos, heads);
-      keep(q(0, 0) + k(0, 0));
-    }, c.time_budget) * 1e9 / static_cast<double>(nt);
+    row.encoder_ns_per_token = time_per_call(
+                                   [&] {
+                                     q = q0;
+                                     k = k0;
+                                     enc.rotate(q, pos, heads);
+                                     enc.rotate(k, pos, heads);
+                                     keep(q(0, 0) + k(0, 0));
+                                   },
+                                   c.time_budget) *
+                               1e9 / static_cast<double>(nt);
   } else if constexpr (traits::biases_scores) {
     const Matrix<T> q = xt * in.wq, k = xt * in.wk;
     const T sc = static_cast<T>(1.0 / std::sqrt(static_cast<double>(dh)));
     Matrix<T> sm(nt, nt), acc(nt, dh);
     const Matrix<T> uniform = Matrix<T>::Constant(nt, nt, T(1) / static_cast<T>(nt));
-    row.encoder_ns_per_token = time_per_call([&] {
-      const auto bias = enc.score_bias(pos, pos, heads, dh, sc);
-      for (Index h = 0; h < heads; ++h) {
-        sm.setZero();
-        bias.add(h, 0, 0, q.middleCols(h * dh, dh), k.middleCols(h * dh, dh), sm);
-        if constexpr (posenc::adds_values<E>()) {
-          acc.setZero();
-          bias.add_values(h, 0, 0, uniform, acc);
-          keep(acc(0, 0));
-        }
-        keep(sm(nt - 1, 0));
-      }
-    }, c.time_budget) * 1e9 / static_cast<double>(nt);
+    row.encoder_ns_per_token =
+        time_per_call(
+            [&] {
+              const auto bias = enc.score_bias(pos, pos, heads, dh, sc);
+              for (Index h = 0; h < heads; ++h) {
+                sm.setZero();
+                bias.add(h, 0, 0, q.middleCols(h * dh, dh), k.middleCols(h * dh, dh), sm);
+                if constexpr (posenc::adds_values<E>()) {
+                  acc.setZero();
+                  bias.add_values(h, 0, 0, uniform, acc);
+                  keep(acc(0, 0));
+                }
+                keep(sm(nt - 1, 0));
+              }
+            },
+            c.time_budget) *
+        1e9 / static_cast<double>(nt);
   }
   {
     posenc::AttentionOptions<T> opt;
     opt.heads = heads;
     Matrix<T> y(nt, c.dim);
-    row.attention_ns_per_token = time_per_call([&] {
-      posenc::attention(xt, in.wq, in.wk, in.wv, in.wo, enc, opt, y);
-      keep(y(0, 0));
-    }, c.time_budget) * 1e9 / static_cast<double>(nt);
+    row.attention_ns_per_token =
+        time_per_call(
+            [&] {
+              posenc::attention(xt, in.wq, in.wk, in.wv, in.wo, enc, opt, y);
+              keep(y(0, 0));
+            },
+            c.time_budget) *
+        1e9 / static_cast<double>(nt);
   }
 }
 
 }  // namespace detail
 
 inline void check_config(const Config& c) {
-  posenc::detail::require(c.dim > 0 && c.heads > 0 && c.dim % c.heads == 0, "compare: heads H = ",
-                          c.heads, " must divide D = ", c.dim);
+  posenc::detail::require(c.dim > 0 && c.heads > 0 && c.dim % c.heads == 0,
+                          "compare: heads H = ", c.heads, " must divide D = ", c.dim);
   posenc::detail::require((c.dim / c.heads) % 2 == 0, "compare: head dim D/H = ", c.dim / c.heads,
                           " must be even (RoPE)");
   posenc::detail::require(c.tokens > 0 && c.tokens <= c.max_len, "compare: tokens N = ", c.tokens,
                           " must be in [1, L = ", c.max_len, "]");
-  posenc::detail::require(c.max_len > 0 && c.max_len <= (1 << 20), "compare: max length L = ",
-                          c.max_len, " must be in [1, 2^20]");
-  posenc::detail::require(c.time_len > 0 && c.time_len <= 16384, "compare: timing length = ",
-                          c.time_len, " must be in [1, 16384]");
-  posenc::detail::require(c.time_budget >= 0.0 && c.time_budget <= 60.0, "compare: time budget = ",
-                          c.time_budget, " s must be in [0, 60]");
+  posenc::detail::require(c.max_len > 0 && c.max_len <= (1 << 20),
+                          "compare: max length L = ", c.max_len, " must be in [1, 2^20]");
+  posenc::detail::require(c.time_len > 0 && c.time_len <= 16384,
+                          "compare: timing length = ", c.time_len, " must be in [1, 16384]");
+  posenc::detail::require(c.time_budget >= 0.0 && c.time_budget <= 60.0,
+                          "compare: time budget = ", c.time_budget, " s must be in [0, 60]");
   posenc::detail::require(c.threads >= 0, "compare: threads = ", c.threads, " must be >= 0");
   posenc::detail::require(c.max_relative >= 1, "compare: max relative K = ", c.max_relative,
                           " must be >= 1");
@@ -503,7 +536,8 @@ inline void check_config(const Config& c) {
 template <class T>
 std::vector<Row> measure(const Config& c, const std::vector<std::string>& keys = all_keys()) {
   check_config(c);
-  for (const auto& k : keys) (void)info(k);  // unknown names fail before any work
+  for (const auto& k : keys)
+    (void)info(k);  // unknown names fail before any work
 #if defined(_OPENMP)
   struct Restore {
     int n = omp_get_max_threads();
@@ -533,8 +567,10 @@ inline std::string format_change(double v) {
 inline std::string format_ns(double ns) {
   char buf[32];
   if (ns == 0.0) return "0";
-  if (ns < 10) std::snprintf(buf, sizeof buf, "%.1f", ns);
-  else std::snprintf(buf, sizeof buf, "%.0f", ns);
+  if (ns < 10)
+    std::snprintf(buf, sizeof buf, "%.1f", ns);
+  else
+    std::snprintf(buf, sizeof buf, "%.0f", ns);
   return buf;
 }
 
@@ -545,13 +581,15 @@ inline std::string markdown(const std::vector<Row>& rows, const Config& c, const
      << " (learned table rows), T5 " << c.num_buckets << " buckets / max distance "
      << c.max_distance << ", Shaw K = " << c.max_relative << ", " << dtype << ".\n"
      << "relative only: max |S(p+s) - S(p)| / max |S| over shifts s = ";
-  for (std::size_t i = 0; i < c.shifts.size(); ++i) os << (i ? ", " : "") << c.shifts[i];
+  for (std::size_t i = 0; i < c.shifts.size(); ++i)
+    os << (i ? ", " : "") << c.shifts[i];
   os << " (N = " << c.tokens << " random tokens, every head).\n"
      << "distances told apart: largest d <= 8L whose logit differs from d-1's (identical "
         "tokens, one query).\n"
      << "cost: ns per token at N = " << c.time_len
      << " (encoder: its own hooks; attention: the whole layer)"
-     << (c.threads > 0 ? ", " + std::to_string(c.threads) + " thread" + (c.threads > 1 ? "s" : "") : std::string())
+     << (c.threads > 0 ? ", " + std::to_string(c.threads) + " thread" + (c.threads > 1 ? "s" : "")
+                       : std::string())
      << ".\n\n";
   os << "| encoder | acts on | parameters | relative only | max change under shift | past L | "
         "distances told apart | encoder ns/token | attention ns/token |\n"
@@ -562,7 +600,8 @@ inline std::string markdown(const std::vector<Row>& rows, const Config& c, const
     std::string shift = format_change(r.shift_change);
     if (r.info.key == "learned") {
       std::int64_t mx = 0;
-      for (auto s : r.shifts_used) mx = std::max(mx, s);
+      for (auto s : r.shifts_used)
+        mx = std::max(mx, s);
       shift += " (s <= " + std::to_string(mx) + ")";
     }
     std::string distinct = r.distinct_up_to == 0 ? std::string("none")
@@ -579,4 +618,4 @@ inline std::string markdown(const std::vector<Row>& rows, const Config& c, const
 }
 
 }  // namespace compare
-}  // namespace posenc_cli
+}  // namespace posenc

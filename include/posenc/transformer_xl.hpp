@@ -1,0 +1,199 @@
+// posenc: Transformer-XL's relative sinusoid with the global biases u, v (Dai et al. 2019;
+// conventions.md 5c).
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+#include "detail/dense_range.hpp"
+#include "detail/sinusoid.hpp"
+#include "types.hpp"
+
+namespace posenc {
+
+struct TransformerXLOptions {
+  /// d is clamped to [-clamp_len, clamp_len]; negative means no clamp.
+  std::int64_t clamp_len = -1;
+  /// Base of the relative sinusoid (10000 in Transformer-XL).
+  double base = 10000.0;
+};
+
+/// Transformer-XL (Dai et al. 2019, section 3.3): e_ij = scale ((q_i + u_h) k_j +
+/// (q_i + v_h) r_{d,h}), with r_d = R_d W_R, R_d the split sinusoid of d = p_i - p_j over D
+/// dimensions, split into heads like Q. W_R is [D, H Dh] (conventions.md 5c's [D, D] when
+/// Dh = D / H). Negative d (bidirectional) follows XLNet.
+template <class T>
+class TransformerXLEncoding {
+ public:
+  using Scalar = T;
+
+  TransformerXLEncoding(const ConstMatrixRef<T>& u, const ConstMatrixRef<T>& v,
+                        const ConstMatrixRef<T>& w_r, TransformerXLOptions options = {})
+      : u_(u), v_(v), w_r_(w_r), options_(options) {
+    detail::require(u.rows() > 0 && u.cols() > 0, "TransformerXLEncoding: u is [", u.rows(), ", ",
+                    u.cols(), "], expected [H, Dh]");
+    detail::require(v.rows() == u.rows() && v.cols() == u.cols(), "TransformerXLEncoding: v is [",
+                    v.rows(), ", ", v.cols(), "], expected the shape of u [", u.rows(), ", ",
+                    u.cols(), "]");
+    const Index hdh = u.rows() * u.cols();
+    detail::require(w_r.cols() == hdh && w_r.rows() > 0, "TransformerXLEncoding: W_R is [",
+                    w_r.rows(), ", ", w_r.cols(), "], expected [D, H * Dh] = [D, ", hdh,
+                    "] (u, v are [H, Dh] = [", u.rows(), ", ", u.cols(), "])");
+    const Index d = w_r.rows();
+    detail::require(d % 2 == 0, "TransformerXLEncoding: D = ", d, " (W_R's rows) must be even");
+    detail::require(std::isfinite(options.base) && options.base > 0.0,
+                    "TransformerXLEncoding: base = ", options.base, " must be finite and > 0");
+    detail::require(u_.allFinite() && v_.allFinite() && w_r_.allFinite(),
+                    "TransformerXLEncoding: u, v or W_R has non-finite entries");
+    inv_freq_ = detail::vaswani_inv_freq(d, options.base);
+  }
+
+  Index heads() const { return u_.rows(); }
+  Index head_dim() const { return u_.cols(); }
+  const TransformerXLOptions& options() const { return options_; }
+
+  std::int64_t clamp(std::int64_t d) const {
+    const std::int64_t c = options_.clamp_len;
+    return c < 0 ? d : std::clamp<std::int64_t>(d, -c, c);
+  }
+
+  /// r_d = R_d W_R for each d in ds: [ds.size(), H Dh].
+  Matrix<T> relative_embeddings(const std::vector<std::int64_t>& ds) const {
+    const Index d = w_r_.rows();
+    const Index n = static_cast<Index>(ds.size());
+    const char* what = "TransformerXLEncoding: the relative embeddings [distances, D]";
+    Matrix<T> r = detail::new_matrix<T>(n, d, what);
+    for (std::size_t i = 0; i < ds.size(); ++i)
+      detail::sinusoid_row(static_cast<double>(ds[i]), inv_freq_, true, 1.0,
+                           r.row(static_cast<Index>(i)).data());
+    Matrix<T> out = detail::new_matrix<T>(n, w_r_.cols(), what);
+    out.noalias() = r * w_r_;
+    return out;
+  }
+
+  struct ScoreBias {
+    const TransformerXLEncoding* enc;
+    Positions q, k;
+    T scale;
+    bool dense = true;
+    std::vector<std::int64_t> ds;  // the distances r holds, ascending (dense: ds[0] .. consecutive)
+    Matrix<T> r;                   // [ds.size(), D]
+
+    Index index_of(std::int64_t d) const {
+      if (dense) return static_cast<Index>(d - ds.front());
+      return static_cast<Index>(std::lower_bound(ds.begin(), ds.end(), d) - ds.begin());
+    }
+
+    void add(Index h, Index i0, Index j0, const ConstMatrixRef<T>& qt, const ConstMatrixRef<T>& kt,
+             MatrixRef<T> s) const {
+      const Index dh = enc->head_dim();
+      // scale u_h . k_j, the same for every query
+      Vector<T> uk(kt.rows());
+      uk.noalias() = scale * (kt * enc->u_.row(h).transpose());
+      Matrix<T> qv = qt;
+      qv.rowwise() += enc->v_.row(h);
+      const auto rh = r.middleCols(h * dh, dh);
+      if (dense) {
+        std::int64_t lo = std::numeric_limits<std::int64_t>::max(),
+                     hi = std::numeric_limits<std::int64_t>::min();
+        std::int64_t qmin = lo, qmax = hi, kmin = lo, kmax = hi;
+        for (Index i = 0; i < s.rows(); ++i) {
+          qmin = std::min(qmin, q[i0 + i]);
+          qmax = std::max(qmax, q[i0 + i]);
+        }
+        for (Index j = 0; j < s.cols(); ++j) {
+          kmin = std::min(kmin, k[j0 + j]);
+          kmax = std::max(kmax, k[j0 + j]);
+        }
+        lo = enc->clamp(qmin - kmax);
+        hi = enc->clamp(qmax - kmin);
+        const Index first = index_of(lo);
+        Matrix<T> g(s.rows(), static_cast<Index>(hi - lo + 1));
+        g.noalias() = scale * (qv * rh.middleRows(first, g.cols()).transpose());
+        if (q.contiguous() && k.contiguous()) {
+          // d = p_i - p_j = e - j along a row: clamped runs at +-clamp_len around a reversed
+          // contiguous run of g
+          const std::int64_t cols = s.cols(), cl = enc->options_.clamp_len;
+          for (Index i = 0; i < s.rows(); ++i) {
+            // e = p_i - p_{j0}, a difference of two positions
+            const std::int64_t e = (q.offset() + i0 + i) - (k.offset() + j0);
+            // d >= cl for j <= e - cl; d <= -cl for j >= e + cl (bounds saturate, then clamp)
+            const std::int64_t hi_end =
+                cl < 0 ? 0
+                       : std::clamp<std::int64_t>(
+                             detail::saturating_add(detail::saturating_sub(e, cl), 1), 0, cols);
+            const std::int64_t mid_end =
+                cl < 0 ? cols
+                       : std::clamp<std::int64_t>(detail::saturating_add(e, cl), hi_end, cols);
+            const T* gr = g.row(i).data();
+            T* row = s.row(i).data();
+            const T* ukp = uk.data();
+            for (std::int64_t j = 0; j < hi_end; ++j)
+              row[j] += gr[cl - lo] + ukp[j];
+            for (std::int64_t j = hi_end; j < mid_end; ++j)
+              row[j] += gr[e - j - lo] + ukp[j];
+            for (std::int64_t j = mid_end; j < cols; ++j)
+              row[j] += gr[-cl - lo] + ukp[j];
+          }
+        } else {
+          for (Index i = 0; i < s.rows(); ++i)
+            for (Index j = 0; j < s.cols(); ++j)
+              s(i, j) += g(i, static_cast<Index>(enc->clamp(q[i0 + i] - k[j0 + j]) - lo)) + uk(j);
+        }
+      } else {
+        for (Index i = 0; i < s.rows(); ++i)
+          for (Index j = 0; j < s.cols(); ++j)
+            s(i, j) +=
+                scale * qv.row(i).dot(rh.row(index_of(enc->clamp(q[i0 + i] - k[j0 + j])))) + uk(j);
+      }
+    }
+  };
+
+  ScoreBias score_bias(const Positions& query_pos, const Positions& key_pos, Index heads,
+                       Index head_dim, T scale) const {
+    detail::require(heads == this->heads() && head_dim == this->head_dim(),
+                    "TransformerXLEncoding: u, v are [", this->heads(), ", ", this->head_dim(),
+                    "], the attention has [H, Dh] = [", heads, ", ", head_dim, "]");
+    ScoreBias b{this, query_pos, key_pos, scale, true, {}, Matrix<T>()};
+    if (query_pos.empty() || key_pos.empty()) return b;
+    const std::int64_t lo = clamp(query_pos.min() - key_pos.max());
+    const std::int64_t hi = clamp(query_pos.max() - key_pos.min());
+    if (detail::dense_range(lo, hi, query_pos.size(), key_pos.size())) {
+      for (std::int64_t c = 0; c <= hi - lo; ++c)
+        b.ds.push_back(lo + c);
+    } else {
+      // Sparse positions: one embedding per distinct distance (at most Nq Nk of them).
+      b.dense = false;
+      const std::int64_t pairs = detail::checked_elements(
+          query_pos.size(), key_pos.size(), "TransformerXLEncoding: the distances [Nq, Nk]");
+      detail::allocate(
+          pairs, 8, [&] { b.ds.reserve(static_cast<std::size_t>(pairs)); },
+          "TransformerXLEncoding: the distances [Nq, Nk]");
+      for (Index i = 0; i < query_pos.size(); ++i)
+        for (Index j = 0; j < key_pos.size(); ++j)
+          b.ds.push_back(clamp(query_pos[i] - key_pos[j]));
+      std::sort(b.ds.begin(), b.ds.end());
+      b.ds.erase(std::unique(b.ds.begin(), b.ds.end()), b.ds.end());
+    }
+    b.r = relative_embeddings(b.ds);
+    return b;
+  }
+
+  void check(const AttentionShape& shape) const {
+    detail::require(
+        shape.heads == heads() && shape.head_dim == head_dim() && shape.d_model == w_r_.rows(),
+        "TransformerXLEncoding: built for H = ", heads(), ", Dh = ", head_dim(),
+        ", D = ", w_r_.rows(), "; the attention has H = ", shape.heads, ", Dh = ", shape.head_dim,
+        ", D = ", shape.d_model);
+  }
+
+ private:
+  Matrix<T> u_, v_, w_r_;
+  TransformerXLOptions options_;
+  std::vector<double> inv_freq_;
+};
+
+}  // namespace posenc
