@@ -102,8 +102,8 @@ void register_type(bool full) {
             b->Args({n, h, dh, th});
     b->ArgNames({"N", "H", "Dh", "threads"})->UseRealTime();
   };
-  // The RoPE target shape [4096, 32, 128], both layouts, and the additive encoders at
-  // the same size of X ([4096, 4096]); always registered, every thread count.
+  // The RoPE target shape [4096, 32, 128] (bench/RESULTS.md), both layouts, and the additive
+  // encoders at the same size of X ([4096, 4096]); always registered, every thread count.
   for (int th : thr) {
     for (auto [name, fn] : {std::pair{"rope/", BM_rope<T, rope>},
                             std::pair{"rope_interleaved/", BM_rope<T, rope_interleaved>},

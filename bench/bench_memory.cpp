@@ -2,7 +2,7 @@
 // free and friends (glibc), so every allocation of posenc, Eigen, OpenMP and the C++ runtime
 // is counted by its usable size. Each benchmark runs once (Iterations(1)) and reports
 //   peak_MiB   the highest live heap during the call, beyond what was live before it
-//   limit_MiB  the bound
+//   limit_MiB  the stated bound (below)
 //   ratio      peak / limit (below 1 meets it)
 //   core/<enc>    detail::attend on given Q, K, V, O [N, D]: bound 64 MiB beyond Q, K, V, O
 //   module/<enc>  attention(x, W..., y):                    bound 5 |X| beyond X, the weights, Y

@@ -9,7 +9,7 @@
 
 #include "types.hpp"
 
-namespace posenc {
+POSENC_NAMESPACE_BEGIN
 
 /// Head slopes m_h. For H a power of two, m_h = 2^(-b(h+1)/H), h = 0 .. H-1, b = max_bias
 /// (8 in the paper; MPT's alibi_bias_max). Otherwise, with n = 2^floor(log2 H): the n slopes of
@@ -112,4 +112,4 @@ class AlibiEncoding {
   double max_bias_;
 };
 
-}  // namespace posenc
+POSENC_NAMESPACE_END

@@ -20,7 +20,7 @@
 #include "encoder.hpp"
 #include "types.hpp"
 
-namespace posenc {
+POSENC_NAMESPACE_BEGIN
 
 namespace detail {
 
@@ -480,13 +480,11 @@ void attend(const E& enc, const ConstMatrixRef<typename E::Scalar>& q,
             const ConstMatrixRef<typename E::Scalar>& v, const Positions& q_positions,
             const Positions& k_positions, const AttendOptions<typename E::Scalar>& options,
             MatrixRef<typename E::Scalar> out) {
-  const Index dh =
-      detail::check_attend("attend", q.rows(), q.cols(), k.rows(), k.cols(), v.rows(), v.cols(),
-                           out.rows(), out.cols(), q_positions, k_positions, options);
+  detail::check_attend("attend", q.rows(), q.cols(), k.rows(), k.cols(), v.rows(), v.cols(),
+                       out.rows(), out.cols(), q_positions, k_positions, options);
   detail::require(
       !detail::overlaps(out, q) && !detail::overlaps(out, k) && !detail::overlaps(out, v),
       "attend: out overlaps Q, K or V");
-  (void)dh;
   detail::attend_core(enc, q, k, v, q_positions, k_positions, options, out);
 }
 
@@ -619,7 +617,7 @@ void check_layer(const E& enc, Index d, const AttentionOptions<typename E::Scala
 /// multiplies its own rows (Eigen's GEMM runs single-threaded inside a parallel region), which
 /// scales better than splitting each product's columns.
 template <class F>
-void split_rows(Index n, double flop, F&& f) {
+void split_rows(Index n, [[maybe_unused]] double flop, F&& f) {
 #if defined(_OPENMP)
 #pragma omp parallel if (n >= 16 && flop >= 4e6)
   {
@@ -629,7 +627,6 @@ void split_rows(Index n, double flop, F&& f) {
     if (e > b) f(b, e - b);
   }
 #else
-  (void)flop;
   f(Index(0), n);
 #endif
 }
@@ -685,7 +682,7 @@ void project_encoded(const E& enc, const ConstMatrixRef<typename E::Scalar>& x,
                      const ConstMatrixRef<typename E::Scalar>& wv, const Positions& pos,
                      const AttentionOptions<typename E::Scalar>& opt, Matrix<typename E::Scalar>& q,
                      Matrix<typename E::Scalar>& k, Matrix<typename E::Scalar>& v,
-                     Matrix<typename E::Scalar>* keep_input = nullptr) {
+                     [[maybe_unused]] Matrix<typename E::Scalar>* keep_input = nullptr) {
   using T = typename E::Scalar;
   if constexpr (encoder_traits<E>::adds_to_input) {
     Matrix<T> xe = new_matrix<T>(x.rows(), x.cols(), "attention: X + PE [N, D]");
@@ -694,7 +691,6 @@ void project_encoded(const E& enc, const ConstMatrixRef<typename E::Scalar>& x,
     project_qkv<T>(xe, wq, wk, wv, opt, q, k, v);
     if (keep_input && xe.cols() == q.cols()) *keep_input = std::move(xe);
   } else {
-    (void)keep_input;
     project_qkv<T>(x, wq, wk, wv, opt, q, k, v);
   }
   rotate_queries(enc, MatrixRef<T>(q), pos, opt.heads);
@@ -1041,4 +1037,4 @@ class MultiHeadAttention {
   AttentionOptions<T> opt_;
 };
 
-}  // namespace posenc
+POSENC_NAMESPACE_END

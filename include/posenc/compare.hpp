@@ -20,6 +20,10 @@
 
 #include "posenc.hpp"
 
+#if !POSENC_HAS_EXCEPTIONS
+#error "posenc/compare.hpp reports the errors encoders throw past their length: it needs exceptions"
+#endif
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -36,7 +40,7 @@
 #include <omp.h>
 #endif
 
-namespace posenc {
+POSENC_NAMESPACE_BEGIN
 namespace compare {
 
 /// The sizes of the compared encoders and of the measurements.
@@ -79,8 +83,9 @@ inline Info info(const std::string& key) {
   if (key == "t5") return {key, "T5 bias", "scores"};
   if (key == "shaw") return {key, "Shaw", "scores, values"};
   if (key == "xl") return {key, "Transformer-XL", "scores"};
-  throw posenc::error("unknown encoder '" + key +
-                      "' (expected none, sinusoidal, learned, rope, alibi, t5, shaw or xl)");
+  POSENC_THROW(
+      posenc::error("unknown encoder '" + key +
+                    "' (expected none, sinusoidal, learned, rope, alibi, t5, shaw or xl)"));
 }
 
 /// A seeded N(0, stddev^2) matrix (portable generator).
@@ -537,7 +542,7 @@ template <class T>
 std::vector<Row> measure(const Config& c, const std::vector<std::string>& keys = all_keys()) {
   check_config(c);
   for (const auto& k : keys)
-    (void)info(k);  // unknown names fail before any work
+    info(k);  // unknown names fail before any work
 #if defined(_OPENMP)
   struct Restore {
     int n = omp_get_max_threads();
@@ -618,4 +623,4 @@ inline std::string markdown(const std::vector<Row>& rows, const Config& c, const
 }
 
 }  // namespace compare
-}  // namespace posenc
+POSENC_NAMESPACE_END

@@ -52,7 +52,7 @@
 
 #include "types.hpp"
 
-namespace posenc {
+POSENC_NAMESPACE_BEGIN
 
 namespace detail {
 template <class...>
@@ -262,38 +262,32 @@ namespace detail {
 /// The encoder's shape check: check(const AttentionShape&), or the two-argument
 /// check(d_model, heads) of encoders written for layers with Dh = D / H.
 template <class E>
-void check_encoder(const E& enc, const AttentionShape& shape) {
+void check_encoder([[maybe_unused]] const E& enc, [[maybe_unused]] const AttentionShape& shape) {
   if constexpr (has_shape_check<E>::value)
     enc.check(shape);
   else if constexpr (has_check<E>::value)
     enc.check(shape.d_model, shape.heads);
-  else
-    (void)enc, (void)shape;
 }
 
 /// The queries' hook: rotate_queries if the encoder has it, else rotate (Q and K alike).
 template <class E>
-void rotate_queries(const E& enc, MatrixRef<typename E::Scalar> q, const Positions& pos,
-                    Index heads) {
+void rotate_queries([[maybe_unused]] const E& enc, [[maybe_unused]] MatrixRef<typename E::Scalar> q,
+                    [[maybe_unused]] const Positions& pos, [[maybe_unused]] Index heads) {
   if constexpr (has_rotate_queries<E>::value)
     enc.rotate_queries(q, pos, heads);
   else if constexpr (has_rotate<E>::value)
     enc.rotate(q, pos, heads);
-  else
-    (void)enc, (void)q, (void)pos, (void)heads;
 }
 
 /// The keys' hook: rotate_keys if the encoder has it, else rotate (unless the encoder acts on
 /// queries only, through rotate_queries alone).
 template <class E>
-void rotate_keys(const E& enc, MatrixRef<typename E::Scalar> k, const Positions& pos,
-                 Index kv_heads) {
+void rotate_keys([[maybe_unused]] const E& enc, [[maybe_unused]] MatrixRef<typename E::Scalar> k,
+                 [[maybe_unused]] const Positions& pos, [[maybe_unused]] Index kv_heads) {
   if constexpr (has_rotate_keys<E>::value)
     enc.rotate_keys(k, pos, kv_heads);
   else if constexpr (has_rotate<E>::value)
     enc.rotate(k, pos, kv_heads);
-  else
-    (void)enc, (void)k, (void)pos, (void)kv_heads;
 }
 
 }  // namespace detail
@@ -304,4 +298,4 @@ struct NoEncoding {
   using Scalar = T;
 };
 
-}  // namespace posenc
+POSENC_NAMESPACE_END

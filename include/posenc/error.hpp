@@ -6,6 +6,8 @@
 #include <string>
 #include <utility>
 
+#include "detail/config.hpp"
+
 namespace posenc {
 
 /// Thrown by every public entry point for wrong shapes and parameters. The message names
@@ -15,6 +17,9 @@ class error : public std::runtime_error {
   explicit error(const std::string& what) : std::runtime_error(what) {}
 };
 
+}  // namespace posenc
+
+POSENC_NAMESPACE_BEGIN
 namespace detail {
 
 template <class... Args>
@@ -25,10 +30,10 @@ std::string concat(Args&&... args) {
   return os.str();
 }
 
-/// Throws posenc::error with the concatenated message.
+/// Raises posenc::error with the concatenated message (POSENC_THROW: detail/config.hpp).
 template <class... Args>
 [[noreturn]] void fail(Args&&... args) {
-  throw error(concat(std::forward<Args>(args)...));
+  POSENC_THROW(error(concat(std::forward<Args>(args)...)));
 }
 
 /// Checks a condition that depends on user input; stays on in release builds.
@@ -38,7 +43,7 @@ void require(bool ok, Args&&... args) {
 }
 
 }  // namespace detail
-}  // namespace posenc
+POSENC_NAMESPACE_END
 
 /// Assertion for invariants inside hot loops (debug only); redefine before including posenc.
 #ifndef POSENC_ASSERT

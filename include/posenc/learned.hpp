@@ -6,7 +6,7 @@
 
 #include "types.hpp"
 
-namespace posenc {
+POSENC_NAMESPACE_BEGIN
 
 namespace detail {
 /// splitmix64 (Steele et al. 2014): a portable, seedable generator, so a seeded table is
@@ -150,4 +150,4 @@ class LearnedEncoding {
   Index table_offset_;
 };
 
-}  // namespace posenc
+POSENC_NAMESPACE_END

@@ -21,3 +21,8 @@
 #include "t5.hpp"
 #include "transformer_xl.hpp"
 #include "types.hpp"
+
+// Linking posenc::instances: the built-in encoders are compiled in that library.
+#ifdef POSENC_EXTERN_INSTANCES
+#include "instances.hpp"
+#endif

@@ -14,7 +14,7 @@
 #include "detail/row_cache.hpp"
 #include "types.hpp"
 
-namespace posenc {
+POSENC_NAMESPACE_BEGIN
 
 /// Which dimensions form a rotated pair: `half` (i, i + R/2), GPT-NeoX and Hugging Face
 /// LLaMA's rotate_half; `interleaved` (2i, 2i+1), RoFormer, GPT-J and Meta's LLaMA.
@@ -413,4 +413,4 @@ class RotaryEncoding {
   detail::RowCache<T> cache_, long_cache_;
 };
 
-}  // namespace posenc
+POSENC_NAMESPACE_END

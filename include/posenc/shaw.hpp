@@ -9,7 +9,7 @@
 
 #include "types.hpp"
 
-namespace posenc {
+POSENC_NAMESPACE_BEGIN
 
 /// Shaw et al. (2018): tables A_K, A_V [2K+1, Dh] shared by all heads, r(i, j) =
 /// clip(p_j - p_i, -K, K) + K;  e_ij = scale (q_i k_j + q_i A_K[r]),  z_i = sum_j a_ij (v_j +
@@ -51,7 +51,7 @@ class ShawEncoding {
     // s_ij += scale q_i . A_K[r(i, j)]
     void add(Index /*h*/, Index i0, Index j0, const ConstMatrixRef<T>& qt,
              const ConstMatrixRef<T>& /*kt*/, MatrixRef<T> s) const {
-      Matrix<T> qa(qt.rows(), enc->a_k_.rows());
+      auto qa = detail::thread_scratch<T, struct shaw_qa>(qt.rows(), enc->a_k_.rows());
       qa.noalias() = scale * qt * enc->a_k_.transpose();
       if (q.contiguous() && k.contiguous()) {
         // r = clamp(j + c, -K, K) + K along a row: a run at r = 0, a contiguous run, a run at 2K
@@ -80,7 +80,8 @@ class ShawEncoding {
     // out_i += sum_j p_ij A_V[r(i, j)]
     void add_values(Index /*h*/, Index i0, Index j0, const ConstMatrixRef<T>& p,
                     MatrixRef<T> out) const {
-      Matrix<T> w = Matrix<T>::Zero(p.rows(), enc->a_v_.rows());
+      auto w = detail::thread_scratch<T, struct shaw_w>(p.rows(), enc->a_v_.rows());
+      w.setZero();
       if (q.contiguous() && k.contiguous()) {  // the three runs of add() above
         const std::int64_t kk = enc->max_relative(), cols = p.cols();
         for (Index i = 0; i < p.rows(); ++i) {
@@ -126,4 +127,4 @@ class ShawEncoding {
   Matrix<T> a_k_, a_v_;
 };
 
-}  // namespace posenc
+POSENC_NAMESPACE_END

@@ -10,7 +10,7 @@
 #include "detail/sinusoid.hpp"
 #include "types.hpp"
 
-namespace posenc {
+POSENC_NAMESPACE_BEGIN
 
 /// Where sin and cos of frequency i go: `interleaved` (2i, 2i+1), the paper's; `split`
 /// (i, D/2+i), Transformer-XL's, Marian's, tensor2tensor's.
@@ -127,8 +127,7 @@ class SinusoidalEncoding {
     }
     const Matrix<T>& seed = seeds->rows;
     const Matrix<T>& rot = rotation->rows;
-    const bool parallel = n > 1 && n * dim_ >= (Index(1) << 17);
-    (void)parallel;
+    [[maybe_unused]] const bool parallel = n > 1 && n * dim_ >= (Index(1) << 17);
     if (pos.contiguous()) {
       // Rows sharing a seed form a group; inside it, column tiles keep the seed and the K
       // rotation rows of the tile in L1 while X streams through once.
@@ -233,4 +232,4 @@ class SinusoidalEncoding {
   detail::RowCache<T> cache_, rotation_;
 };
 
-}  // namespace posenc
+POSENC_NAMESPACE_END

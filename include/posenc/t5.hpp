@@ -10,7 +10,7 @@
 #include "detail/dense_range.hpp"
 #include "types.hpp"
 
-namespace posenc {
+POSENC_NAMESPACE_BEGIN
 
 namespace detail {
 
@@ -167,4 +167,4 @@ class T5Encoding {
   T5Options options_;
 };
 
-}  // namespace posenc
+POSENC_NAMESPACE_END

@@ -12,7 +12,7 @@
 #include "detail/sinusoid.hpp"
 #include "types.hpp"
 
-namespace posenc {
+POSENC_NAMESPACE_BEGIN
 
 struct TransformerXLOptions {
   /// d is clamped to [-clamp_len, clamp_len]; negative means no clamp.
@@ -91,9 +91,10 @@ class TransformerXLEncoding {
              MatrixRef<T> s) const {
       const Index dh = enc->head_dim();
       // scale u_h . k_j, the same for every query
-      Vector<T> uk(kt.rows());
+      auto uk = detail::thread_scratch<T, struct xl_uk>(kt.rows(), 1);
       uk.noalias() = scale * (kt * enc->u_.row(h).transpose());
-      Matrix<T> qv = qt;
+      auto qv = detail::thread_scratch<T, struct xl_qv>(qt.rows(), qt.cols());
+      qv = qt;
       qv.rowwise() += enc->v_.row(h);
       const auto rh = r.middleCols(h * dh, dh);
       if (dense) {
@@ -111,7 +112,7 @@ class TransformerXLEncoding {
         lo = enc->clamp(qmin - kmax);
         hi = enc->clamp(qmax - kmin);
         const Index first = index_of(lo);
-        Matrix<T> g(s.rows(), static_cast<Index>(hi - lo + 1));
+        auto g = detail::thread_scratch<T, struct xl_g>(s.rows(), static_cast<Index>(hi - lo + 1));
         g.noalias() = scale * (qv * rh.middleRows(first, g.cols()).transpose());
         if (q.contiguous() && k.contiguous()) {
           // d = p_i - p_j = e - j along a row: clamped runs at +-clamp_len around a reversed
@@ -196,4 +197,4 @@ class TransformerXLEncoding {
   std::vector<double> inv_freq_;
 };
 
-}  // namespace posenc
+POSENC_NAMESPACE_END

@@ -13,7 +13,7 @@
 #include "detail/checked.hpp"
 #include "error.hpp"
 
-namespace posenc {
+POSENC_NAMESPACE_BEGIN
 
 using Index = Eigen::Index;
 
@@ -83,6 +83,18 @@ Matrix<T> new_matrix(Index rows, Index cols, const Names&... what) {
   const std::int64_t n = checked_elements(rows, cols, what...);
   return allocate(
       n, static_cast<std::int64_t>(sizeof(T)), [&] { return Matrix<T>(rows, cols); }, what...);
+}
+
+/// A [rows, cols] matrix in a buffer that the calling thread keeps for the slot Tag: the score
+/// hooks' per-tile temporaries without an allocation per tile (the buffer grows to the largest
+/// tile seen and is reused by every later one). Its contents are unspecified; one map per
+/// (thread, Tag, T) may be in use at a time.
+template <class T, class Tag>
+Eigen::Map<Matrix<T>> thread_scratch(Index rows, Index cols) {
+  thread_local std::vector<T> buffer;
+  const auto n = static_cast<std::size_t>(rows) * static_cast<std::size_t>(cols);
+  if (buffer.size() < n) buffer.resize(n);
+  return Eigen::Map<Matrix<T>>(buffer.data(), rows, cols);
 }
 }  // namespace detail
 
@@ -158,4 +170,4 @@ class Positions {
   bool explicit_ = false;
 };
 
-}  // namespace posenc
+POSENC_NAMESPACE_END

@@ -42,11 +42,22 @@ run("${CMAKE_COMMAND}" ${args})
 run("${CMAKE_COMMAND}" --build "${bin}" --config "${BUILD_TYPE}")
 
 # Single-config generators put the binary in ${bin}, multi-config ones in ${bin}/<config>.
-foreach(exe "${bin}/consumer" "${bin}/${BUILD_TYPE}/consumer" "${bin}/consumer.exe"
-            "${bin}/${BUILD_TYPE}/consumer.exe")
-  if(EXISTS "${exe}")
-    run("${exe}")
-    return()
+# consumer must exist; consumer_instances exists when the installed posenc has posenc::instances,
+# which the find_package step requires of an install from a build that made it.
+foreach(name consumer consumer_instances)
+  set(found OFF)
+  foreach(exe "${bin}/${name}" "${bin}/${BUILD_TYPE}/${name}" "${bin}/${name}.exe"
+              "${bin}/${BUILD_TYPE}/${name}.exe")
+    if(NOT found AND EXISTS "${exe}")
+      run("${exe}")
+      set(found ON)
+    endif()
+  endforeach()
+  if(NOT found AND name STREQUAL "consumer")
+    message(FATAL_ERROR "consumer binary not found under ${bin}")
+  endif()
+  if(NOT found AND name STREQUAL "consumer_instances" AND STEP STREQUAL "find_package"
+     AND EXPECT_INSTANCES)
+    message(FATAL_ERROR "consumer_instances not built: the installed posenc lacks posenc::instances")
   endif()
 endforeach()
-message(FATAL_ERROR "consumer binary not found under ${bin}")

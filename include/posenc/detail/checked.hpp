@@ -11,7 +11,7 @@
 
 #include "../error.hpp"
 
-namespace posenc {
+POSENC_NAMESPACE_BEGIN
 namespace detail {
 
 /// r = a op b unless it overflows int64 (portable forms of the GCC/Clang builtins).
@@ -121,8 +121,10 @@ std::int64_t checked_elements(std::int64_t rows, std::int64_t cols, const Names&
 /// Runs alloc() (which allocates a buffer of `elements` scalars of `bytes_each` bytes) and turns
 /// std::bad_alloc and std::length_error into posenc::error naming what was being allocated.
 template <class Alloc, class... Names>
-decltype(auto) allocate(std::int64_t elements, std::int64_t bytes_each, Alloc&& alloc,
-                        const Names&... what) {
+decltype(auto) allocate([[maybe_unused]] std::int64_t elements,
+                        [[maybe_unused]] std::int64_t bytes_each, Alloc&& alloc,
+                        [[maybe_unused]] const Names&... what) {
+#if POSENC_HAS_EXCEPTIONS
   try {
     return std::forward<Alloc>(alloc)();
   } catch (const std::bad_alloc&) {
@@ -131,7 +133,11 @@ decltype(auto) allocate(std::int64_t elements, std::int64_t bytes_each, Alloc&& 
   } catch (const std::length_error&) {
     fail(what..., ": cannot allocate ", elements, " elements: too large");
   }
+#else
+  // Without exceptions a failed allocation aborts in the standard library.
+  return std::forward<Alloc>(alloc)();
+#endif
 }
 
 }  // namespace detail
-}  // namespace posenc
+POSENC_NAMESPACE_END

@@ -6,7 +6,7 @@
 #include "../types.hpp"
 #include "checked.hpp"
 
-namespace posenc {
+POSENC_NAMESPACE_BEGIN
 namespace detail {
 
 /// Dense lookup over the integer keys lo .. hi when that range is short, else none. hi - lo
@@ -17,4 +17,4 @@ inline bool dense_range(std::int64_t lo, std::int64_t hi, Index nq, Index nk) {
 }
 
 }  // namespace detail
-}  // namespace posenc
+POSENC_NAMESPACE_END

@@ -9,7 +9,7 @@
 
 #include "../types.hpp"
 
-namespace posenc {
+POSENC_NAMESPACE_BEGIN
 namespace detail {
 
 /// Rows [0, rows()) of a position -> row function of fixed width, valid for one `key` (the
@@ -87,4 +87,4 @@ class RowCache {
 };
 
 }  // namespace detail
-}  // namespace posenc
+POSENC_NAMESPACE_END

@@ -7,7 +7,7 @@
 
 #include "../types.hpp"
 
-namespace posenc {
+POSENC_NAMESPACE_BEGIN
 namespace detail {
 
 /// inv_freq_i = base^(-2i/D), i = 0 .. D/2-1  (Vaswani et al. 2017, section 3.5).
@@ -47,4 +47,4 @@ void sinusoid_row(double p, const std::vector<double>& inv_freq, bool split, dou
 }
 
 }  // namespace detail
-}  // namespace posenc
+POSENC_NAMESPACE_END

@@ -11,7 +11,7 @@
 
 #include "../types.hpp"
 
-namespace posenc {
+POSENC_NAMESPACE_BEGIN
 namespace detail {
 
 template <class T>
@@ -156,4 +156,4 @@ void pv_tile(const T* p, Index ldp, Index bi, Index bj, const T* v, Index ldv, I
 }
 
 }  // namespace detail
-}  // namespace posenc
+POSENC_NAMESPACE_END
