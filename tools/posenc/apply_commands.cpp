@@ -24,34 +24,20 @@ namespace posenc_cli {
 
 namespace detail {
 
-inline posenc::SinusoidalLayout sinusoidal_layout(const std::string& flag, const std::string& s) {
-  if (s == "interleaved") return posenc::SinusoidalLayout::interleaved;
-  if (s == "split") return posenc::SinusoidalLayout::split;
-  throw CliError(flag + ": '" + s + "' is not a sinusoidal layout (expected interleaved or split)");
-}
-
-inline posenc::SinusoidalFrequencies sinusoidal_frequencies(const std::string& s) {
-  if (s == "vaswani") return posenc::SinusoidalFrequencies::vaswani;
-  if (s == "log-timescale") return posenc::SinusoidalFrequencies::log_timescale;
-  throw CliError("--frequencies: '" + s + "' is not vaswani or log-timescale");
-}
-
 // --- RoPE flags, shared by `rope` and `attend --encoder rope` ----------------------------------
 
 struct RopeFlags {
   double base = 10000.0;
   std::int64_t rotary_dim = 0;
-  std::string layout;  // "" = the default (half)
-  std::string scaling = "none";
+  posenc::RotaryLayout layout = posenc::RotaryLayout::half;
+  posenc::RopeScaling scaling = posenc::RopeScaling::none;
   double factor = 0, attention_factor = 0, mscale = 0, mscale_all_dim = 0;
   std::int64_t original_max_positions = 0;
   double beta_fast = 32.0, beta_slow = 1.0;
-  std::string truncate = "true";
+  Bool truncate = Bool::yes;
   double low_freq_factor = 1.0, high_freq_factor = 4.0;
   std::string short_factors, long_factors;
 
-  // The options that are not generic across encoders (for "applies only to" checks in attend).
-  std::vector<CLI::Option*> specific;
   CLI::Option *o_rotary_dim = nullptr, *o_factor = nullptr, *o_omp = nullptr,
               *o_attention_factor = nullptr, *o_mscale = nullptr, *o_mscale_all_dim = nullptr,
               *o_short = nullptr, *o_long = nullptr;
@@ -62,28 +48,20 @@ struct RopeFlags {
         sub->add_option("--rotary-dim", rotary_dim,
                         "Rotary width R (even, <= Dh; default Dh); dims >= R pass through")
             ->check(extent());
-    specific.push_back(o_rotary_dim);
-    specific.push_back(
-        sub->add_option("--scaling", scaling, "Context-extension scaling (default none)")
-            ->check(
-                CLI::IsMember({"none", "linear", "ntk", "dynamic", "yarn", "llama3", "longrope"})));
+    add_enum_option(sub, "--scaling", scaling, "Context-extension scaling");
     o_factor =
         sub->add_option("--factor", factor, "Scaling factor (llama3: default 8)")->check(finite());
     o_omp =
         sub->add_option("--original-max-positions", original_max_positions,
                         "Original context length M (dynamic, yarn, longrope; llama3: default 8192)")
             ->check(in_range(1, max_position));
-    specific.push_back(o_factor);
-    specific.push_back(o_omp);
-    specific.push_back(sub->add_option("--beta-fast", beta_fast, "YaRN beta_fast")
-                           ->check(finite())
-                           ->capture_default_str());
-    specific.push_back(sub->add_option("--beta-slow", beta_slow, "YaRN beta_slow")
-                           ->check(finite())
-                           ->capture_default_str());
-    specific.push_back(
-        sub->add_option("--truncate", truncate, "YaRN: round the ramp bounds (default true)")
-            ->check(CLI::IsMember({"true", "false"})));
+    sub->add_option("--beta-fast", beta_fast, "YaRN beta_fast")
+        ->check(finite())
+        ->capture_default_str();
+    sub->add_option("--beta-slow", beta_slow, "YaRN beta_slow")
+        ->check(finite())
+        ->capture_default_str();
+    add_enum_option(sub, "--truncate", truncate, "YaRN: round the ramp bounds");
     o_attention_factor =
         sub->add_option("--attention-factor", attention_factor,
                         "Output factor of yarn / longrope (overrides the computed one)")
@@ -91,59 +69,30 @@ struct RopeFlags {
     o_mscale = sub->add_option("--mscale", mscale, "YaRN mscale")->check(finite());
     o_mscale_all_dim =
         sub->add_option("--mscale-all-dim", mscale_all_dim, "YaRN mscale_all_dim")->check(finite());
-    specific.push_back(o_attention_factor);
-    specific.push_back(o_mscale);
-    specific.push_back(o_mscale_all_dim);
-    specific.push_back(
-        sub->add_option("--low-freq-factor", low_freq_factor, "Llama 3 low_freq_factor")
-            ->check(finite())
-            ->capture_default_str());
-    specific.push_back(
-        sub->add_option("--high-freq-factor", high_freq_factor, "Llama 3 high_freq_factor")
-            ->check(finite())
-            ->capture_default_str());
+    sub->add_option("--low-freq-factor", low_freq_factor, "Llama 3 low_freq_factor")
+        ->check(finite())
+        ->capture_default_str();
+    sub->add_option("--high-freq-factor", high_freq_factor, "Llama 3 high_freq_factor")
+        ->check(finite())
+        ->capture_default_str();
     o_short =
         sub->add_option("--short-factors", short_factors, "LongRoPE short factors, .npy [R/2]");
     o_long = sub->add_option("--long-factors", long_factors, "LongRoPE long factors, .npy [R/2]");
-    specific.push_back(o_short);
-    specific.push_back(o_long);
   }
 
   /// The library's options for head width `head_dim`.
   posenc::RotaryOptions options(posenc::Index head_dim) const {
+    using S = posenc::RopeScaling;
     posenc::RotaryOptions o;
     o.base = base;
     if (o_rotary_dim->count()) o.rotary_dim = static_cast<posenc::Index>(rotary_dim);
-    const std::string lay = layout.empty() ? "half" : layout;
-    if (lay == "half") {
-      o.layout = posenc::RotaryLayout::half;
-    } else if (lay == "interleaved") {
-      o.layout = posenc::RotaryLayout::interleaved;
-    } else {
-      throw CliError("--layout: '" + lay + "' is not a RoPE layout (expected half or interleaved)");
-    }
-    using S = posenc::RopeScaling;
-    if (scaling == "none")
-      o.scaling = S::none;
-    else if (scaling == "linear")
-      o.scaling = S::linear;
-    else if (scaling == "ntk")
-      o.scaling = S::ntk;
-    else if (scaling == "dynamic")
-      o.scaling = S::dynamic;
-    else if (scaling == "yarn")
-      o.scaling = S::yarn;
-    else if (scaling == "llama3")
-      o.scaling = S::llama3;
-    else if (scaling == "longrope")
-      o.scaling = S::longrope;
-    else
-      throw CliError("--scaling: unknown scaling '" + scaling + "'");
+    o.layout = layout;
+    o.scaling = scaling;
     if (o_factor->count()) o.factor = factor;
     if (o_omp->count()) o.original_max_positions = original_max_positions;
     o.beta_fast = beta_fast;
     o.beta_slow = beta_slow;
-    o.truncate = truncate == "true";
+    o.truncate = truncate == Bool::yes;
     if (o_attention_factor->count()) o.attention_factor = attention_factor;
     if (o_mscale->count()) o.mscale = mscale;
     if (o_mscale_all_dim->count()) o.mscale_all_dim = mscale_all_dim;
@@ -153,7 +102,8 @@ struct RopeFlags {
     const bool has_short = o_short->count() > 0, has_long = o_long->count() > 0;
     if (o.scaling == S::longrope) {
       if (!has_short || !has_long)
-        throw CliError("--scaling longrope needs --short-factors s.npy and --long-factors l.npy");
+        throw CliError("--scaling " + std::string(posenc::name_of(S::longrope)) +
+                       " needs --short-factors s.npy and --long-factors l.npy");
       const std::int64_t r = o.rotary_dim == 0 ? head_dim : o.rotary_dim;
       const Array s = load_array("--short-factors", short_factors);
       const Array l = load_array("--long-factors", long_factors);
@@ -164,15 +114,19 @@ struct RopeFlags {
       o.long_factors.assign(l.data.data(), l.data.data() + l.data.size());
     } else if (has_short || has_long) {
       throw CliError(std::string(has_short ? "--short-factors" : "--long-factors") +
-                     " applies only to --scaling longrope, not " + scaling);
+                     " applies only to --scaling " + std::string(posenc::name_of(S::longrope)) +
+                     ", not " + std::string(posenc::name_of(scaling)));
     }
     return o;
   }
 };
 
-inline void add_dtype(CLI::App* sub, std::string& dtype, const std::string& default_text) {
-  sub->add_option("--dtype", dtype, "Output dtype f32 or f64 (default " + default_text + ")")
-      ->check(CLI::IsMember({"f32", "f64"}));
+/// --dtype, defaulting to `dtype`'s value, or with `input` (its help's "the dtype of --x") to
+/// the input's dtype.
+inline CLI::Option* add_dtype(CLI::App* sub, Dtype& dtype, const std::string& input = "") {
+  if (input.empty()) return add_enum_option(sub, "--dtype", dtype, "Output dtype");
+  return add_enum_option(sub, "--dtype", dtype, "Output dtype (default: " + input + ")")
+      ->default_str("");
 }
 
 inline void add_output(CLI::App* sub, std::string& out) {
@@ -188,16 +142,13 @@ using AnyEncoder =
                  posenc::RotaryEncoding<T>, posenc::AlibiEncoding<T>, posenc::T5Encoding<T>,
                  posenc::ShawEncoding<T>, posenc::TransformerXLEncoding<T>>;
 
-/// Calls f(T{}) with T = float for "f32" and double for "f64".
+/// Calls f(T{}) with T = float for f32 and double for f64.
 template <class F>
-void with_dtype(const std::string& dtype, F&& f) {
-  if (dtype == "f32") {
+void with_dtype(Dtype dtype, F&& f) {
+  if (dtype == Dtype::f32)
     f(float{});
-  } else if (dtype == "f64") {
+  else
     f(double{});
-  } else {
-    throw CliError("--dtype: expected f32 or f64, got '" + dtype + "'");
-  }
 }
 
 /// Positions from --positions (length must be n when n >= 0) or offset + i, i < n.
@@ -218,31 +169,21 @@ inline posenc::Positions positions_from(const CLI::Option* pos_opt, const std::s
   return posenc::Positions(offset, static_cast<posenc::Index>(n));
 }
 
-/// Rejects options given for an encoder they do not apply to.
-inline void check_applies(const std::vector<CLI::Option*>& opts, const std::string& encoder,
-                          const std::string& applies_to) {
-  for (const CLI::Option* o : opts)
-    if (o->count())
-      throw CliError(o->get_name() + " applies to --encoder " + applies_to + ", not " + encoder);
-}
-
 }  // namespace detail
 
 // ------------------------------------------------------------------------------------------------
 // posenc table --encoder sinusoidal --dim D (--len N [--offset P] | --positions pos.npy) ... -o out
 void add_table_command(CLI::App& app) {
   struct Args {
-    std::string encoder, layout = "interleaved", frequencies = "vaswani", positions, dtype = "f32",
-                         out;
+    std::string encoder, positions, out;
+    posenc::SinusoidalOptions sin;
+    Dtype dtype = Dtype::f32;
     std::int64_t dim = 0, len = 0, offset = 0;
-    double base = 10000.0, scale = 1.0;
     CLI::Option *len_opt = nullptr, *pos_opt = nullptr;
   };
   auto a = std::make_shared<Args>();
   CLI::App* sub = app.add_subcommand("table", "Write the absolute encoding table PE [N, D]");
-  sub->add_option("--encoder", a->encoder, "Encoder (sinusoidal)")
-      ->required()
-      ->check(CLI::IsMember({"sinusoidal"}));
+  EncoderFlags encoders(sub, a->encoder, "Encoder");
   sub->add_option("--dim", a->dim, "Model width D (even)")->required()->check(extent());
   a->len_opt =
       sub->add_option("--len", a->len, "Number of positions N")->check(in_range(0, max_elements));
@@ -251,36 +192,31 @@ void add_table_command(CLI::App& app) {
                   ->capture_default_str();
   a->pos_opt = sub->add_option("--positions", a->positions, "Explicit positions, .npy <i8 [N]");
   a->pos_opt->excludes(a->len_opt)->excludes(off);
-  sub->add_option("--layout", a->layout, "Column layout")
-      ->check(CLI::IsMember({"interleaved", "split"}))
-      ->capture_default_str();
-  sub->add_option("--frequencies", a->frequencies, "Frequency schedule")
-      ->check(CLI::IsMember({"vaswani", "log-timescale"}))
-      ->capture_default_str();
-  sub->add_option("--base", a->base, "Frequency base")->check(finite())->capture_default_str();
-  sub->add_option("--scale", a->scale, "Multiplies the table")
+  add_enum_option(sub, "--layout", a->sin.layout, "Column layout");
+  add_enum_option(sub, "--frequencies", a->sin.frequencies, "Frequency schedule");
+  sub->add_option("--base", a->sin.base, "Frequency base")->check(finite())->capture_default_str();
+  sub->add_option("--scale", a->sin.scale, "Multiplies the table")
       ->check(finite())
       ->capture_default_str();
-  detail::add_dtype(sub, a->dtype, "f32");
+  detail::add_dtype(sub, a->dtype);
   detail::add_output(sub, a->out);
+  // The flags of each --encoder (EncoderFlags), as in attend. With one encoder every flag is its
+  // own; another encoder would be a row here, and the flags that are sinusoidal's alone would be
+  // named in sinusoidal's row.
+  encoders.define({{"sinusoidal", {}}});
   sub->callback([a] {
     resolve_output(a->out);
     if (!a->len_opt->count() && !a->pos_opt->count())
       throw CliError("table: one of --len N or --positions pos.npy is required");
-    posenc::SinusoidalOptions o;
-    o.layout = detail::sinusoidal_layout("--layout", a->layout);
-    o.frequencies = detail::sinusoidal_frequencies(a->frequencies);
-    o.base = a->base;
-    o.scale = a->scale;
     const posenc::Positions pos = detail::positions_from(
         a->pos_opt, a->positions, a->offset, a->len_opt->count() ? a->len : -1, "--len");
     check_elements("the table [N, D]", {pos.size(), a->dim});
     detail::with_dtype(a->dtype, [&](auto zero) {
       using T = decltype(zero);
-      to_scalar<T>("--scale", a->scale);  // the factor the table is multiplied by, in T
-      const posenc::SinusoidalEncoding<T> enc(static_cast<posenc::Index>(a->dim), o);
+      to_scalar<T>("--scale", a->sin.scale);  // the factor the table is multiplied by, in T
+      const posenc::SinusoidalEncoding<T> enc(static_cast<posenc::Index>(a->dim), a->sin);
       posenc::Matrix<T> t;
-      if (a->scale == 1.0) {
+      if (a->sin.scale == 1.0) {
         t = enc.table(pos);
       } else {  // the scaled table as the encoder adds it: 0 + scale * PE
         t = posenc::Matrix<T>::Zero(pos.size(), enc.dim());
@@ -295,10 +231,11 @@ void add_table_command(CLI::App& app) {
 // posenc rope --in x.npy ([N, Dh] or [N, H, Dh]) [--offset P | --positions pos.npy] ... -o out
 void add_rope_command(CLI::App& app) {
   struct Args {
-    std::string in, positions, dtype, out;
+    std::string in, positions, out;
+    Dtype dtype = Dtype::f64;
     std::int64_t offset = 0;
     detail::RopeFlags rope;
-    CLI::Option* pos_opt = nullptr;
+    CLI::Option *pos_opt = nullptr, *dtype_opt = nullptr;
   };
   auto a = std::make_shared<Args>();
   CLI::App* sub = app.add_subcommand("rope", "Rotate an array of queries or keys with RoPE");
@@ -309,10 +246,9 @@ void add_rope_command(CLI::App& app) {
   a->pos_opt = sub->add_option("--positions", a->positions, "Explicit positions, .npy <i8 [N]")
                    ->excludes(off);
   sub->add_option("--base", a->rope.base, "Frequency base")->check(finite())->capture_default_str();
-  sub->add_option("--layout", a->rope.layout, "Pair layout (default half)")
-      ->check(CLI::IsMember({"half", "interleaved"}));
+  add_enum_option(sub, "--layout", a->rope.layout, "Pair layout");
   a->rope.add(sub);
-  detail::add_dtype(sub, a->dtype, "the input's");
+  a->dtype_opt = detail::add_dtype(sub, a->dtype, "the input's");
   detail::add_output(sub, a->out);
   sub->callback([a] {
     resolve_output(a->out);
@@ -329,7 +265,8 @@ void add_rope_command(CLI::App& app) {
     const posenc::Positions pos =
         detail::positions_from(a->pos_opt, a->positions, a->offset, n, "--in");
     const posenc::RotaryOptions opts = a->rope.options(static_cast<posenc::Index>(dh));
-    const std::string dtype = a->dtype.empty() ? x.dtype : a->dtype;
+    const Dtype dtype =
+        a->dtype_opt->count() ? a->dtype : posenc::from_name<Dtype>(x.dtype, "--in");
     detail::with_dtype(dtype, [&](auto zero) {
       using T = decltype(zero);
       const posenc::RotaryEncoding<T> enc(static_cast<posenc::Index>(dh), opts);
@@ -344,7 +281,8 @@ void add_rope_command(CLI::App& app) {
 // posenc bias --encoder alibi|t5 --heads H --len N ... -o b.npy  -> [H, N, N]
 void add_bias_command(CLI::App& app) {
   struct Args {
-    std::string encoder, table, dtype = "f32", out;
+    std::string encoder, table, out;
+    Dtype dtype = Dtype::f32;
     std::int64_t heads = 0, len = 0, num_buckets = 0, max_distance = 128;
     double max_bias = 8.0;
     bool causal = false;
@@ -353,26 +291,32 @@ void add_bias_command(CLI::App& app) {
   auto a = std::make_shared<Args>();
   CLI::App* sub =
       app.add_subcommand("bias", "Write the attention-score bias B [H, N, N] of ALiBi or T5");
-  sub->add_option("--encoder", a->encoder, "Encoder")
-      ->required()
-      ->check(CLI::IsMember({"alibi", "t5"}));
+  EncoderFlags encoders(sub, a->encoder, "Encoder");
   sub->add_option("--heads", a->heads, "Number of heads H")->required()->check(extent());
   sub->add_option("--len", a->len, "Sequence length N (positions 0 .. N-1)")
       ->required()
       ->check(in_range(0, max_elements));
-  a->max_bias_opt =
-      sub->add_option("--max-bias", a->max_bias, "alibi: slope parameter b (default 8)")
-          ->check(finite());
-  a->table_opt = sub->add_option("--table", a->table, "t5: bias table .npy [num_buckets, H]");
+  a->max_bias_opt = sub->add_option("--max-bias", a->max_bias, "Slope parameter b")
+                        ->check(finite())
+                        ->capture_default_str();
+  a->table_opt = sub->add_option("--table", a->table, "Bias table .npy [num_buckets, H]");
   a->nb_opt = sub->add_option("--num-buckets", a->num_buckets,
-                              "t5: number of buckets (default: the table's rows, 32 for T5)")
+                              "Number of buckets (default: the table's rows, 32 for T5)")
                   ->check(extent());
-  a->md_opt = sub->add_option("--max-distance", a->max_distance, "t5: max distance (default 128)")
-                  ->check(in_range(1, max_position));
+  a->md_opt = sub->add_option("--max-distance", a->max_distance, "Max distance")
+                  ->check(in_range(1, max_position))
+                  ->capture_default_str();
   sub->add_flag("--causal", a->causal,
                 "Mask p_j > p_i with -inf (t5: also causal buckets, as T5's decoder)");
-  detail::add_dtype(sub, a->dtype, "f32");
+  detail::add_dtype(sub, a->dtype);
   detail::add_output(sub, a->out);
+  // The flags of each --encoder (EncoderFlags): a new encoder of bias is a row here and its
+  // computation in the callback; a new flag of an encoder goes into its row.
+  encoders.define({
+      {"alibi", {a->max_bias_opt}},
+      {"t5",
+       {EncoderFlags::needed(a->table_opt, "t.npy ([num_buckets, H])"), a->nb_opt, a->md_opt}},
+  });
   sub->callback([a] {
     resolve_output(a->out);
     check_elements("the bias [H, N, N]", {a->heads, a->len, a->len});
@@ -386,7 +330,6 @@ void add_bias_command(CLI::App& app) {
       return causal && k % n > (k / n) % n;
     };
     if (a->encoder == "alibi") {
-      detail::check_applies({a->table_opt, a->nb_opt, a->md_opt}, "alibi", "t5");
       detail::with_dtype(a->dtype, [&](auto zero) {
         using T = decltype(zero);
         const posenc::AlibiEncoding<T> enc(h_count, a->max_bias);
@@ -399,9 +342,6 @@ void add_bias_command(CLI::App& app) {
       });
       return;
     }
-    detail::check_applies({a->max_bias_opt}, "t5", "alibi");
-    if (!a->table_opt->count())
-      throw CliError("--encoder t5 needs --table t.npy ([num_buckets, H])");
     const Array table = load_array("--table", a->table);
     const std::int64_t nb = a->nb_opt->count() ? a->num_buckets : -1;
     expect_shape("--table", a->table, table, {nb, a->heads},
@@ -501,11 +441,13 @@ posenc::Matrix<T> decode_loop(const E& enc, const posenc::Matrix<T>& x, const po
 
 void add_attend_command(CLI::App& app) {
   struct Args {
-    std::string x, wq, wk, wv, wo, encoder, dtype, out;
+    std::string x, wq, wk, wv, wo, encoder, out;
+    Dtype dtype = Dtype::f64;
     std::int64_t heads = 0, kv_heads = 0, head_dim = 0, offset = 0;
     bool causal = false;
     double scale = 0;
-    CLI::Option *scale_opt = nullptr, *kv_heads_opt = nullptr, *head_dim_opt = nullptr;
+    CLI::Option *scale_opt = nullptr, *kv_heads_opt = nullptr, *head_dim_opt = nullptr,
+                *dtype_opt = nullptr;
     // projection biases, positions, visibility, sinks, soft-capping, decoding
     std::string bq, bk, bv, bo, positions, segments, sinks;
     std::int64_t window = 0, chunk = 0, prefill = 0;
@@ -513,9 +455,9 @@ void add_attend_command(CLI::App& app) {
     CLI::Option *bq_opt = nullptr, *bk_opt = nullptr, *bv_opt = nullptr, *bo_opt = nullptr,
                 *pos_opt = nullptr, *seg_opt = nullptr, *sinks_opt = nullptr, *window_opt = nullptr,
                 *chunk_opt = nullptr, *softcap_opt = nullptr, *prefill_opt = nullptr;
-    // sinusoidal (and --layout, --base shared with rope / xl)
-    std::string frequencies = "vaswani";
-    double pe_scale = 1.0;
+    // sinusoidal (its layout, frequencies, scale), and --layout, --base shared with rope / xl
+    posenc::SinusoidalOptions sin;
+    std::string layout;  // a name of the encoder's layout enum: "" for its default
     CLI::Option *layout_opt = nullptr, *freq_opt = nullptr, *pe_scale_opt = nullptr,
                 *base_opt = nullptr;
     // learned, t5
@@ -585,86 +527,90 @@ void add_attend_command(CLI::App& app) {
   a->scale_opt =
       sub->add_option("--scale", a->scale, "Score scale (default 1/sqrt(Dh); T5 models use 1)")
           ->check(finite());
-  sub->add_option("--encoder", a->encoder, "Positional encoding")
-      ->required()
-      ->check(
-          CLI::IsMember({"none", "sinusoidal", "learned", "rope", "alibi", "t5", "shaw", "xl"}));
-  auto* g_sin =
-      sub->add_option_group("sinusoidal", "--encoder sinusoidal (--layout, --base also rope)");
-  a->layout_opt = g_sin->add_option(
-      "--layout", a->rope.layout,
-      "sinusoidal: interleaved (default) or split; rope: half (default) or interleaved");
-  a->freq_opt = g_sin
-                    ->add_option("--frequencies", a->frequencies,
-                                 "sinusoidal: vaswani (default) or log-timescale")
-                    ->check(CLI::IsMember({"vaswani", "log-timescale"}));
-  a->base_opt = g_sin
-                    ->add_option("--base", a->rope.base,
-                                 "sinusoidal, rope, xl: frequency base (default 10000)")
-                    ->check(finite());
-  a->pe_scale_opt =
-      g_sin->add_option("--pe-scale", a->pe_scale, "sinusoidal: X + pe_scale * PE (default 1)")
-          ->check(finite());
-  auto* g_tab = sub->add_option_group("learned / t5", "--encoder learned or t5");
+  EncoderFlags encoders(sub, a->encoder, "Positional encoding");
+  // The option groups only arrange --help; the table below says which encoder takes which flag.
+  auto* g_sin = sub->add_option_group("sinusoidal");
+  a->layout_opt =
+      g_sin
+          ->add_option("--layout", a->layout,
+                       "Column or pair layout (default: " +
+                           std::string(posenc::name_of(posenc::SinusoidalOptions{}.layout)) +
+                           " for sinusoidal, " + std::string(posenc::name_of(a->rope.layout)) +
+                           " for rope)")
+          ->type_name("NAME");
+  a->freq_opt = add_enum_option(g_sin, "--frequencies", a->sin.frequencies, "Frequency schedule");
+  a->base_opt = g_sin->add_option("--base", a->rope.base, "Frequency base")
+                    ->check(finite())
+                    ->capture_default_str();
+  a->pe_scale_opt = g_sin->add_option("--pe-scale", a->sin.scale, "X + pe_scale * PE")
+                        ->check(finite())
+                        ->capture_default_str();
+  auto* g_tab = sub->add_option_group("learned, t5");
   a->table_opt = g_tab->add_option("--table", a->table,
                                    "learned: PE table [L, D]; t5: bias table [num_buckets, H]");
-  a->table_offset_opt =
-      g_tab
-          ->add_option("--table-offset", a->table_offset,
-                       "learned: row p + O is position p's (default 0; 2 for OPT/BART)")
-          ->check(in_range(0, max_position));
+  a->table_offset_opt = g_tab
+                            ->add_option("--table-offset", a->table_offset,
+                                         "Row p + O is position p's (2 for OPT/BART)")
+                            ->check(in_range(0, max_position))
+                            ->capture_default_str();
   a->nb_opt =
-      g_tab->add_option("--num-buckets", a->num_buckets, "t5: buckets (default: the table's rows)")
+      g_tab->add_option("--num-buckets", a->num_buckets, "Buckets (default: the table's rows)")
           ->check(extent());
-  a->md_opt = g_tab->add_option("--max-distance", a->max_distance, "t5: max distance (default 128)")
-                  ->check(in_range(1, max_position));
-  auto* g_alibi = sub->add_option_group("alibi", "--encoder alibi");
-  a->max_bias_opt =
-      g_alibi->add_option("--max-bias", a->max_bias, "alibi: slope parameter b (default 8)")
-          ->check(finite());
-  auto* g_rope = sub->add_option_group("rope", "--encoder rope (and --layout, --base)");
+  a->md_opt = g_tab->add_option("--max-distance", a->max_distance, "Max distance")
+                  ->check(in_range(1, max_position))
+                  ->capture_default_str();
+  auto* g_alibi = sub->add_option_group("alibi");
+  a->max_bias_opt = g_alibi->add_option("--max-bias", a->max_bias, "Slope parameter b")
+                        ->check(finite())
+                        ->capture_default_str();
+  auto* g_rope = sub->add_option_group("rope");
   a->rope.add(g_rope);
-  auto* g_shaw = sub->add_option_group("shaw", "--encoder shaw");
-  a->rel_k_opt = g_shaw->add_option("--rel-k", a->rel_k, "shaw: A_K, .npy [2K+1, Dh]");
-  a->rel_v_opt = g_shaw->add_option("--rel-v", a->rel_v, "shaw: A_V, .npy [2K+1, Dh]");
+  auto* g_shaw = sub->add_option_group("shaw");
+  a->rel_k_opt = g_shaw->add_option("--rel-k", a->rel_k, "A_K, .npy [2K+1, Dh]");
+  a->rel_v_opt = g_shaw->add_option("--rel-v", a->rel_v, "A_V, .npy [2K+1, Dh]");
   // K with tables of 2K + 1 <= 2^24 rows.
   a->max_rel_opt = g_shaw
                        ->add_option("--max-relative", a->max_relative,
-                                    "shaw: clip distance K (default: from the tables)")
+                                    "Clip distance K (default: from the tables)")
                        ->check(in_range(0, (max_extent - 1) / 2));
-  auto* g_xl = sub->add_option_group("xl", "--encoder xl");
-  a->u_opt = g_xl->add_option("--u", a->u, "xl: u, .npy [H, Dh]");
-  a->v_opt = g_xl->add_option("--v", a->v, "xl: v, .npy [H, Dh]");
-  a->wr_opt = g_xl->add_option("--wr", a->wr, "xl: W_R, .npy [D, H*Dh]");
+  auto* g_xl = sub->add_option_group("xl");
+  a->u_opt = g_xl->add_option("--u", a->u, "u, .npy [H, Dh]");
+  a->v_opt = g_xl->add_option("--v", a->v, "v, .npy [H, Dh]");
+  a->wr_opt = g_xl->add_option("--wr", a->wr, "W_R, .npy [D, H*Dh]");
   a->clamp_opt =
-      g_xl->add_option("--clamp-len", a->clamp_len, "xl: clamp |p_i - p_j| (default: no clamp)")
+      g_xl->add_option("--clamp-len", a->clamp_len, "Clamp |p_i - p_j| (default: no clamp)")
           ->check(in_range(0, max_position));
-  detail::add_dtype(sub, a->dtype, "the dtype of --x");
+  a->dtype_opt = detail::add_dtype(sub, a->dtype, "the dtype of --x");
   detail::add_output(sub, a->out);
+
+  // The flags of each --encoder. A flag in no row is every encoder's; one in some rows is refused
+  // with the others while parsing. A new encoder is one row here (and its construction in make()
+  // below); a new flag of some encoders is added where the flags above are and named in their
+  // rows; needed() marks a flag its encoder cannot do without; a second argument checks the
+  // flag's value by this encoder's rule.
+  using F = EncoderFlags;
+  encoders.define({
+      {"none", {}},
+      {"sinusoidal",
+       {{a->layout_opt, enum_name<posenc::SinusoidalLayout>()},
+        a->freq_opt,
+        a->base_opt,
+        a->pe_scale_opt}},
+      {"learned", {F::needed(a->table_opt, "pe.npy ([L, D])"), a->table_offset_opt}},
+      {"rope", {{a->layout_opt, enum_name<posenc::RotaryLayout>()}, a->base_opt, g_rope}},
+      {"alibi", {a->max_bias_opt}},
+      {"t5", {F::needed(a->table_opt, "t.npy ([num_buckets, H])"), a->nb_opt, a->md_opt}},
+      {"shaw",
+       {F::needed(a->rel_k_opt, "ak.npy ([2K+1, Dh])"),
+        F::needed(a->rel_v_opt, "av.npy ([2K+1, Dh])"), a->max_rel_opt}},
+      {"xl",
+       {F::needed(a->u_opt, "u.npy ([H, Dh])"), F::needed(a->v_opt, "v.npy ([H, Dh])"),
+        F::needed(a->wr_opt, "wr.npy ([D, H*Dh])"), a->clamp_opt, a->base_opt}},
+  });
 
   sub->callback([a] {
     resolve_output(a->out);
     const std::string& e = a->encoder;
-    // Flags of one encoder given with another.
-    {
-      std::vector<CLI::Option*> sin{a->freq_opt, a->pe_scale_opt};
-      std::vector<CLI::Option*> learned{a->table_offset_opt};
-      std::vector<CLI::Option*> t5{a->nb_opt, a->md_opt};
-      std::vector<CLI::Option*> shaw{a->rel_k_opt, a->rel_v_opt, a->max_rel_opt};
-      std::vector<CLI::Option*> xl{a->u_opt, a->v_opt, a->wr_opt, a->clamp_opt};
-      if (e != "sinusoidal") detail::check_applies(sin, e, "sinusoidal");
-      if (e != "sinusoidal" && e != "rope")
-        detail::check_applies({a->layout_opt}, e, "sinusoidal or rope");
-      if (e != "sinusoidal" && e != "rope" && e != "xl")
-        detail::check_applies({a->base_opt}, e, "sinusoidal, rope or xl");
-      if (e != "learned") detail::check_applies(learned, e, "learned");
-      if (e != "learned" && e != "t5") detail::check_applies({a->table_opt}, e, "learned or t5");
-      if (e != "t5") detail::check_applies(t5, e, "t5");
-      if (e != "alibi") detail::check_applies({a->max_bias_opt}, e, "alibi");
-      if (e != "rope") detail::check_applies(a->rope.specific, e, "rope");
-      if (e != "shaw") detail::check_applies(shaw, e, "shaw");
-      if (e != "xl") detail::check_applies(xl, e, "xl");
-    }
     if (a->prefill_opt->count() && !a->causal)
       throw CliError("--prefill " + std::to_string(a->prefill) +
                      " needs --causal: a decode loop appends each token after those it attends "
@@ -675,15 +621,6 @@ void add_attend_command(CLI::App& app) {
     if (h % hkv != 0)
       throw CliError("--kv-heads = " + std::to_string(hkv) + " does not divide --heads = " +
                      std::to_string(h) + " (each key/value head serves H / Hkv query heads)");
-    if (e == "learned" && !a->table_opt->count())
-      throw CliError("--encoder learned needs --table pe.npy ([L, D])");
-    if (e == "t5" && !a->table_opt->count())
-      throw CliError("--encoder t5 needs --table t.npy ([num_buckets, H])");
-    if (e == "shaw" && (!a->rel_k_opt->count() || !a->rel_v_opt->count()))
-      throw CliError("--encoder shaw needs --rel-k ak.npy and --rel-v av.npy ([2K+1, Dh])");
-    if (e == "xl" && (!a->u_opt->count() || !a->v_opt->count() || !a->wr_opt->count()))
-      throw CliError(
-          "--encoder xl needs --u u.npy, --v v.npy ([H, Dh]) and --wr wr.npy ([D, H*Dh])");
 
     // X's bytes: its shape gives N and D; its values are converted once the dtype is known, and
     // the bytes freed before the layer runs.
@@ -722,9 +659,15 @@ void add_attend_command(CLI::App& app) {
     }
     if (a->prefill_opt->count() && a->pos_opt->count())
       detail::check_decode_order(pos, segments, a->prefill, a->positions);
-    const std::string dtype = a->dtype.empty() ? (xr.dtype == "<f4" ? "f32" : "f64") : a->dtype;
+    const Dtype dtype =
+        a->dtype_opt->count() ? a->dtype : (xr.dtype == "<f4" ? Dtype::f32 : Dtype::f64);
     posenc::RotaryOptions rope_opts;
-    if (e == "rope") rope_opts = a->rope.options(static_cast<posenc::Index>(dh));
+    if (e == "rope") {
+      detail::RopeFlags rope = a->rope;
+      if (a->layout_opt->count())
+        rope.layout = posenc::from_name<posenc::RotaryLayout>(a->layout, "--layout");
+      rope_opts = rope.options(static_cast<posenc::Index>(dh));
+    }
 
     detail::with_dtype(dtype, [&](auto zero) {
       using T = decltype(zero);
@@ -781,12 +724,11 @@ void add_attend_command(CLI::App& app) {
         using posenc::Index;
         if (e == "none") return posenc::NoEncoding<T>{};
         if (e == "sinusoidal") {
-          posenc::SinusoidalOptions o;
-          o.layout = detail::sinusoidal_layout(
-              "--layout", a->rope.layout.empty() ? "interleaved" : a->rope.layout);
-          o.frequencies = detail::sinusoidal_frequencies(a->frequencies);
+          posenc::SinusoidalOptions o = a->sin;
+          if (a->layout_opt->count())
+            o.layout = posenc::from_name<posenc::SinusoidalLayout>(a->layout, "--layout");
           o.base = a->rope.base;
-          o.scale = to_scalar<T>("--pe-scale", a->pe_scale);
+          o.scale = to_scalar<T>("--pe-scale", a->sin.scale);
           return posenc::SinusoidalEncoding<T>(static_cast<Index>(d), o);
         }
         if (e == "learned") {

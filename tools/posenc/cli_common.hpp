@@ -1,5 +1,6 @@
-// posenc command line: shared helpers (errors, limits and checks of flags, output files, loading
-// input arrays). docs/cli.md states the rules these implement.
+// posenc command line: shared helpers (errors, limits and checks of flags, flags naming a value,
+// the flags of each --encoder, output files, loading input arrays). docs/cli.md states the rules
+// these implement.
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -10,6 +11,7 @@
 #include <posenc/types.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cmath>
 #include <cstdint>
@@ -19,9 +21,12 @@
 #include <functional>
 #include <initializer_list>
 #include <limits>
+#include <memory>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include <fcntl.h>
@@ -29,6 +34,42 @@
 #include <unistd.h>
 
 namespace posenc_cli {
+
+/// The output's dtype, and with it the computation's scalar: float or double (--dtype).
+enum class Dtype { f32, f64 };
+/// A flag spelled true or false (--truncate).
+enum class Bool { no, yes };
+
+}  // namespace posenc_cli
+
+// The command line's own enums name their values through the library's table, as the library's
+// enums do, so that one helper (add_enum_option) parses and reports every enumerated flag.
+namespace posenc {
+template <>
+struct enum_names<posenc_cli::Dtype> {
+  static constexpr std::array<std::pair<std::string_view, posenc_cli::Dtype>, 2> table{
+      {{"f32", posenc_cli::Dtype::f32}, {"f64", posenc_cli::Dtype::f64}}};
+};
+template <>
+struct enum_names<posenc_cli::Bool> {
+  static constexpr std::array<std::pair<std::string_view, posenc_cli::Bool>, 2> table{
+      {{"true", posenc_cli::Bool::yes}, {"false", posenc_cli::Bool::no}}};
+};
+}  // namespace posenc
+
+namespace posenc_cli {
+
+/// The dtype of scalar T.
+template <class T>
+constexpr Dtype dtype_of() {
+  return std::is_same<T, float>::value ? Dtype::f32 : Dtype::f64;
+}
+
+/// The name of the dtype of scalar T ("f32", "f64").
+template <class T>
+std::string dtype_name() {
+  return std::string(posenc::name_of(dtype_of<T>()));
+}
 
 /// A user error: printed as one line "posenc: error: <what>", exit status 2.
 struct CliError : std::runtime_error {
@@ -180,10 +221,224 @@ template <class T>
 T to_scalar(const std::string& flag, double v) {
   const T t = static_cast<T>(v);
   if (!std::isfinite(t))
-    throw CliError(flag + ": " + number_str(v) + " overflows " +
-                   (std::is_same<T, float>::value ? "f32" : "f64"));
+    throw CliError(flag + ": " + number_str(v) + " overflows " + dtype_name<T>());
   return t;
 }
+
+// --- flags naming a value ----------------------------------------------------------------------
+
+/// "a, b or c" ("a, b and c" with `conjunction` "and"): posenc::names_list's form, for lists that
+/// are not an enum's.
+inline std::string join_list(const std::vector<std::string>& names,
+                             const std::string& conjunction = "or") {
+  std::string out;
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    if (i > 0) out += i + 1 == names.size() ? " " + conjunction + " " : ", ";
+    out += names[i];
+  }
+  return out;
+}
+
+/// "'x' is not one of a, b or c" ("'x' is not a" when there is one name).
+inline std::string not_one_of(const std::string& given, const std::vector<std::string>& names) {
+  return "'" + given + "' is not " + (names.size() == 1 ? "" : "one of ") + join_list(names);
+}
+
+/// Accepts the words of `names` only: "<flag>: 'x' is not one of a, b or c".
+inline CLI::Validator one_of(std::vector<std::string> names) {
+  return CLI::Validator(
+      [names](std::string& s) -> std::string {
+        return std::find(names.begin(), names.end(), s) != names.end() ? std::string()
+                                                                       : not_one_of(s, names);
+      },
+      "");
+}
+
+/// "a|b|c", E's names as --help shows the value of a flag that takes one.
+template <class E>
+std::string names_placeholder() {
+  std::string out;
+  for (const auto& entry : posenc::enum_names<E>::table)
+    out += (out.empty() ? "" : "|") + std::string(entry.first);
+  return out;
+}
+
+/// Accepts the names of E's values (posenc::enum_names<E>) and leaves the word as given: a flag
+/// that names a value of a different enum depending on another flag (attend's --layout) keeps its
+/// word until that is known. Its description is names_placeholder<E>().
+template <class E>
+CLI::Validator enum_name() {
+  return CLI::Validator(
+      [](std::string& s) -> std::string {
+        for (const auto& entry : posenc::enum_names<E>::table)
+          if (entry.first == s) return {};
+        return "'" + s + "' is not one of " + posenc::names_list<E>();
+      },
+      names_placeholder<E>());
+}
+
+/// Adds `flag`, whose value is the name of one of E's values (posenc::enum_names<E>), stored in
+/// `value`. CLI11 refuses any other word while parsing, naming the flag and the valid names
+/// ("--scaling: 'magic' is not one of none, linear, ntk, dynamic, yarn, llama3 or longrope");
+/// --help shows the names and the name of `value` as the default.
+template <class E>
+CLI::Option* add_enum_option(CLI::App* app, const std::string& flag, E& value,
+                             const std::string& help) {
+  CLI::Validator to_value(
+      [](std::string& s) -> std::string {
+        for (const auto& entry : posenc::enum_names<E>::table)
+          if (entry.first == s) {
+            // CLI11 converts an enum from its underlying integer; as only a name is turned into
+            // one, a number given on the command line is refused like any other word.
+            s = std::to_string(static_cast<long long>(entry.second));
+            return {};
+          }
+        return "'" + s + "' is not one of " + posenc::names_list<E>();
+      },
+      "");
+  return app->add_option(flag, value, help)
+      ->transform(to_value)
+      ->type_name(names_placeholder<E>())
+      ->default_str(std::string(posenc::name_of(value)));
+}
+
+// --- the flags of each --encoder ---------------------------------------------------------------
+
+/// A command's `--encoder NAME` and its table of the flags each encoder accepts (define()). A flag
+/// in no row is every encoder's. A flag in some rows is refused with any other encoder while CLI11
+/// parses, before any file is read: "--max-bias: applies to --encoder alibi, not rope". A row also
+/// names the flags its encoder cannot do without ("--encoder: t5 needs --table t.npy (...)"), and
+/// may check a flag's value by its encoder's rule (--layout names different enums for sinusoidal
+/// and rope). --encoder's names, the help's "(--encoder ...)" after each flag and every such
+/// message come from the rows.
+class EncoderFlags {
+ public:
+  /// One cell of a row: a flag, or every flag of an option group.
+  struct Flags {
+    Flags(CLI::Option* o) : options{o} {}
+    /// A flag whose value `value` checks for this encoder.
+    Flags(CLI::Option* o, CLI::Validator value)
+        : options{o}, value(std::move(value)), checked(true) {}
+    Flags(CLI::Option_group* group) : options(group->get_options()) {}
+
+    std::vector<CLI::Option*> options;
+    CLI::Validator value;
+    bool checked = false;
+    std::string needed;  // for a flag the encoder needs: the value it takes, for the message
+  };
+  struct Row {
+    std::string encoder;
+    std::vector<Flags> flags;
+  };
+
+  /// A flag the encoder needs, with the value it takes as the message shows it ("t.npy ([H])").
+  static Flags needed(CLI::Option* o, const std::string& value) {
+    Flags f(o);
+    f.needed = value;
+    return f;
+  }
+
+  /// Adds the required `--encoder NAME` to `app`; its names are the rows' (define()).
+  EncoderFlags(CLI::App* app, std::string& encoder, const std::string& help)
+      : t_(std::make_shared<Table>()) {
+    const std::shared_ptr<const Table> t = t_;
+    t_->encoder =
+        app->add_option("--encoder", encoder, help)
+            ->required()
+            ->check(CLI::Validator([t](std::string& s) { return t->check_encoder(s); }, ""));
+  }
+
+  /// The table, once every flag in it has been added to the command.
+  void define(std::vector<Row> rows) {
+    t_->rows = std::move(rows);
+    std::vector<std::string> names;
+    std::vector<CLI::Option*> specific;
+    for (const Row& row : t_->rows) {
+      names.push_back(row.encoder);
+      for (const Flags& cell : row.flags)
+        for (CLI::Option* o : cell.options)
+          if (std::find(specific.begin(), specific.end(), o) == specific.end())
+            specific.push_back(o);
+    }
+    std::string placeholder;
+    for (const std::string& n : names)
+      placeholder += (placeholder.empty() ? "" : "|") + n;
+    t_->encoder->type_name(placeholder);
+    const std::shared_ptr<const Table> t = t_;
+    for (CLI::Option* o : specific) {
+      // In front of the flag's own checks: a flag of another encoder is reported as such, not
+      // for its value.
+      o->transform(CLI::Validator([t, o](std::string& s) { return t->check_flag(o, s); }, ""));
+      o->description(o->get_description() + " " + t->help(o));
+    }
+  }
+
+ private:
+  struct Table {
+    CLI::Option* encoder = nullptr;
+    std::vector<Row> rows;
+
+    const Row* find(const std::string& name) const {
+      for (const Row& row : rows)
+        if (row.encoder == name) return &row;
+      return nullptr;
+    }
+    static const Flags* cell_of(const Row& row, const CLI::Option* o) {
+      for (const Flags& cell : row.flags)
+        if (std::find(cell.options.begin(), cell.options.end(), o) != cell.options.end())
+          return &cell;
+      return nullptr;
+    }
+    /// --encoder's check: a row's name, whose needed flags are all given.
+    std::string check_encoder(const std::string& name) const {
+      const Row* row = find(name);
+      if (!row) {
+        std::vector<std::string> names;
+        for (const Row& r : rows)
+          names.push_back(r.encoder);
+        return not_one_of(name, names);
+      }
+      std::vector<std::string> missing;
+      for (const Flags& cell : row->flags)
+        for (const CLI::Option* o : cell.options)
+          if (!cell.needed.empty() && o->count() == 0)
+            missing.push_back(o->get_name() + " " + cell.needed);
+      return missing.empty() ? std::string() : name + " needs " + join_list(missing, "and");
+    }
+    /// A specific flag's check: the encoder given takes it, and its value if the row checks it.
+    /// Without a valid --encoder there is nothing to check against: --encoder reports that.
+    std::string check_flag(const CLI::Option* o, std::string& value) const {
+      if (encoder->results().empty()) return {};
+      const Row* row = find(encoder->results().back());
+      if (!row) return {};
+      if (const Flags* cell = cell_of(*row, o)) {
+        if (!cell->checked) return {};
+        const std::string err = cell->value(value);
+        return err.empty() ? err : err + " (--encoder " + row->encoder + ")";
+      }
+      std::vector<std::string> takers;
+      for (const Row& r : rows)
+        if (cell_of(r, o)) takers.push_back(r.encoder);
+      return "applies to --encoder " + join_list(takers) + ", not " + row->encoder;
+    }
+    /// "(--encoder sinusoidal: interleaved|split or rope: half|interleaved)", "(--encoder
+    /// learned or t5; needed)".
+    std::string help(const CLI::Option* o) const {
+      std::vector<std::string> takers, needers;
+      for (const Row& r : rows)
+        if (const Flags* cell = cell_of(r, o)) {
+          takers.push_back(r.encoder + (cell->checked ? ": " + cell->value.get_description() : ""));
+          if (!cell->needed.empty()) needers.push_back(r.encoder);
+        }
+      const std::string needed = needers.empty() ? ""
+                                 : needers.size() == takers.size()
+                                     ? "; needed"
+                                     : "; needed by " + join_list(needers, "and");
+      return "(--encoder " + join_list(takers) + needed + ")";
+    }
+  };
+  std::shared_ptr<Table> t_;
+};
 
 // --- output files ------------------------------------------------------------------------------
 
@@ -387,7 +642,7 @@ template <class T>
 void check_result(const std::string& path, const T* v, std::int64_t count,
                   const std::vector<std::int64_t>& shape,
                   const std::function<bool(std::int64_t)>& masked) {
-  const char* dt = std::is_same<T, float>::value ? "f32" : "f64";
+  const std::string dt = dtype_name<T>();
   for (std::int64_t i = 0; i < count; ++i) {
     if (std::isfinite(v[i])) continue;
     if (masked && std::isinf(v[i]) && v[i] < 0 && masked(i)) continue;
@@ -403,11 +658,11 @@ void check_result(const std::string& path, const T* v, std::int64_t count,
 }
 
 /// .npy output of a row-major matrix with a given logical shape (its product must equal the
-/// matrix size), dtype "f32" or "f64". Every element must be finite, except -inf where
+/// matrix size), in `dtype`. Every element must be finite, except -inf where
 /// `masked(flat index)` holds (a causal mask); then the file is written by write_output.
 template <class T>
 void write_npy_matrix(const std::string& path, const posenc::Matrix<T>& m,
-                      const std::vector<std::int64_t>& shape, const std::string& dtype,
+                      const std::vector<std::int64_t>& shape, Dtype dtype,
                       const std::function<bool(std::int64_t)>& masked = {}) {
   std::int64_t n = 1;
   for (auto s : shape)
@@ -424,18 +679,16 @@ void write_npy_matrix(const std::string& path, const posenc::Matrix<T>& m,
       f.write(values.data(), static_cast<std::size_t>(n) * sizeof(S));
     });
   };
-  if (dtype == "f32") {
+  if (dtype == Dtype::f32) {
     if constexpr (std::is_same<T, float>::value)
       write(m, "<f4");
     else
       write(posenc::Matrix<float>(m.template cast<float>()), "<f4");
-  } else if (dtype == "f64") {
+  } else {
     if constexpr (std::is_same<T, double>::value)
       write(m, "<f8");
     else
       write(posenc::Matrix<double>(m.template cast<double>()), "<f8");
-  } else {
-    throw CliError("--dtype: expected f32 or f64, got '" + dtype + "'");
   }
 }
 
@@ -458,18 +711,20 @@ template <class T>
 struct BasicArray {
   std::string flag, path;
   std::vector<std::int64_t> shape;
-  std::string dtype;  // of the file: "f32" or "f64"
+  std::string dtype;  // of the file: a name of Dtype
   posenc::Matrix<T> data;
 
   /// The values in the computation's scalar U; an f64 value outside the f32 range is an error.
   template <class U>
   posenc::Matrix<U> as() const {
-    if (std::is_same<U, float>::value && !std::is_same<T, float>::value && dtype == "f64") {
+    if (std::is_same<U, float>::value && !std::is_same<T, float>::value &&
+        dtype == dtype_name<double>()) {
       const T* d = data.data();
       for (posenc::Index i = 0; i < data.size(); ++i)
         if (std::isinf(static_cast<float>(d[i])) && std::isfinite(d[i]))
           throw CliError(flag + ": " + path + ": element " + index_str(i, shape) + " = " +
-                         number_str(static_cast<double>(d[i])) + " overflows f32");
+                         number_str(static_cast<double>(d[i])) + " overflows " +
+                         dtype_name<float>());
     }
     return data.template cast<U>();
   }
@@ -530,7 +785,7 @@ BasicArray<T> array_values(const std::string& flag, const std::string& path,
   out.flag = flag;
   out.path = path;
   out.shape = a.shape;
-  out.dtype = a.dtype == "<f4" ? "f32" : "f64";
+  out.dtype = a.dtype == "<f4" ? dtype_name<float>() : dtype_name<double>();
   std::int64_t cols = 1;
   for (std::size_t i = 1; i < a.shape.size(); ++i)
     cols *= a.shape[i];
@@ -551,7 +806,7 @@ BasicArray<T> array_values(const std::string& flag, const std::string& path,
       const T t = static_cast<T>(s);
       if (std::isinf(t) && std::isfinite(s))
         throw CliError(flag + ": " + path + ": element " + index_str(i, a.shape) + " = " +
-                       number_str(static_cast<double>(s)) + " overflows f32");
+                       number_str(static_cast<double>(s)) + " overflows " + dtype_name<float>());
       dst[i] = t;
     }
   };

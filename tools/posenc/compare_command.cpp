@@ -9,7 +9,6 @@
 
 #include <CLI/CLI.hpp>
 
-#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <iostream>
@@ -29,7 +28,8 @@ void add_compare_command(CLI::App& app) {
   struct Args {
     compare::Config c;
     std::vector<std::string> encoders = compare::all_keys();
-    std::string dtype = "f64", out;
+    Dtype dtype = Dtype::f64;
+    std::string out;
     std::int64_t dim = 64, heads = 4, max_len = 512, num_buckets = 32, max_distance = 128,
                  max_relative = 16, tokens = 32, time_len = 256, seed = 1, threads = 1;
     std::vector<std::int64_t> shifts{1, 3, 17, 100, 480, 100000};
@@ -65,14 +65,13 @@ void add_compare_command(CLI::App& app) {
       ->capture_default_str();
   sub->add_option("--threads", a->threads, "OpenMP threads while measuring (0: the default)")
       ->capture_default_str();
-  sub->add_option("--encoders", a->encoders,
-                  "Comma-separated: none, sinusoidal, learned, rope, alibi, t5, shaw, xl")
+  sub->add_option("--encoders", a->encoders, "Encoders to measure, comma-separated")
       ->delimiter(',')
+      ->check(one_of(compare::all_keys()))
       ->capture_default_str();
   sub->add_option("--seed", a->seed, "Seed of the inputs and of the trained parameters")
       ->capture_default_str();
-  sub->add_option("--dtype", a->dtype, "Scalar type of the measurements: f32 or f64")
-      ->capture_default_str();
+  add_enum_option(sub, "--dtype", a->dtype, "Scalar type of the measurements");
   a->o_out = sub->add_option("-o,--output", a->out,
                              "Also write the table to this file (docs/cli.md, output files)");
   sub->callback([a] {
@@ -101,15 +100,7 @@ void add_compare_command(CLI::App& app) {
       if (s < 1 || s > (std::int64_t{1} << 40))
         throw CliError("--shifts: " + std::to_string(s) + " must be in [1, 2^40]");
     if (a->seed < 0) throw CliError("--seed: must be >= 0");
-    if (a->dtype != "f32" && a->dtype != "f64")
-      throw CliError("--dtype: expected f32 or f64, got '" + a->dtype + "'");
     if (a->encoders.empty()) throw CliError("--encoders: needs at least one encoder");
-    for (const auto& e : a->encoders) {
-      const auto& keys = compare::all_keys();
-      if (std::find(keys.begin(), keys.end(), e) == keys.end())
-        throw CliError("--encoders: unknown encoder '" + e +
-                       "' (expected none, sinusoidal, learned, rope, alibi, t5, shaw or xl)");
-    }
     if (a->o_out->count()) resolve_output(a->out);
     compare::Config& c = a->c;
     c.dim = a->dim;
@@ -126,7 +117,7 @@ void add_compare_command(CLI::App& app) {
     c.seed = static_cast<std::uint64_t>(a->seed);
     std::string table;
     try {
-      if (a->dtype == "f32")
+      if (a->dtype == Dtype::f32)
         table = compare::markdown(compare::measure<float>(c, a->encoders), c, "float32");
       else
         table = compare::markdown(compare::measure<double>(c, a->encoders), c, "float64");
