@@ -310,8 +310,9 @@ void add_bias_command(CLI::App& app) {
                 "Mask p_j > p_i with -inf (t5: also causal buckets, as T5's decoder)");
   detail::add_dtype(sub, a->dtype);
   detail::add_output(sub, a->out);
-  // The flags of each --encoder (EncoderFlags): a new encoder of bias is a row here and its
-  // computation in the callback; a new flag of an encoder goes into its row.
+  // The flags of each --encoder (EncoderFlags), as in attend: a new encoder is one row here,
+  // plus its computation in the callback; a new flag of some encoders is added above and named
+  // in their rows.
   encoders.define({
       {"alibi", {a->max_bias_opt}},
       {"t5",
@@ -583,11 +584,11 @@ void add_attend_command(CLI::App& app) {
   a->dtype_opt = detail::add_dtype(sub, a->dtype, "the dtype of --x");
   detail::add_output(sub, a->out);
 
-  // The flags of each --encoder. A flag in no row is every encoder's; one in some rows is refused
-  // with the others while parsing. A new encoder is one row here (and its construction in make()
-  // below); a new flag of some encoders is added where the flags above are and named in their
-  // rows; needed() marks a flag its encoder cannot do without; a second argument checks the
-  // flag's value by this encoder's rule.
+  // The flags of each --encoder (EncoderFlags): a row names the flags its encoder takes beyond
+  // those every encoder takes (the flags in no row); F::needed marks one the encoder cannot do
+  // without, and {flag, check} checks a value by that encoder's rule. A new encoder is one row
+  // here, plus its construction in make() below; a new flag of some encoders is added above and
+  // named in their rows.
   using F = EncoderFlags;
   encoders.define({
       {"none", {}},

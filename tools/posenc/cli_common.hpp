@@ -351,17 +351,14 @@ class EncoderFlags {
   /// The table, once every flag in it has been added to the command.
   void define(std::vector<Row> rows) {
     t_->rows = std::move(rows);
-    std::vector<std::string> names;
     std::vector<CLI::Option*> specific;
-    for (const Row& row : t_->rows) {
-      names.push_back(row.encoder);
+    for (const Row& row : t_->rows)
       for (const Flags& cell : row.flags)
         for (CLI::Option* o : cell.options)
           if (std::find(specific.begin(), specific.end(), o) == specific.end())
             specific.push_back(o);
-    }
     std::string placeholder;
-    for (const std::string& n : names)
+    for (const std::string& n : t_->names())
       placeholder += (placeholder.empty() ? "" : "|") + n;
     t_->encoder->type_name(placeholder);
     const std::shared_ptr<const Table> t = t_;
@@ -378,6 +375,12 @@ class EncoderFlags {
     CLI::Option* encoder = nullptr;
     std::vector<Row> rows;
 
+    std::vector<std::string> names() const {
+      std::vector<std::string> out;
+      for (const Row& row : rows)
+        out.push_back(row.encoder);
+      return out;
+    }
     const Row* find(const std::string& name) const {
       for (const Row& row : rows)
         if (row.encoder == name) return &row;
@@ -392,12 +395,7 @@ class EncoderFlags {
     /// --encoder's check: a row's name, whose needed flags are all given.
     std::string check_encoder(const std::string& name) const {
       const Row* row = find(name);
-      if (!row) {
-        std::vector<std::string> names;
-        for (const Row& r : rows)
-          names.push_back(r.encoder);
-        return not_one_of(name, names);
-      }
+      if (!row) return not_one_of(name, names());
       std::vector<std::string> missing;
       for (const Flags& cell : row->flags)
         for (const CLI::Option* o : cell.options)
