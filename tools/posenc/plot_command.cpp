@@ -1,4 +1,5 @@
 // posenc plot: pictures of encodings, biases and attention maps as SVG or PNG (docs/plots.md).
+// Each kind computes its figure's arrays with the library; plot.hpp has matplotlib draw them.
 //
 //   posenc plot table     --dim D --len N [--offset P] [--layout] [--frequencies] [--base]
 //   posenc plot rope      [--head-dim Dh] [--max-distance N] [--base B,...] [--scaling S,...]
@@ -78,9 +79,6 @@ struct Common {
     const auto f = plot::format_of(out);
     if (!f)
       throw CliError("-o " + out + ": unknown picture format (expected a .svg or .png file name)");
-    if (*f == plot::Format::png && !plot::png_available())
-      throw CliError("-o " + out +
-                     ": PNG output needs stb_image_write (Debian: libstb-dev); write .svg");
     resolve_output(out);
     if (!plot::parse_colormap(colormap))
       throw CliError("--colormap: '" + colormap + "' is not auto, viridis, diverging or gray");
@@ -96,7 +94,8 @@ struct Common {
     return *f;
   }
 
-  /// Applies the generic flags to the figure and writes it atomically.
+  /// Applies the generic flags to the figure, has it drawn, and writes it as every output is
+  /// written (docs/cli.md, "Output files"); a dry run (plot::dry_run()) writes nothing.
   void finish(plot::Figure& f, plot::Format format) const {
     if (o_title->count()) f.title = title;
     f.colormap = *plot::parse_colormap(colormap);
@@ -104,13 +103,9 @@ struct Common {
     if (o_vmax->count()) f.vmax = vmax;
     f.panel_size = panel_size;
     f.columns = columns;
-    std::string bytes;
-    try {
-      bytes = plot::render(f, format);  // every error before the file is touched
-    } catch (const plot::PlotError& e) {
-      throw CliError(std::string("plot: ") + e.what());
-    }
-    write_output(out, [&](OutputFile& file) { file.write(bytes.data(), bytes.size()); });
+    const std::optional<std::string> bytes = plot::render(f, format);
+    if (!bytes) return;
+    write_output(out, [&](OutputFile& file) { file.write(bytes->data(), bytes->size()); });
   }
 };
 
@@ -143,14 +138,14 @@ inline std::string join(const std::vector<std::string>& v, const std::string& se
   return s;
 }
 
-inline posenc::RopeScaling rope_scaling(const std::string& s) {
-  if (s == "none") return posenc::RopeScaling::none;
-  if (s == "linear") return posenc::RopeScaling::linear;
-  if (s == "ntk") return posenc::RopeScaling::ntk;
-  if (s == "dynamic") return posenc::RopeScaling::dynamic;
-  if (s == "yarn") return posenc::RopeScaling::yarn;
-  if (s == "llama3") return posenc::RopeScaling::llama3;
-  throw CliError("--scaling: '" + s + "' is not none, linear, ntk, dynamic, yarn or llama3");
+/// The value of E named s (the library's name table); the message names the flag.
+template <class E>
+E named(const std::string& s, const std::string& flag) {
+  try {
+    return posenc::from_name<E>(s, flag);
+  } catch (const posenc::error& e) {
+    throw CliError(e.what());
+  }
 }
 
 }  // namespace plot_detail
@@ -186,18 +181,8 @@ inline void add_plot_table(CLI::App* plot_app) {
     require_range("--len", a->len, 1, 4096);
     require_range("--offset", a->offset, 0, std::int64_t{1} << 40);
     posenc::SinusoidalOptions o;
-    if (a->layout == "interleaved")
-      o.layout = posenc::SinusoidalLayout::interleaved;
-    else if (a->layout == "split")
-      o.layout = posenc::SinusoidalLayout::split;
-    else
-      throw CliError("--layout: '" + a->layout + "' is not interleaved or split");
-    if (a->frequencies == "vaswani")
-      o.frequencies = posenc::SinusoidalFrequencies::vaswani;
-    else if (a->frequencies == "log-timescale")
-      o.frequencies = posenc::SinusoidalFrequencies::log_timescale;
-    else
-      throw CliError("--frequencies: '" + a->frequencies + "' is not vaswani or log-timescale");
+    o.layout = named<posenc::SinusoidalLayout>(a->layout, "--layout");
+    o.frequencies = named<posenc::SinusoidalFrequencies>(a->frequencies, "--frequencies");
     o.base = a->base;
     const auto enc =
         library("--dim/--base", [&] { return posenc::SinusoidalEncoding<double>(a->dim, o); });
@@ -243,9 +228,10 @@ inline void add_plot_rope(CLI::App* plot_app) {
       ->delimiter(',')
       ->check(finite())
       ->capture_default_str();
-  sub->add_option(
-         "--scaling", a->scalings,
-         "Scaling(s), comma-separated, one curve each: none, linear, ntk, dynamic, yarn, llama3")
+  sub->add_option("--scaling", a->scalings,
+                  "Scaling(s), comma-separated, one curve each: " +
+                      posenc::names_list<posenc::RopeScaling>() +
+                      " (longrope needs per-frequency factors: see `posenc rope`)")
       ->delimiter(',')
       ->capture_default_str();
   a->o_factor =
@@ -269,12 +255,14 @@ inline void add_plot_rope(CLI::App* plot_app) {
       throw CliError("--query: '" + a->query + "' is not ones or random");
     if (a->style != "line" && a->style != "heatmap")
       throw CliError("--style: '" + a->style + "' is not line or heatmap");
-    if (a->layout != "half" && a->layout != "interleaved")
-      throw CliError("--layout: '" + a->layout + "' is not half or interleaved");
+    const auto layout = named<posenc::RotaryLayout>(a->layout, "--layout");
     if (a->bases.empty()) throw CliError("--base: needs at least one value");
     for (double b : a->bases)
       require_finite_positive("--base", b);
     if (a->scalings.empty()) throw CliError("--scaling: needs at least one value");
+    std::vector<posenc::RopeScaling> scalings;
+    for (const std::string& sc : a->scalings)
+      scalings.push_back(named<posenc::RopeScaling>(sc, "--scaling"));
     if (a->o_factor->count()) require_finite_positive("--factor", a->factor);
     if (a->o_omp->count())
       require_range("--original-max-positions", a->original_max_positions, 1,
@@ -285,7 +273,15 @@ inline void add_plot_rope(CLI::App* plot_app) {
     if (a->style == "heatmap" && curves != 1)
       throw CliError("--style heatmap: draws one base and one scaling, got " +
                      std::to_string(curves));
-    if (a->style == "heatmap") require_range("--max-distance", a->max_distance, 1, 8192);
+    if (a->style == "heatmap") {
+      require_range("--max-distance", a->max_distance, 1, 8192);
+      const std::int64_t pairs = (a->rotary_dim > 0 ? a->rotary_dim : a->head_dim) / 2;
+      if (pairs * (a->max_distance + 1) > plot::max_cells)
+        throw CliError("--style heatmap: " + std::to_string(pairs) + " pairs x " +
+                       std::to_string(a->max_distance + 1) +
+                       " distances, more than the limit 2^24 cells a figure holds (a smaller "
+                       "--head-dim or --max-distance)");
+    }
 
     const Index dh = a->head_dim, n = a->max_distance + 1;
     Matrix<double> q0(1, dh);
@@ -295,17 +291,17 @@ inline void add_plot_rope(CLI::App* plot_app) {
       q0 = compare::seeded<double>(1, dh, static_cast<std::uint64_t>(a->seed) + 77);
     plot::Figure f;
     plot::LinePlot lp;
-    lp.x_label = "distance d = p_q - p_k";
-    lp.y_label = "q.k / (|q| |k|)";
+    lp.x_label = "distance d = p_q − p_k";
+    lp.y_label = "q·k / (|q| |k|)";
     lp.y_reference = 0.0;
-    for (const std::string& sc : a->scalings)
+    for (std::size_t si = 0; si < scalings.size(); ++si)
       for (double base : a->bases) {
+        const std::string& sc = a->scalings[si];
         posenc::RotaryOptions o;
         o.base = base;
         o.rotary_dim = a->rotary_dim;
-        o.layout =
-            a->layout == "half" ? posenc::RotaryLayout::half : posenc::RotaryLayout::interleaved;
-        o.scaling = rope_scaling(sc);
+        o.layout = layout;
+        o.scaling = scalings[si];
         if (a->o_factor->count()) o.factor = a->factor;
         if (a->o_omp->count()) o.original_max_positions = a->original_max_positions;
         const auto enc =
@@ -338,14 +334,14 @@ inline void add_plot_rope(CLI::App* plot_app) {
           }
           h.x_label = "distance d";
           h.y_label = "frequency pair i";
-          f.colorbar_label = "pair's q.k / |q_i|^2";
+          f.colorbar_label = "pair's q·k / |qᵢ|²";
           f.subtitle = name + ", Dh = " + std::to_string(dh) + ", R = " + std::to_string(r) +
-                       " (pair i turns by d theta_i, theta_i = base^(-2i/R))";
+                       " (pair i turns by d·θᵢ, θᵢ = base^(−2i/R))";
           f.panels.push_back({h, {}});
         }
       }
-    f.title = a->style == "line" ? "RoPE: q.k as a function of distance"
-                                 : "RoPE: each frequency pair's q.k over distance";
+    f.title = a->style == "line" ? "RoPE: q·k as a function of distance"
+                                 : "RoPE: each frequency pair's q·k over distance";
     if (a->style == "line") {
       f.subtitle =
           "Dh = " + std::to_string(dh) + ", q = k = " +
@@ -416,7 +412,36 @@ inline void add_plot_bias(CLI::App* plot_app) {
     } else if (a->o_max_bias->count()) {
       throw CliError("--max-bias applies to --encoder alibi, not t5");
     }
-    std::vector<Matrix<double>> b;  // per head [N, N]
+    // The heads drawn (--head) of H, checked before any bias is computed.
+    std::vector<Index> heads;
+    const auto pick_heads = [&](Index count) {
+      if (a->head == "all") {
+        for (Index h = 0; h < count; ++h)
+          heads.push_back(h);
+      } else {
+        long long h = -1;
+        try {
+          std::size_t used = 0;
+          h = std::stoll(a->head, &used);
+          if (used != a->head.size()) h = -1;
+        } catch (const std::exception&) {
+          h = -1;
+        }
+        if (h < 0 || h >= static_cast<long long>(count))
+          throw CliError("--head: '" + a->head + "' is not all or a head in [0, " +
+                         std::to_string(count) + ")");
+        heads.push_back(static_cast<Index>(h));
+      }
+      const auto shown = static_cast<std::int64_t>(heads.size());
+      if (a->style == "line" && shown > 10)
+        throw CliError("--style line: at most 10 heads, got " + std::to_string(shown) +
+                       " (pick one with --head)");
+      if (a->style == "heatmap" && shown * a->len * a->len > plot::max_cells)
+        throw CliError("--heads/--len: " + std::to_string(shown) + " panels of " +
+                       std::to_string(a->len) + " x " + std::to_string(a->len) +
+                       " cells, more than the limit 2^24 a figure holds (pick one with --head)");
+    };
+    std::vector<Matrix<double>> b;  // per drawn head [N, N]
     std::vector<std::string> names;
     const Positions pos(0, a->len);
     std::string what;
@@ -425,13 +450,14 @@ inline void add_plot_bias(CLI::App* plot_app) {
       const auto enc = library("--heads/--max-bias", [&] {
         return posenc::AlibiEncoding<double>(a->heads, a->max_bias);
       });
-      for (Index h = 0; h < enc.heads(); ++h) {
+      pick_heads(enc.heads());
+      for (Index h : heads) {
         b.push_back(enc.bias(h, pos, pos, a->causal));
         char m[32];
         std::snprintf(m, sizeof m, "%.4g", enc.slopes()[static_cast<std::size_t>(h)]);
         names.push_back("head " + std::to_string(h) + ", m = " + m);
       }
-      what = "ALiBi bias -m_h |i - j|";
+      what = "ALiBi bias −mₕ·|i − j|";
       what +=
           ", H = " + std::to_string(enc.heads()) + ", max_bias " + plot::format_number(a->max_bias);
     } else {
@@ -446,21 +472,22 @@ inline void add_plot_bias(CLI::App* plot_app) {
           throw CliError("--table: " + a->table + ": has " + std::to_string(t.shape[1]) +
                          " heads (columns), --heads is " + std::to_string(a->heads));
         table = t.data;
-        what = "T5 bias T[bucket(j - i), h] from " + a->table;
+        what = "T5 bias T[bucket(j − i), h] from " + a->table;
       } else {
         require_range("--heads", a->heads, 1, 256);
         require_range("--num-buckets", a->num_buckets, 2, 4096);
         table = compare::seeded<double>(a->num_buckets, a->heads,
                                         static_cast<std::uint64_t>(a->seed) + 102);
-        what = "T5 bias T[bucket(j - i), h], seeded N(0,1) table (seed " + std::to_string(a->seed) +
-               ")";
+        what = "T5 bias T[bucket(j − i), h], seeded N(0, 1) table (seed " +
+               std::to_string(a->seed) + ")";
       }
       posenc::T5Options o;
       o.max_distance = a->max_distance;
       o.bidirectional = !a->causal;
       const auto enc = library("--table/--num-buckets/--max-distance",
                                [&] { return posenc::T5Encoding<double>(table, o); });
-      for (Index h = 0; h < enc.heads(); ++h) {
+      pick_heads(enc.heads());
+      for (Index h : heads) {
         b.push_back(enc.bias(h, pos, pos, a->causal));
         names.push_back("head " + std::to_string(h));
       }
@@ -468,34 +495,16 @@ inline void add_plot_bias(CLI::App* plot_app) {
               (a->causal ? " causal" : " bidirectional") + " buckets, max_distance " +
               std::to_string(a->max_distance);
     }
-    std::vector<Index> heads;
-    if (a->head == "all") {
-      for (Index h = 0; h < static_cast<Index>(b.size()); ++h)
-        heads.push_back(h);
-    } else {
-      long long h = -1;
-      try {
-        std::size_t used = 0;
-        h = std::stoll(a->head, &used);
-        if (used != a->head.size()) h = -1;
-      } catch (const std::exception&) {
-        h = -1;
-      }
-      if (h < 0 || h >= static_cast<long long>(b.size()))
-        throw CliError("--head: '" + a->head + "' is not all or a head in [0, " +
-                       std::to_string(b.size()) + ")");
-      heads.push_back(static_cast<Index>(h));
-    }
     plot::Figure f;
     f.title = (t5 ? "T5 relative bias" : "ALiBi bias") +
               std::string(heads.size() > 1 ? " per head" : ", head " + std::to_string(heads[0]));
     f.subtitle = what + ", N = " + std::to_string(a->len) + (a->causal ? ", causal" : "");
     f.colorbar_label = "bias";
     if (a->style == "heatmap") {
-      for (Index h : heads) {
+      for (std::size_t k = 0; k < heads.size(); ++k) {
         plot::Heatmap m;
-        m.title = names[static_cast<std::size_t>(h)];
-        m.values = b[static_cast<std::size_t>(h)];
+        m.title = names[k];
+        m.values = b[k];
         m.x_label = "key j";
         m.y_label = "query i";
         f.panels.push_back({m, {}});
@@ -503,13 +512,13 @@ inline void add_plot_bias(CLI::App* plot_app) {
     } else {
       // B as a function of j - i, read off row N-1 (keys before) and row 0 (keys after).
       plot::LinePlot lp;
-      lp.x_label = "distance j - i (key minus query)";
+      lp.x_label = "distance j − i (key minus query)";
       lp.y_label = "bias";
       const Index n = a->len;
-      for (Index h : heads) {
+      for (std::size_t k = 0; k < heads.size(); ++k) {
         plot::Series s;
-        s.name = names[static_cast<std::size_t>(h)];
-        const auto& m = b[static_cast<std::size_t>(h)];
+        s.name = names[k];
+        const auto& m = b[k];
         for (Index j = 0; j < n; ++j) {
           s.x.push_back(static_cast<double>(j - (n - 1)));
           s.y.push_back(m(n - 1, j));
@@ -521,9 +530,6 @@ inline void add_plot_bias(CLI::App* plot_app) {
           }
         lp.series.push_back(std::move(s));
       }
-      if (lp.series.size() > 10)
-        throw CliError("--style line: at most 10 heads, got " + std::to_string(lp.series.size()) +
-                       " (pick one with --head)");
       f.panels.push_back({{}, lp});
     }
     a->common.finish(f, fmt);
@@ -731,6 +737,9 @@ inline void add_plot_npy(CLI::App* plot_app) {
     f.subtitle = "shape " + shape_str(s) + ", " + arr.dtype;
     f.colorbar_label = "value";
     if (s.size() == 1) {
+      if (s[0] > plot::max_cells)
+        throw CliError("--in: " + a->in + ": " + std::to_string(s[0]) +
+                       " points, more than the limit 2^24 a figure holds");
       plot::LinePlot lp;
       lp.x_label = a->x_label.empty() ? "index" : a->x_label;
       lp.y_label = a->y_label.empty() ? "value" : a->y_label;
@@ -758,6 +767,10 @@ inline void add_plot_npy(CLI::App* plot_app) {
         throw CliError("--in: " + a->in + ": " + std::to_string(k) +
                        " panels (at most 64; pick one with --index)");
       }
+      if ((last - first) * r * cdim > plot::max_cells)
+        throw CliError("--in: " + a->in + ": " + std::to_string(last - first) + " panels of " +
+                       std::to_string(r) + " x " + std::to_string(cdim) +
+                       " cells, more than the limit 2^24 a figure holds (pick one with --index)");
       for (std::int64_t p = first; p < last; ++p) {
         plot::Heatmap h;
         h.values.resize(r, cdim);
