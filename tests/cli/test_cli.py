@@ -9,8 +9,8 @@ file (an existing output is left untouched).
 
   /usr/bin/python3 test_cli.py --posenc BUILD/tools/posenc --data tests/reference/data [GROUP ...]
 
-GROUP is any of: table rope bias attend layers models layer_errors empty errors outputs inputs
-finite limits help (default: all). Prints "N passed, M failed" last and exits non-zero when
+GROUP is any of: table rope bias attend layers models layer_errors empty errors encoder_flags names
+outputs inputs finite limits help (default: all). Prints "N passed, M failed" last and exits non-zero when
 anything failed.
 """
 import argparse
@@ -860,6 +860,161 @@ def group_errors(s):
             s.fails(f"{name} (output exists)", args, frags, sentinel=sentinel)
 
 
+# --- the flags of each --encoder (docs/cli.md, "posenc attend" and "posenc bias") ---------------
+def or_list(names):
+    """"a, b or c", as the program's messages list names."""
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+
+
+ATTEND_ENCODERS = ["none", "sinusoidal", "learned", "rope", "alibi", "t5", "shaw", "xl"]
+ROPE_FLAGS = ["--rotary-dim", "--scaling", "--factor", "--original-max-positions", "--beta-fast", "--beta-slow",
+              "--truncate", "--attention-factor", "--mscale", "--mscale-all-dim", "--low-freq-factor",
+              "--high-freq-factor", "--short-factors", "--long-factors"]
+# Every flag that some encoders take and the others refuse, and the encoders that take it (in the
+# order of --encoder's names).
+ATTEND_FLAGS = {
+    "--layout": ["sinusoidal", "rope"], "--frequencies": ["sinusoidal"], "--base": ["sinusoidal", "rope", "xl"],
+    "--pe-scale": ["sinusoidal"], "--table": ["learned", "t5"], "--table-offset": ["learned"],
+    "--max-bias": ["alibi"], "--num-buckets": ["t5"], "--max-distance": ["t5"],
+    "--rel-k": ["shaw"], "--rel-v": ["shaw"], "--max-relative": ["shaw"],
+    "--u": ["xl"], "--v": ["xl"], "--wr": ["xl"], "--clamp-len": ["xl"],
+    **{f: ["rope"] for f in ROPE_FLAGS},
+}
+BIAS_FLAGS = {"--max-bias": ["alibi"], "--table": ["t5"], "--num-buckets": ["t5"], "--max-distance": ["t5"]}
+
+
+def group_encoder_flags(s):
+    d = s.d
+    att = attend_args(s)
+    # A value each flag takes from the encoders it applies to, so that only the encoder decides.
+    value = {
+        "--layout": "interleaved", "--frequencies": "vaswani", "--base": 100, "--pe-scale": 1,
+        "--table": d("attn_learned_table.npy"), "--table-offset": 0, "--max-bias": 4, "--num-buckets": 32,
+        "--max-distance": 128, "--rel-k": d("attn_shaw_ak.npy"), "--rel-v": d("attn_shaw_av.npy"),
+        "--max-relative": 3, "--u": d("attn_xl_u.npy"), "--v": d("attn_xl_v.npy"), "--wr": d("attn_xl_wr.npy"),
+        "--clamp-len": 3, "--rotary-dim": 4, "--scaling": "linear", "--factor": 2, "--original-max-positions": 8,
+        "--beta-fast": 32, "--beta-slow": 1, "--truncate": "true", "--attention-factor": 1, "--mscale": 1,
+        "--mscale-all-dim": 1, "--low-freq-factor": 1, "--high-freq-factor": 4,
+        "--short-factors": d("rope_longrope_short_factors.npy"), "--long-factors": d("rope_longrope_long_factors.npy"),
+    }
+    # What each encoder needs, as its message names it.
+    needs = {
+        "learned": [("--table", d("attn_learned_table.npy"), "pe.npy ([L, D])")],
+        "t5": [("--table", d("attn_t5_table.npy"), "t.npy ([num_buckets, H])")],
+        "shaw": [("--rel-k", d("attn_shaw_ak.npy"), "ak.npy ([2K+1, Dh])"),
+                 ("--rel-v", d("attn_shaw_av.npy"), "av.npy ([2K+1, Dh])")],
+        "xl": [("--u", d("attn_xl_u.npy"), "u.npy ([H, Dh])"), ("--v", d("attn_xl_v.npy"), "v.npy ([H, Dh])"),
+               ("--wr", d("attn_xl_wr.npy"), "wr.npy ([D, H*Dh])")],
+    }
+
+    def needed(e, but=None):
+        return [a for flag, path, _ in needs.get(e, []) if flag != but for a in (flag, path)]
+
+    # Refused: every encoder-specific flag with every encoder that does not take it.
+    for flag, takers in ATTEND_FLAGS.items():
+        for e in ATTEND_ENCODERS:
+            if e in takers:
+                continue
+            s.fails(f"attend_flag_applies {flag} --encoder {e}",
+                    att + ["--encoder", e] + needed(e) + [flag, value[flag]],
+                    [f"{flag}: applies to --encoder {or_list(takers)}, not {e}"])
+    # Taken: no such refusal from the encoders that take the flag.
+    for flag, takers in ATTEND_FLAGS.items():
+        for e in takers:
+            name = f"attend_flag_taken {flag} --encoder {e}"
+            rc, _, err = s.run(att + ["--encoder", e] + needed(e) + [flag, value[flag], "-o", s.w("taken.npy")])
+            s.ok(name, "applies to --encoder" not in err, f"exit {rc}: {err.strip()}")
+    # Needed: each flag an encoder cannot do without, left out.
+    for e, flags in needs.items():
+        for flag, _, what in flags:
+            s.fails(f"attend_needs {e} {flag}", att + ["--encoder", e] + needed(e, but=flag),
+                    [f"--encoder: {e} needs {flag} {what}"])
+    # Refused first, before any file is read: a foreign flag whose file does not exist.
+    s.fails("attend_flag_applies_before_files", att + ["--encoder", "alibi", "--table", s.w("no_such.npy")],
+            ["--table: applies to --encoder learned or t5, not alibi"])
+
+    bias = ["bias", "--heads", 3, "--len", 4]
+    bias_value = {"--max-bias": 4, "--table": d("t5_table.npy"), "--num-buckets": 32, "--max-distance": 128}
+    bias_needs = {"t5": ["--table", d("t5_table.npy")]}
+    for flag, takers in BIAS_FLAGS.items():
+        for e in ["alibi", "t5"]:
+            args = bias + ["--encoder", e] + (bias_needs.get(e, []) if flag != "--table" else []) + [flag, bias_value[flag]]
+            if e in takers:
+                rc, _, err = s.run(args + ["-o", s.w("taken.npy")])
+                s.ok(f"bias_flag_taken {flag} --encoder {e}", rc == 0, f"exit {rc}: {err.strip()}")
+            else:
+                s.fails(f"bias_flag_applies {flag} --encoder {e}", args,
+                        [f"{flag}: applies to --encoder {or_list(takers)}, not {e}"])
+    s.fails("bias_needs t5 --table", bias + ["--encoder", "t5"], ["--encoder: t5 needs --table t.npy ([num_buckets, H])"])
+    # table has one encoder: a flag of attend's or bias's encoders is no flag of table's.
+    s.fails("table_flag_of_alibi", ["table", "--encoder", "sinusoidal", "--dim", 16, "--len", 4, "--max-bias", 4],
+            ["--max-bias"])
+    # --help says which encoders take each flag (its description may start on the next line).
+    rc, so, _ = s.run(["attend", "--help"])
+    lines = so.splitlines()
+    for flag, takers in ATTEND_FLAGS.items():
+        at = [i for i, ln in enumerate(lines) if ln.strip().startswith(flag + " ")]
+        text = " ".join(lines[at[0]:at[0] + 2]) if at else ""
+        s.ok(f"attend_help {flag}", rc == 0 and f"(--encoder {takers[0]}" in text, text or so[:200])
+
+
+# --- every flag naming a value: the names, and a message listing them for any other word --------
+def group_names(s):
+    d = s.d
+    table = ["table", "--encoder", "sinusoidal", "--dim", 16, "--len", 4]
+    rope = ["rope", "--in", d("rope_x.npy")]
+    att = attend_args(s)
+    bias = ["bias", "--heads", 3, "--len", 4]
+    compare = ["compare", "--dim", 16, "--heads", 2, "--max-len", 32, "--tokens", 4, "--time-len", 4,
+               "--time-budget", 0]
+    dtypes = ["f32", "f64"]
+    scalings = ["none", "linear", "ntk", "dynamic", "yarn", "llama3", "longrope"]
+    encoders = ATTEND_ENCODERS
+    # (test name, command line before the flag, flag, its names as docs/cli.md lists them, the
+    # message's tail)
+    cases = [
+        ("table", ["table", "--dim", 16, "--len", 4], "--encoder", ["sinusoidal"], ""),
+        ("table", table, "--layout", ["interleaved", "split"], ""),
+        ("table", table, "--frequencies", ["vaswani", "log-timescale"], ""),
+        ("table", table, "--dtype", dtypes, ""),
+        ("rope", rope, "--layout", ["half", "interleaved"], ""),
+        ("rope", rope, "--scaling", scalings, ""),
+        ("rope", rope, "--truncate", ["true", "false"], ""),
+        ("rope", rope, "--dtype", dtypes, ""),
+        ("bias", bias, "--encoder", ["alibi", "t5"], ""),
+        ("bias alibi", bias + ["--encoder", "alibi"], "--dtype", dtypes, ""),
+        ("attend", att, "--encoder", encoders, ""),
+        ("attend sinusoidal", att + ["--encoder", "sinusoidal"], "--layout", ["interleaved", "split"],
+         " (--encoder sinusoidal)"),
+        ("attend rope", att + ["--encoder", "rope"], "--layout", ["half", "interleaved"], " (--encoder rope)"),
+        ("attend sinusoidal", att + ["--encoder", "sinusoidal"], "--frequencies", ["vaswani", "log-timescale"], ""),
+        ("attend rope", att + ["--encoder", "rope"], "--scaling", scalings, ""),
+        ("attend rope", att + ["--encoder", "rope"], "--truncate", ["true", "false"], ""),
+        ("attend none", att + ["--encoder", "none"], "--dtype", dtypes, ""),
+        ("compare", compare, "--dtype", dtypes, ""),
+        ("compare", compare, "--encoders", encoders, ""),
+    ]
+    for tag, before, flag, names, tail in cases:
+        listing = or_list(names)
+        # Any other word, a name in another case, and the number CLI11 would read an enum from.
+        for bad in ["bogus", names[0].upper(), "1"]:
+            s.fails(f"name_refused {tag} {flag} {bad}", before + [flag, bad],
+                    [f"{flag}: '{bad}' is not {'' if len(names) == 1 else 'one of '}{listing}{tail}"])
+        # Each name is taken (a command may still refuse it with the other flags, not by name).
+        for name in names:
+            rc, _, err = s.run(before + [flag, name] + (["-o", s.w("named.npy")] if tag != "compare" else []))
+            s.ok(f"name_taken {tag} {flag} {name}", f"{flag}: '{name}' is not" not in err, f"exit {rc}: {err.strip()}")
+    # A list: each item is checked.
+    s.fails("name_refused compare --encoders list", compare + ["--encoders", "rope,bogus,t5"],
+            [f"--encoders: 'bogus' is not one of {or_list(encoders)}"])
+    # --help shows each flag's names.
+    for cmd, flag, names in [("table", "--layout", ["interleaved", "split"]), ("rope", "--scaling", scalings),
+                             ("rope", "--truncate", ["true", "false"]), ("attend", "--encoder", encoders),
+                             ("bias", "--encoder", ["alibi", "t5"]), ("compare", "--dtype", dtypes)]:
+        rc, so, _ = s.run([cmd, "--help"])
+        s.ok(f"names_help {cmd} {flag}", rc == 0 and f"{flag} {'|'.join(names)}" in so, so[:300])
+
+
 # --- output paths (docs/cli.md, "Output files") -------------------------------------------------
 TABLE16 = ["table", "--encoder", "sinusoidal", "--dim", 16, "--len", 16, "--dtype", "f64"]
 
@@ -1264,7 +1419,7 @@ def group_help(s):
 
 GROUPS = {"table": group_table, "rope": group_rope, "bias": group_bias, "attend": group_attend,
           "layers": group_layers, "models": group_models, "layer_errors": group_layer_errors,
-          "empty": group_empty, "errors": group_errors, "outputs": group_outputs, "inputs": group_inputs,
+          "empty": group_empty, "errors": group_errors, "encoder_flags": group_encoder_flags, "names": group_names, "outputs": group_outputs, "inputs": group_inputs,
           "finite": group_finite, "limits": group_limits, "help": group_help}
 
 
