@@ -61,11 +61,12 @@ struct Common {
                     "Heatmap colours: auto (diverging when values have both signs, else viridis), "
                     "viridis, diverging, gray")
         ->capture_default_str();
-    o_vmin = sub->add_option("--vmin", vmin,
-                             "Value at the bottom of the colour scale (default: the data's)")
-                 ->check(finite());
+    o_vmin =
+        sub->add_option("--vmin", vmin,
+                        "Value at the bottom of every colour scale (default: each panel's data)")
+            ->check(finite());
     o_vmax = sub->add_option("--vmax", vmax,
-                             "Value at the top of the colour scale (default: the data's)")
+                             "Value at the top of every colour scale (default: each panel's data)")
                  ->check(finite());
     sub->add_option("--panel-size", panel_size,
                     "Longest side of each panel's plotting area, pixels (40 .. 4000)")
@@ -138,16 +139,6 @@ inline std::string join(const std::vector<std::string>& v, const std::string& se
   return s;
 }
 
-/// The value of E named s (the library's name table); the message names the flag.
-template <class E>
-E named(const std::string& s, const std::string& flag) {
-  try {
-    return posenc::from_name<E>(s, flag);
-  } catch (const posenc::error& e) {
-    throw CliError(e.what());
-  }
-}
-
 }  // namespace plot_detail
 
 // --- plot table ---------------------------------------------------------------------------------
@@ -166,8 +157,11 @@ inline void add_plot_table(CLI::App* plot_app) {
   sub->add_option("--dim", a->dim, "Model width D (even)")->capture_default_str();
   sub->add_option("--len", a->len, "Number of positions N")->capture_default_str();
   sub->add_option("--offset", a->offset, "First position P")->capture_default_str();
-  sub->add_option("--layout", a->layout, "interleaved or split")->capture_default_str();
-  sub->add_option("--frequencies", a->frequencies, "vaswani or log-timescale")
+  sub->add_option("--layout", a->layout, "Where sin and cos go")
+      ->check(enum_name<posenc::SinusoidalLayout>())
+      ->capture_default_str();
+  sub->add_option("--frequencies", a->frequencies, "base^(-2i/D) or base^(-i/(D/2-1))")
+      ->check(enum_name<posenc::SinusoidalFrequencies>())
       ->capture_default_str();
   sub->add_option("--base", a->base, "Frequency base")->check(finite())->capture_default_str();
   a->common.add(sub);
@@ -181,8 +175,9 @@ inline void add_plot_table(CLI::App* plot_app) {
     require_range("--len", a->len, 1, 4096);
     require_range("--offset", a->offset, 0, std::int64_t{1} << 40);
     posenc::SinusoidalOptions o;
-    o.layout = named<posenc::SinusoidalLayout>(a->layout, "--layout");
-    o.frequencies = named<posenc::SinusoidalFrequencies>(a->frequencies, "--frequencies");
+    o.layout = posenc::from_name<posenc::SinusoidalLayout>(a->layout, "--layout");
+    o.frequencies =
+        posenc::from_name<posenc::SinusoidalFrequencies>(a->frequencies, "--frequencies");
     o.base = a->base;
     const auto enc =
         library("--dim/--base", [&] { return posenc::SinusoidalEncoding<double>(a->dim, o); });
@@ -229,10 +224,10 @@ inline void add_plot_rope(CLI::App* plot_app) {
       ->check(finite())
       ->capture_default_str();
   sub->add_option("--scaling", a->scalings,
-                  "Scaling(s), comma-separated, one curve each: " +
-                      posenc::names_list<posenc::RopeScaling>() +
-                      " (longrope needs per-frequency factors: see `posenc rope`)")
+                  "Scaling(s), comma-separated, one curve each (longrope needs per-frequency "
+                  "factors: see `posenc rope`)")
       ->delimiter(',')
+      ->check(enum_name<posenc::RopeScaling>())
       ->capture_default_str();
   a->o_factor =
       sub->add_option("--factor", a->factor, "Scaling factor (linear, ntk, dynamic, yarn, llama3)")
@@ -240,7 +235,9 @@ inline void add_plot_rope(CLI::App* plot_app) {
   a->o_omp = sub->add_option("--original-max-positions", a->original_max_positions,
                              "Original context M (dynamic, yarn, llama3)");
   sub->add_option("--rotary-dim", a->rotary_dim, "Rotary width R (default Dh)");
-  sub->add_option("--layout", a->layout, "Pair layout: half or interleaved")->capture_default_str();
+  sub->add_option("--layout", a->layout, "Pair layout")
+      ->check(enum_name<posenc::RotaryLayout>())
+      ->capture_default_str();
   sub->add_option("--query", a->query, "q = k = all ones, or a seeded random vector (random)")
       ->capture_default_str();
   sub->add_option("--seed", a->seed, "Seed of the random query")->capture_default_str();
@@ -255,14 +252,14 @@ inline void add_plot_rope(CLI::App* plot_app) {
       throw CliError("--query: '" + a->query + "' is not ones or random");
     if (a->style != "line" && a->style != "heatmap")
       throw CliError("--style: '" + a->style + "' is not line or heatmap");
-    const auto layout = named<posenc::RotaryLayout>(a->layout, "--layout");
+    const auto layout = posenc::from_name<posenc::RotaryLayout>(a->layout, "--layout");
     if (a->bases.empty()) throw CliError("--base: needs at least one value");
     for (double b : a->bases)
       require_finite_positive("--base", b);
     if (a->scalings.empty()) throw CliError("--scaling: needs at least one value");
     std::vector<posenc::RopeScaling> scalings;
     for (const std::string& sc : a->scalings)
-      scalings.push_back(named<posenc::RopeScaling>(sc, "--scaling"));
+      scalings.push_back(posenc::from_name<posenc::RopeScaling>(sc, "--scaling"));
     if (a->o_factor->count()) require_finite_positive("--factor", a->factor);
     if (a->o_omp->count())
       require_range("--original-max-positions", a->original_max_positions, 1,
@@ -794,8 +791,9 @@ inline void add_plot_npy(CLI::App* plot_app) {
 void add_plot_command(CLI::App& app) {
   auto* plot_app = app.add_subcommand(
       "plot",
-      "Pictures as SVG or PNG: the sinusoidal table, RoPE's q.k over distance, ALiBi and "
-      "T5 biases per head, attention maps under each encoder, any .npy (docs/plots.md)");
+      "Pictures as SVG or PNG, drawn by matplotlib (Python 3): the sinusoidal table, RoPE's q.k "
+      "over distance, ALiBi and T5 biases per head, attention maps under each encoder, any .npy "
+      "(docs/plots.md)");
   plot_app->require_subcommand(1);
   add_plot_table(plot_app);
   add_plot_rope(plot_app);
