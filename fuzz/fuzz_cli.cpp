@@ -26,6 +26,10 @@
 // text flag the grammar does not know is refused at start-up: add it to text_flags, input_flags or
 // output_flags below after checking which it is.
 //
+// `plot` runs as a dry run (POSENC_PLOT_DRY_RUN=1, set at start-up; docs/plots.md): each kind
+// checks its flags, computes its arrays and writes the figure's .npy files and JSON description
+// into its temporary directory, but does not start Python to draw it, so no picture is written.
+//
 // compare is run with small measurement defaults (--dim 8, --time-budget 0, ...) for every
 // such flag the input does not give, and a --time-budget it accepts (seconds spent timing, up
 // to 60) becomes 0, so that one execution stays in milliseconds.
@@ -519,6 +523,7 @@ std::vector<std::string> outputs_left() {
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  ::setenv("POSENC_PLOT_DRY_RUN", "1", 1);
   (void)env();
   (void)commands();
   return 0;
