@@ -511,8 +511,8 @@ inline std::string last_line(const std::string& file) {
 
 inline std::string needs_matplotlib(const std::string& why) {
   return "posenc plot needs Python 3 with matplotlib: " + why +
-         "; install it (Debian: apt-get install python3-matplotlib) or set POSENC_PYTHON to a "
-         "Python 3 that has it";
+         "; install matplotlib (Debian: apt-get install python3-matplotlib) or set POSENC_PYTHON "
+         "to a Python 3 that has it";
 }
 
 }  // namespace detail
