@@ -1317,6 +1317,85 @@ obeys `θ(p0 + i) = θ(p0) + θ(i)` at `p0 = 2^40` to 1e-13 and its 2π agrees w
 """
 
 
+# ================================================================ §3b RoPE variants of real models
+# Transcribed from conventions.md 3b and Hugging Face's modeling_rope_utils
+# (_compute_proportional_rope_parameters) and Llama4TextAttention (attention temperature).
+
+def rope_apply_block(x, pos, inv_freq, layout, first, attn_factor=1.0):
+    """x [N, H, Dh]: rotate dims [first, first + R) of every head (§3b rotated block)."""
+    R = 2 * len(inv_freq)
+    out = x.copy()
+    out[..., first:first + R] = rope_apply(x[..., first:first + R], pos, inv_freq, layout, attn_factor)
+    return out
+
+
+def inv_freq_proportional(Dh, base, p, factor=1.0):
+    """Gemma 4 (Hugging Face "proportional"): rope_angles = int(p * Dh // 2) frequencies
+    base^(-2i/Dh) (the exponent over the whole head), the other Dh/2 - rope_angles zero, all / factor."""
+    angles = int(p * Dh // 2)
+    inv = np.zeros(Dh // 2)
+    inv[:angles] = base ** (-2.0 * np.arange(angles, dtype=np.float64) / Dh)
+    return inv / factor
+
+
+def temperature_scale(pos, attn_scale, floor_scale):
+    """Llama 4 attention temperature tuning: 1 + attn_scale * ln(floor((p + 1) / floor_scale) + 1)."""
+    return 1.0 + attn_scale * np.log(np.floor((np.asarray(pos, dtype=np.float64) + 1.0) / floor_scale) + 1.0)
+
+
+def mha_query_scaled(X, Wq, Wk, Wv, Wo, H, pos, qscale, causal):
+    """§6 multi-head attention whose query rows are multiplied by qscale (keys untouched)."""
+    N, D = X.shape
+    Dh = D // H
+    Q = (X @ Wq * qscale[:, None]).reshape(N, H, Dh)
+    K, V = [(X @ W).reshape(N, H, Dh) for W in (Wk, Wv)]
+    O = np.zeros((N, H, Dh))
+    for h in range(H):
+        S = Q[:, h] @ K[:, h].T / math.sqrt(Dh)
+        if causal:
+            S = np.where(pos[None, :] > pos[:, None], -np.inf, S)
+        P = np.exp(S - S.max(axis=1, keepdims=True))
+        O[:, h] = (P / P.sum(axis=1, keepdims=True)) @ V[:, h]
+    return O.reshape(N, D) @ Wo
+
+
+def gen_rope_variants():
+    x = save("ropev_x", rnd(341, (6, 2, 16)), "random input [N=6, H=2, Dh=16] of the ropev_* cases")
+    base = 10000.0
+    p3 = positions(6, 3)
+    save("ropev_trailing_R8_half", rope_apply_block(x, p3, rope_inv_freq(8, base), "half", 8),
+         "RoPE R=8 on the last 8 dims of each head (trailing block), half, offset 3")
+    save("ropev_trailing_R6_interleaved", rope_apply_block(x, p3, rope_inv_freq(6, base), "interleaved", 10),
+         "RoPE R=6 on dims 10..15 of each head (trailing block), interleaved, offset 3")
+    ff = save("ropev_freq_factors", np.random.default_rng(342).uniform(1, 4, 8).astype(np.float32).astype(np.float64),
+              "frequency factors ff [R/2 = 8]: uniform [1, 4], float32-rounded")
+    p2 = positions(6, 2)
+    save("ropev_freqfactors_half", rope_apply(x, p2, rope_inv_freq(16, base) / ff, "half"),
+         "RoPE R=16, inv_freq_i / ff_i (ropev_freq_factors), half, offset 2")
+    l3 = inv_freq_llama3(16, 500000.0, 8.0, 1.0, 4.0, 8192)
+    save("ropev_llama3_freqfactors", rope_apply(x, positions(6, 100), l3 / ff, "half"),
+         "RoPE R=16, llama3 (base 5e5, factor 8, low 1, high 4, M 8192) then / ff_i, half, offset 100")
+    save("ropev_proportional_p0.25", rope_apply(x, p3, inv_freq_proportional(16, base, 0.25), "half"),
+         "proportional p=0.25 (2 of 8 frequencies base^(-2i/16), 6 zero), Dh=16, half, offset 3")
+    save("ropev_proportional_p0.5_f2", rope_apply(x, positions(6, 1000),
+                                                  inv_freq_proportional(16, 1e6, 0.5, 2.0), "half"),
+         "proportional p=0.5, base 1e6, factor 2 (4 frequencies / 2, 4 zero), Dh=16, half, offset 1000")
+    lr_s = np.random.default_rng(302).uniform(1, 5, 8).astype(np.float32).astype(np.float64)
+    lr_l = np.random.default_rng(303).uniform(1, 5, 8).astype(np.float32).astype(np.float64)
+    save("ropev_longrope_mscale_short", rope_apply(x, positions(6), inv_freq_longrope(16, base, lr_s), "half", 1.1),
+         "longrope M=8 (rope_longrope_short/long_factors), short_mscale 1.1, long_mscale 1.3, offset 0 (L=6: short set, factor 1.1)")
+    save("ropev_longrope_mscale_long", rope_apply(x, positions(6, 5), inv_freq_longrope(16, base, lr_l), "half", 1.3),
+         "as ropev_longrope_mscale_short, offset 5 (L=11 > 8: long set, factor 1.3)")
+    tp = np.array([0, 3, 4, 8190, 8191, 100000, 1 << 20, 1 << 40], dtype=np.int64)
+    save("ropev_temperature_positions", tp, "positions of ropev_temperature_scale")
+    save("ropev_temperature_scale", temperature_scale(tp, 0.1, 8192.0),
+         "Llama 4 temperature 1 + 0.1 ln(floor((p+1)/8192) + 1) at ropev_temperature_positions")
+    X, Wq, Wk, Wv, Wo = [np.load(DATA / f"attn_{n}.npy") for n in ("x", "wq", "wk", "wv", "wo")]
+    pt = positions(X.shape[0], 2)
+    save("attn_temperature_causal", mha_query_scaled(X, Wq, Wk, Wv, Wo, 2, pt, temperature_scale(pt, 0.5, 2.0), True),
+         "Y, H=2, Dh=8, scale 1/sqrt(8): attn_* inputs, queries times the temperature 1 + 0.5 ln(floor((p+1)/2) + 1), offset 2, causal")
+
+
 def main():
     DATA.mkdir(parents=True, exist_ok=True)
     for f in DATA.glob("*.npy"):
@@ -1328,6 +1407,7 @@ def main():
     gen_t5()
     gen_attention()
     gen_layers()
+    gen_rope_variants()
     cases = DATA / "layer_cases.txt"
     cases.write_text("".join(line + "\n" for _, line, _ in LAYER_CASES))
     rows = [f"| `{n}` | {list(s)} | {d} | {desc} |" for n, s, d, desc in MANIFEST]
