@@ -245,12 +245,12 @@ struct Command {
 
 // clang-format off
 const std::set<std::string> input_flags = {
-    "in", "positions", "x", "wq", "wk", "wv", "wo", "table", "short-factors", "long-factors",
+    "in", "positions", "x", "wq", "wk", "wv", "wo", "table", "short-factors", "long-factors", "freq-factors",
     "rel-k", "rel-v", "u", "v", "wr", "bq", "bk", "bv", "bo", "segments", "sinks"};
 const std::set<std::string> output_flags = {"output"};
 // Text flags that are not paths.
 const std::set<std::string> text_flags = {
-    "encoder", "encoders", "layout", "frequencies", "dtype", "scaling", "truncate", "title",
+    "encoder", "encoders", "layout", "frequencies", "dtype", "scaling", "truncate", "title", "rotary-dims", "from", "to",
     "colormap", "query", "style", "head", "input", "labels", "x-label", "y-label"};
 // clang-format on
 

@@ -728,3 +728,316 @@ TEST_CASE("rope: bad input throws posenc::error naming the parameter", "[rope][e
       },
       {"head_dim = 16", "Dh = 8", "H = 4"});
 }
+
+TEMPLATE_TEST_CASE("rope: inverse rotation, shifts and re-rotation at positions up to 2^20",
+                   "[rope][rerotate][precision]", float, double) {
+  using T = TestType;
+  // conventions.md 3b and 3d, checked against the float64 reference rows at large positions:
+  // rows rotated at p - delta and shifted by delta are the reference rows at p; un-rotating
+  // the reference rows gives x back. One more rotation than rotate itself: twice its bound.
+  const bool is_float = std::is_same<T, float>::value;
+  const Matrix<T> x = load<T>("rope_highpos_x");
+  const Positions pos(load_ints("rope_highpos_positions"));
+  for (auto layout : {RotaryLayout::half, RotaryLayout::interleaved}) {
+    const bool half = layout == RotaryLayout::half;
+    INFO((half ? "half" : "interleaved"));
+    const Matrix<double> ref =
+        load<double>(half ? "rope_highpos_half" : "rope_highpos_interleaved");
+    const RotaryEncoding<T> enc(128, layout_opts(layout));
+    const auto f = enc.frequencies();
+    for (std::int64_t delta : {std::int64_t(1), std::int64_t(-3), std::int64_t(1) << 19}) {
+      std::vector<std::int64_t> before;
+      bool fits = true;
+      for (Index i = 0; i < pos.size(); ++i) {
+        before.push_back(pos[i] - delta);
+        fits = fits && pos[i] - delta >= 0;
+      }
+      if (!fits) continue;
+      INFO("delta " << delta);
+      Matrix<T> y = x;
+      enc.rotate(y, Positions(before), 1);
+      enc.shift(y, Positions(before), 1, delta, f);
+      for (Index i = 0; i < y.rows(); ++i) {
+        INFO("row " << i << " position " << pos[i]);
+        const double xmax = x.row(i).cwiseAbs().maxCoeff();
+        const double rel = is_float ? 2e-6 : 2e-12 + std::ldexp(static_cast<double>(pos[i]), -51);
+        CHECK(max_abs_diff(Matrix<T>(y.row(i)), Matrix<double>(ref.row(i))) <= rel * xmax);
+      }
+    }
+    Matrix<T> back = ref.cast<T>();
+    enc.unrotate(back, pos, 1);
+    for (Index i = 0; i < back.rows(); ++i) {
+      INFO("unrotate row " << i << " position " << pos[i]);
+      const double xmax = x.row(i).cwiseAbs().maxCoeff();
+      const double rel = is_float ? 2e-6 : 2e-12 + std::ldexp(static_cast<double>(pos[i]), -51);
+      CHECK(max_abs_diff(Matrix<T>(back.row(i)), Matrix<T>(x.row(i))) <= rel * xmax);
+    }
+  }
+}
+
+TEMPLATE_TEST_CASE("rope: re-rotating between frequency sets equals rotating with the new set",
+                   "[rope][rerotate]", float, double) {
+  using T = TestType;
+  const double tol = std::is_same<T, float>::value ? 4e-6 : 1e-12;
+  const Matrix<T> x = random_matrix<T>(40, 2 * kHeadDim, 31);
+  const Positions pos(3, 40);
+  // longrope: short set below M = 16, long above; dynamic: a base per length; yarn's factor.
+  RotaryOptions lr;
+  lr.scaling = RopeScaling::longrope;
+  lr.factor = 4.0;
+  lr.original_max_positions = 16;
+  for (Index i = 0; i < kHeadDim / 2; ++i) {
+    lr.short_factors.push_back(1.0 + 0.25 * double(i));
+    lr.long_factors.push_back(2.0 + double(i));
+  }
+  RotaryOptions dyn = dynamic_f4_m8();
+  for (const RotaryOptions& o : {lr, dyn}) {
+    INFO("scaling " << posenc::name_of(o.scaling));
+    const RotaryEncoding<T> enc(kHeadDim, o);
+    for (auto [from, to] : {std::pair<std::int64_t, std::int64_t>{5, 42}, {42, 5}, {20, 30}}) {
+      INFO("from L = " << from + 1 << " to L = " << to + 1);
+      Matrix<T> a = x, b = x;
+      enc.rotate(a, pos, 2, enc.frequencies(from));
+      enc.rerotate(a, pos, 2, enc.frequencies(from), enc.frequencies(to));
+      enc.rotate(b, pos, 2, enc.frequencies(to));
+      CHECK(max_abs_diff(a, b) <= tol * x.cwiseAbs().maxCoeff() * 4);
+      Matrix<T> c = x;
+      enc.rotate(c, pos, 2, enc.frequencies(from));
+      enc.rerotate_for(c, pos, 2, from, to);
+      CHECK(max_abs_diff(c, b) <= tol * x.cwiseAbs().maxCoeff() * 4);
+    }
+    // The call's own set: rotate(x, pos) uses frequencies(pos.max()).
+    Matrix<T> own = x, explicit_set = x;
+    enc.rotate(own, pos, 2);
+    enc.rotate(explicit_set, pos, 2, enc.frequencies(pos.max()));
+    CHECK(max_abs_diff(own, explicit_set) <= tol * x.cwiseAbs().maxCoeff());
+  }
+  // A scaling that does not depend on the length: rerotate_for changes nothing.
+  const RotaryEncoding<T> plain(kHeadDim);
+  Matrix<T> y = x;
+  plain.rerotate_for(y, pos, 2, 5, 100000);
+  CHECK(max_abs_diff(y, x) == 0.0);
+}
+
+TEST_CASE("rope: re-rotation input errors name the parameter", "[rope][rerotate][errors]") {
+  const RotaryEncoding<double> enc(8);
+  Matrix<double> x = Matrix<double>::Ones(3, 16);
+  const Positions pos(2, 3);
+  const auto f = enc.frequencies();
+  require_error([&] { enc.shift(x, pos, 2, -3, f); }, {"shift", "delta = -3", "[0, INT64_MAX]"});
+  require_error(
+      [&] { enc.shift(x, Positions(std::numeric_limits<std::int64_t>::max() - 2, 3), 2, 1, f); },
+      {"shift", "delta = 1", "INT64_MAX"});
+  require_error([&] { enc.unrotate(x, pos, 3); }, {"unrotate", "expected [3, 24]"});
+  auto short_set = f;
+  short_set.inv_freq.pop_back();
+  require_error([&] { enc.rerotate(x, pos, 2, f, short_set); },
+                {"rerotate", "3 entries", "rotary_dim / 2 = 4"});
+  auto zero_factor = f;
+  zero_factor.attention_factor = 0.0;
+  require_error([&] { enc.rotate(x, pos, 2, zero_factor); }, {"rotate", "attention factor 0"});
+  auto nan_freq = f;
+  nan_freq.inv_freq[1] = std::nan("");
+  require_error([&] { enc.unrotate(x, pos, 2, nan_freq); }, {"unrotate", "inv_freq[1] = nan"});
+}
+
+TEMPLATE_TEST_CASE("rope: variants of real models match the float64 reference", "[rope][variants]",
+                   float, double) {
+  using T = TestType;
+  // conventions.md 3b and Hugging Face's proportional rope type (reference: make_golden.py's
+  // gen_rope_variants).
+  const auto with = [](const std::function<void(RotaryOptions&)>& edit) {
+    RotaryOptions o;
+    edit(o);
+    return o;
+  };
+  const std::vector<double> ff = load_vector("ropev_freq_factors");
+  RotaryOptions mscale = longrope();
+  mscale.factor.reset();
+  mscale.short_mscale = 1.1;
+  mscale.long_mscale = 1.3;
+  RotaryOptions l3 = llama3(true);
+  l3.freq_factors = ff;
+  struct Case {
+    const char* file;
+    RotaryOptions options;
+    std::int64_t offset;
+  };
+  const std::vector<Case> cases = {
+      {"ropev_trailing_R8_half", with([](RotaryOptions& o) {
+         o.rotary_dim = 8;
+         o.block = posenc::RotaryBlock::trailing;
+       }),
+       3},
+      {"ropev_trailing_R6_interleaved", with([](RotaryOptions& o) {
+         o.rotary_dim = 6;
+         o.layout = RotaryLayout::interleaved;
+         o.block = posenc::RotaryBlock::trailing;
+       }),
+       3},
+      {"ropev_freqfactors_half", with([&](RotaryOptions& o) { o.freq_factors = ff; }), 2},
+      {"ropev_llama3_freqfactors", l3, 100},
+      {"ropev_proportional_p0.25", with([](RotaryOptions& o) {
+         o.scaling = RopeScaling::proportional;
+         o.partial_rotary_factor = 0.25;
+       }),
+       3},
+      {"ropev_proportional_p0.5_f2", with([](RotaryOptions& o) {
+         o.scaling = RopeScaling::proportional;
+         o.base = 1e6;
+         o.factor = 2.0;
+         o.partial_rotary_factor = 0.5;
+       }),
+       1000},
+      {"ropev_longrope_mscale_short", mscale, 0},
+      {"ropev_longrope_mscale_long", mscale, 5},
+  };
+  const Matrix<T> x = load<T>("ropev_x");
+  for (const auto& c : cases) {
+    INFO(c.file << " offset " << c.offset);
+    const Matrix<double> ref = load<double>(c.file);
+    const double tol = tolerance<T>(max_abs(ref));
+    for (Index limit : {Index(-1), Index(0)}) {
+      RotaryEncoding<T> enc(kHeadDim, c.options);
+      if (limit == 0) enc.set_cache_limit(0);
+      INFO("cache limit " << limit);
+      Matrix<T> y = x;
+      enc.rotate(y, Positions(c.offset, x.rows()), kHeads);
+      CHECK(max_abs_diff(y, ref) <= tol);
+      // The inverse gives x back.
+      enc.unrotate(y, Positions(c.offset, x.rows()), kHeads);
+      CHECK(max_abs_diff(y, x) <= tolerance<T>(max_abs(ref)));
+    }
+  }
+  // GGUF's Llama 3.1: unscaled RoPE with rope_freqs = the llama3 ratios equals llama3 scaling.
+  const RotaryEncoding<double> scaled_l3(kHeadDim, llama3(true));
+  RotaryOptions plain;
+  plain.base = 500000.0;
+  const RotaryEncoding<double> unscaled(kHeadDim, plain);
+  RotaryOptions gguf = plain;
+  for (std::size_t i = 0; i < unscaled.inv_freq().size(); ++i)
+    gguf.freq_factors.push_back(unscaled.inv_freq()[i] / scaled_l3.inv_freq()[i]);
+  const RotaryEncoding<double> from_gguf(kHeadDim, gguf);
+  Matrix<double> a = x.template cast<double>(), b = a;
+  scaled_l3.rotate(a, Positions(9000, x.rows()), kHeads);
+  from_gguf.rotate(b, Positions(9000, x.rows()), kHeads);
+  CHECK(max_abs_diff(a, b) <= 1e-12);
+  // proportional with p = 1 and factor 1 is plain RoPE over the whole head (its exponent is
+  // over Dh = R).
+  Matrix<double> c = x.template cast<double>(), d = c;
+  RotaryEncoding<double>(kHeadDim,
+                         with([](RotaryOptions& o) { o.scaling = RopeScaling::proportional; }))
+      .rotate(c, Positions(7, x.rows()), kHeads);
+  RotaryEncoding<double>(kHeadDim).rotate(d, Positions(7, x.rows()), kHeads);
+  CHECK(max_abs_diff(c, d) <= 1e-12);
+}
+
+TEST_CASE("rope: variant options are checked", "[rope][variants][errors]") {
+  using E = RotaryEncoding<float>;
+  const auto with = [](const std::function<void(RotaryOptions&)>& edit) {
+    RotaryOptions o;
+    edit(o);
+    return o;
+  };
+  require_error([&] { E(16, with([](RotaryOptions& o) {
+                          o.freq_factors = {1.0, 2.0};
+                        })); },
+                {"freq_factors has 2 entries", "rotary_dim / 2 = 8"});
+  require_error(
+      [&] {
+        E(16, with([](RotaryOptions& o) {
+            o.freq_factors.assign(8, 1.0);
+            o.freq_factors[3] = 0.0;
+          }));
+      },
+      {"freq_factors[3] = 0"});
+  require_error(
+      [&] {
+        E(16, with([](RotaryOptions& o) {
+            o.scaling = RopeScaling::proportional;
+            o.rotary_dim = 8;
+          }));
+      },
+      {"proportional", "rotary_dim = 8", "head_dim = 16"});
+  require_error(
+      [&] {
+        E(16, with([](RotaryOptions& o) {
+            o.scaling = RopeScaling::proportional;
+            o.partial_rotary_factor = 1.5;
+          }));
+      },
+      {"partial_rotary_factor = 1.5", "[0, 1]"});
+  require_error([&] { E(16, with([](RotaryOptions& o) { o.partial_rotary_factor = 0.5; })); },
+                {"partial_rotary_factor = 0.5", "proportional"});
+  RotaryOptions lr = longrope();
+  lr.short_mscale = 1.1;
+  require_error([&] { E(16, lr); }, {"short_mscale and long_mscale must be given together"});
+  lr.long_mscale = 1.2;
+  lr.attention_factor = 1.0;
+  require_error([&] { E(16, lr); }, {"attention_factor and short_mscale"});
+  require_error(
+      [&] {
+        E(16, with([](RotaryOptions& o) {
+            o.short_mscale = 1.0;
+            o.long_mscale = 1.0;
+          }));
+      },
+      {"apply to longrope", "none"});
+}
+
+TEMPLATE_TEST_CASE("rope: converting projections between pair layouts keeps attention",
+                   "[rope][layout]", float, double) {
+  using T = TestType;
+  // A checkpoint trained with interleaved pairs run with half pairs (and back): the query and key
+  // projections' columns are permuted per head; attention outputs stay, with partial rotary,
+  // a trailing block and grouped heads.
+  using posenc::convert_rotary_layout;
+  const Index d = 32, heads = 4, kv_heads = 2, dh = 8, n = 11;
+  const Matrix<T> x = random_matrix<T>(n, d, 51);
+  const Matrix<T> wq = random_matrix<T>(d, heads * dh, 52, 0.3),
+                  wk = random_matrix<T>(d, kv_heads * dh, 53, 0.3),
+                  wv = random_matrix<T>(d, kv_heads * dh, 54, 0.3),
+                  wo = random_matrix<T>(heads * dh, d, 55, 0.3);
+  posenc::AttentionOptions<T> opt;
+  opt.heads = heads;
+  opt.kv_heads = kv_heads;
+  opt.causal = true;
+  opt.offset = 40;
+  for (Index r : {Index(0), Index(4)}) {
+    for (auto block : {posenc::RotaryBlock::leading, posenc::RotaryBlock::trailing}) {
+      for (auto from : {RotaryLayout::interleaved, RotaryLayout::half}) {
+        const RotaryLayout to =
+            from == RotaryLayout::half ? RotaryLayout::interleaved : RotaryLayout::half;
+        INFO("rotary_dim " << r << ", from " << posenc::name_of(from) << ", block "
+                           << posenc::name_of(block));
+        RotaryOptions a = layout_opts(from, r), b = layout_opts(to, r);
+        a.block = b.block = block;
+        const Matrix<T> y = posenc::attention(x, wq, wk, wv, wo, RotaryEncoding<T>(dh, a), opt);
+        const Matrix<T> wq2 = convert_rotary_layout<T>(wq, heads, dh, r, from, to, block),
+                        wk2 = convert_rotary_layout<T>(wk, kv_heads, dh, r, from, to, block);
+        const Matrix<T> y2 = posenc::attention(x, wq2, wk2, wv, wo, RotaryEncoding<T>(dh, b), opt);
+        CHECK(max_abs_diff(y, y2) <= (std::is_same<T, float>::value ? 2e-5 : 1e-12));
+        // Not the identity (the test would pass on a stub that returns W).
+        CHECK(max_abs_diff(wq2, wq) > 0.0);
+        // And back.
+        CHECK(max_abs_diff(convert_rotary_layout<T>(wq2, heads, dh, r, to, from, block), wq) ==
+              0.0);
+      }
+    }
+  }
+  // Half pair i = (i, i + R/2) comes from interleaved (2i, 2i + 1): column 1 of a half head of
+  // R = 8 is column 2 of the interleaved one, column 4 is column 1.
+  const auto perm =
+      posenc::rotary_layout_permutation(1, 8, 8, RotaryLayout::interleaved, RotaryLayout::half);
+  CHECK(perm == std::vector<Index>{0, 2, 4, 6, 1, 3, 5, 7});
+  require_error(
+      [] {
+        posenc::rotary_layout_permutation(2, 8, 5, RotaryLayout::half, RotaryLayout::interleaved);
+      },
+      {"rotary_dim = 5"});
+  require_error(
+      [&] {
+        convert_rotary_layout<T>(wq, 3, dh, 0, RotaryLayout::half, RotaryLayout::interleaved);
+      },
+      {"convert_rotary_layout", "[32, 32]", "heads = 3"});
+}

@@ -800,12 +800,14 @@ class KVCache {
     seg_ = std::move(other.seg_);
     contiguous_ = other.contiguous_;
     window_ = other.window_;
+    rotated_for_ = other.rotated_for_;
     other.kp_ = other.vp_ = nullptr;
     other.external_ = false;
     other.ldk_ = other.ldv_ = other.capacity_ = other.width_ = other.size_ = 0;
     other.pos_.clear();
     other.seg_.clear();
     other.contiguous_ = true;
+    other.rotated_for_ = -1;
     return *this;
   }
   KVCache& operator=(const KVCache& other) {
@@ -814,6 +816,7 @@ class KVCache {
     seg_ = other.seg_;
     contiguous_ = other.contiguous_;
     window_ = other.window_;
+    rotated_for_ = other.rotated_for_;
     size_ = 0;
     if (other.external_) {  // a copy of a cache over the caller's memory owns its storage
       external_ = false;
@@ -835,7 +838,14 @@ class KVCache {
   /// Keys [size, H_kv Dh] and values [size, H_kv Dh].
   ConstView keys() const { return ConstView(kp_, size_, width_, Eigen::OuterStride<>(ldk_)); }
   ConstView values() const { return ConstView(vp_, size_, width_, Eigen::OuterStride<>(ldv_)); }
+  /// The cached keys, writable: for changing them in place (re-rotation, conventions.md 3d).
+  View mutable_keys() { return View(kp_, size_, width_, Eigen::OuterStride<>(ldk_)); }
   const std::vector<std::int64_t>& positions() const { return pos_; }
+  /// The largest position of the call whose frequency set the cached keys carry (-1 when none
+  /// is recorded). attention_step keeps it, and re-rotates the keys when a new length picks
+  /// another set (RoPE's dynamic and longrope scalings).
+  std::int64_t rotated_for() const { return rotated_for_; }
+  void set_rotated_for(std::int64_t max_position) { rotated_for_ = max_position; }
   /// The cached positions as Positions: contiguous when every append continued the last one,
   /// so that the kernel's fast paths stay on.
   Positions key_positions() const {
@@ -885,6 +895,37 @@ class KVCache {
     pos_.clear();
     seg_.clear();
     contiguous_ = true;
+    rotated_for_ = -1;
+  }
+
+  /// Removes the cached tokens [begin, end), keeping the order of the rest.
+  void erase(Index begin, Index end) {
+    detail::require(0 <= begin && begin <= end && end <= size_, "KVCache::erase: [", begin, ", ",
+                    end, ") is not a range of the ", size_, " cached tokens");
+    const Index n = end - begin;
+    if (n == 0) return;
+    for (Index i = end; i < size_; ++i) {
+      keys_view().row(i - n) = keys_view().row(i);
+      values_view().row(i - n) = values_view().row(i);
+    }
+    pos_.erase(pos_.begin() + begin, pos_.begin() + end);
+    if (!seg_.empty()) seg_.erase(seg_.begin() + begin, seg_.begin() + end);
+    size_ -= n;
+    update_contiguous();
+  }
+
+  /// Adds delta to the positions of the cached tokens [begin, size) (their keys are not
+  /// touched: see evict_and_shift, which moves rotated keys with them).
+  void shift_positions(Index begin, std::int64_t delta) {
+    detail::require(0 <= begin && begin <= size_, "KVCache::shift_positions: begin = ", begin,
+                    " is outside [0, ", size_, "]");
+    for (Index i = begin; i < size_; ++i) {
+      std::int64_t& p = pos_[static_cast<std::size_t>(i)];
+      p = detail::checked_add(p, delta, "KVCache::shift_positions: position");
+      detail::require(p >= 0, "KVCache::shift_positions: position ", p - delta, " + ", delta,
+                      " is negative");
+    }
+    update_contiguous();
   }
   /// Room for `capacity` tokens of `width` = H_kv Dh (never shrinks).
   void reserve(Index width, Index capacity) {
@@ -940,6 +981,11 @@ class KVCache {
   }
 
  private:
+  void update_contiguous() {
+    contiguous_ = true;
+    for (std::size_t i = 1; i < pos_.size() && contiguous_; ++i)
+      contiguous_ = detail::sub_fits(pos_[i], pos_[i - 1]) && pos_[i] - pos_[i - 1] == 1;
+  }
   View keys_view() { return View(kp_, capacity_, width_, Eigen::OuterStride<>(ldk_)); }
   View values_view() { return View(vp_, capacity_, width_, Eigen::OuterStride<>(ldv_)); }
 
@@ -951,7 +997,60 @@ class KVCache {
   std::vector<std::int64_t> pos_, seg_;
   bool contiguous_ = true;
   std::int64_t window_ = 0;
+  std::int64_t rotated_for_ = -1;
 };
+
+/// Evicts the cached tokens [begin, end) and moves the later ones down to close the gap, as
+/// StreamingLLM (Xiao et al. 2023) does to keep its attention sinks (the first tokens) and a
+/// recent window: a token after the span at position p moves to p - (p_end - p_begin), the
+/// position length of the span. Keys rotated by RoPE move with it (conventions.md 3d: one
+/// rotation by delta * inv_freq of the set the keys carry); the keys of encoders that bias
+/// scores by position (ALiBi, T5, Shaw, Transformer-XL) carry none, so only the positions move.
+/// The cache afterwards equals one that saw the kept tokens at their new positions. kv_heads
+/// is the layer's H_kv.
+template <class E>
+void evict_and_shift(const E& enc, KVCache<typename E::Scalar>& cache, Index begin, Index end,
+                     Index kv_heads) {
+  static_assert(!encoder_traits<E>::adds_to_input,
+                "evict_and_shift: an additive encoding's keys carry their absolute positions, "
+                "which no rotation can move");
+  detail::require(0 <= begin && begin <= end && end <= cache.size(), "evict_and_shift: [", begin,
+                  ", ", end, ") is not a range of the ", cache.size(), " cached tokens");
+  detail::require(kv_heads > 0 && cache.width() % kv_heads == 0,
+                  "evict_and_shift: kv_heads = ", kv_heads, " does not divide the cached width ",
+                  cache.width());
+  if (begin == end) return;
+  const std::int64_t rotated_for =
+      cache.rotated_for() >= 0 ? cache.rotated_for() : cache.key_positions().max();
+  std::int64_t delta = 0;
+  if (end < cache.size()) {
+    const auto& p = cache.positions();
+    delta =
+        detail::checked_sub(p[static_cast<std::size_t>(begin)], p[static_cast<std::size_t>(end)],
+                            "evict_and_shift: the span's position length");
+    if constexpr (encoder_traits<E>::rotates_qk) {
+      static_assert(detail::has_shift<E>::value,
+                    "evict_and_shift: the encoder rotates keys but has no `shift` hook "
+                    "(void shift(MatrixRef<Scalar>, const Positions&, Index, std::int64_t, "
+                    "const RotaryFrequencies&) const)");
+      const Index kept = cache.size() - end;
+      const std::vector<std::int64_t> moved(p.begin() + end, p.end());
+      auto keys = cache.mutable_keys().bottomRows(kept);
+      enc.shift(keys, Positions(moved), kv_heads, delta, enc.frequencies(rotated_for));
+    }
+  }
+  cache.erase(begin, end);
+  cache.shift_positions(begin, delta);
+  if constexpr (detail::has_rerotate_for<E>::value) {
+    // The kept keys carry the set of the old length; a cache that had seen them at their new
+    // positions carries the set of the new one (conventions.md 3d).
+    if (cache.size() > 0) {
+      const std::int64_t now = cache.key_positions().max();
+      enc.rerotate_for(cache.mutable_keys(), cache.key_positions(), kv_heads, rotated_for, now);
+      cache.set_rotated_for(now);
+    }
+  }
+}
 
 /// Attention for new tokens x_new [n, D] given a cache of earlier ones: the new tokens sit at
 /// positions cache.next_position() ... (opt.offset ... for an empty cache, or opt.positions),
@@ -992,7 +1091,26 @@ void attention_step(const ConstMatrixRef<typename E::Scalar>& x_new,
             k = detail::new_matrix<T>(n, wk.cols(), what),
             v = detail::new_matrix<T>(n, wk.cols(), what);
   detail::project_encoded(enc, x_new, wq, wk, wv, pos, opt, q, k, v);
-  cache.append(k, v, pos, opt.segments);
+  if constexpr (detail::has_rerotate_for<E>::value) {
+    // Conventions 3d's rule: every query and key carries the frequency set of the whole
+    // sequence's length, as in one causal call over it. The new rows were rotated for their own
+    // largest position, the cached keys for the largest one when they were last rotated (which
+    // an eviction may since have removed).
+    const Index kv_heads = opt.resolved_kv_heads();
+    const std::int64_t pnew = pos.max();
+    const std::int64_t pall = cache.size() ? std::max(pnew, cache.key_positions().max()) : pnew;
+    if (pall != pnew) {
+      enc.rerotate_for(q, pos, opt.heads, pnew, pall);
+      enc.rerotate_for(k, pos, kv_heads, pnew, pall);
+    }
+    if (cache.size() && cache.rotated_for() != pall)
+      enc.rerotate_for(cache.mutable_keys(), cache.key_positions(), kv_heads, cache.rotated_for(),
+                       pall);
+    cache.append(k, v, pos, opt.segments);
+    cache.set_rotated_for(pall);
+  } else {
+    cache.append(k, v, pos, opt.segments);
+  }
   Matrix<T> o = detail::new_matrix<T>(n, wq.cols(), "attention_step: O [n, H * Dh]");
   detail::attend_core(enc, q, cache.keys(), cache.values(), pos, cache.key_positions(),
                       detail::attend_options(opt, cache.segments()), o);

@@ -17,6 +17,13 @@
 //       for encoders that act on Q and K differently (e.g. a query-only temperature): each,
 //       when present, replaces rotate for its side; an encoder with only rotate_queries
 //       leaves K as it is.
+//   void rerotate_for(MatrixRef<Scalar> x, const Positions& pos, Index heads,
+//                     std::int64_t from_max_position, std::int64_t to_max_position) const;
+//       for rotations whose frequencies depend on the call's length (RoPE's dynamic and
+//       longrope scalings): turns rows rotated by a call whose largest position was `from` into
+//       rows rotated by one whose largest position is `to` (conventions.md 3d). attention_step
+//       calls it on the cached keys when the sequence grows, so that cached decoding equals one
+//       causal call over the whole sequence.
 //   ScoreBias score_bias(const Positions& query_pos, const Positions& key_pos,
 //                        Index heads, Index head_dim, Scalar scale) const;
 //       returns a per-call object b (ALiBi, T5, Shaw, Transformer-XL) with
@@ -93,6 +100,28 @@ struct has_add_to_input<
            std::declval<MatrixRef<typename E::Scalar>>(), std::declval<const Positions&>()))>>
     : std::true_type {};
 
+/// Moving rotated rows to other positions (conventions.md 3d): `void shift(MatrixRef<Scalar>,
+/// const Positions&, Index heads, std::int64_t delta, const F& frequencies) const` with
+/// `F frequencies(std::int64_t max_position) const` (RotaryEncoding).
+template <class E, class = void>
+struct has_shift : std::false_type {};
+template <class E>
+struct has_shift<
+    E, void_t<decltype(std::declval<const E&>().shift(
+           std::declval<MatrixRef<typename E::Scalar>>(), std::declval<const Positions&>(), Index{},
+           std::int64_t{}, std::declval<const E&>().frequencies(std::int64_t{})))>>
+    : std::true_type {};
+
+/// The key-cache hook (conventions.md 3d): `void rerotate_for(MatrixRef<Scalar> x, const
+/// Positions&, Index heads, std::int64_t from_max_position, std::int64_t to_max_position) const`.
+template <class E, class = void>
+struct has_rerotate_for : std::false_type {};
+template <class E>
+struct has_rerotate_for<
+    E, void_t<decltype(std::declval<const E&>().rerotate_for(
+           std::declval<MatrixRef<typename E::Scalar>>(), std::declval<const Positions&>(), Index{},
+           std::int64_t{}, std::int64_t{}))>> : std::true_type {};
+
 template <class E, class = void>
 struct has_rotate : std::false_type {};
 template <class E>
@@ -162,6 +191,7 @@ POSENC_HOOK_PROBE(add_to_input)
 POSENC_HOOK_PROBE(rotate)
 POSENC_HOOK_PROBE(rotate_queries)
 POSENC_HOOK_PROBE(rotate_keys)
+POSENC_HOOK_PROBE(rerotate_for)
 POSENC_HOOK_PROBE(score_bias)
 POSENC_HOOK_PROBE(add)
 POSENC_HOOK_PROBE(add_values)
@@ -195,6 +225,11 @@ struct check_hooks {
                 "posenc: the encoder's `rotate` hook is malformed; expected "
                 "`void rotate(posenc::MatrixRef<Scalar> qk, const posenc::Positions&, "
                 "posenc::Index heads) const`");
+  static_assert(!declares<rerotate_for_hook, E>() || has_rerotate_for<E>::value,
+                "posenc: the encoder's `rerotate_for` hook is malformed; expected "
+                "`void rerotate_for(posenc::MatrixRef<Scalar> x, const posenc::Positions&, "
+                "posenc::Index heads, std::int64_t from_max_position, std::int64_t "
+                "to_max_position) const`");
   static_assert(!declares<rotate_queries_hook, E>() || has_rotate_queries<E>::value,
                 "posenc: the encoder's `rotate_queries` hook is malformed; expected "
                 "`void rotate_queries(posenc::MatrixRef<Scalar> q, const posenc::Positions&, "
@@ -294,7 +329,8 @@ void rotate_keys([[maybe_unused]] const E& enc, [[maybe_unused]] MatrixRef<typen
 
 /// No position information at all: attention is then permutation-equivariant.
 template <class T>
-struct NoEncoding {
+class NoEncoding {
+ public:
   using Scalar = T;
 };
 

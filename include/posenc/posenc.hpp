@@ -11,6 +11,7 @@
 
 #include "alibi.hpp"
 #include "attention.hpp"
+#include "convert_layout.hpp"
 #include "encoder.hpp"
 #include "error.hpp"
 #include "learned.hpp"
@@ -19,6 +20,7 @@
 #include "shaw.hpp"
 #include "sinusoidal.hpp"
 #include "t5.hpp"
+#include "temperature.hpp"
 #include "transformer_xl.hpp"
 #include "types.hpp"
 

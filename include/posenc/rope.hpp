@@ -22,7 +22,11 @@ enum class RotaryLayout { half, interleaved };
 
 /// Context-extension scalings (conventions.md section 3), each changing inv_freq and an
 /// output factor only.
-enum class RopeScaling { none, linear, ntk, dynamic, yarn, llama3, longrope };
+enum class RopeScaling { none, linear, ntk, dynamic, yarn, llama3, longrope, proportional };
+
+/// Where a head's R rotated dimensions sit: its first R (`leading`, the usual partial rotary) or
+/// its last R (`trailing`: DeepSeek's MLA, whose q_pe / k_pe part follows the nope part).
+enum class RotaryBlock { leading, trailing };
 
 template <>
 struct enum_names<RotaryLayout> {
@@ -33,14 +37,20 @@ struct enum_names<RotaryLayout> {
 /// (conventions.md section 3).
 template <>
 struct enum_names<RopeScaling> {
-  static constexpr std::array<std::pair<std::string_view, RopeScaling>, 7> table{
+  static constexpr std::array<std::pair<std::string_view, RopeScaling>, 8> table{
       {{"none", RopeScaling::none},
        {"linear", RopeScaling::linear},
        {"ntk", RopeScaling::ntk},
        {"dynamic", RopeScaling::dynamic},
        {"yarn", RopeScaling::yarn},
        {"llama3", RopeScaling::llama3},
-       {"longrope", RopeScaling::longrope}}};
+       {"longrope", RopeScaling::longrope},
+       {"proportional", RopeScaling::proportional}}};
+};
+template <>
+struct enum_names<RotaryBlock> {
+  static constexpr std::array<std::pair<std::string_view, RotaryBlock>, 2> table{
+      {{"leading", RotaryBlock::leading}, {"trailing", RotaryBlock::trailing}}};
 };
 
 struct RotaryOptions {
@@ -48,6 +58,8 @@ struct RotaryOptions {
   /// R: rotated dimensions per head (even, <= head_dim); 0 means all of them.
   Index rotary_dim = 0;
   RotaryLayout layout = RotaryLayout::half;
+  /// Which R dimensions of each head rotate (conventions.md 3b).
+  RotaryBlock block = RotaryBlock::leading;
   RopeScaling scaling = RopeScaling::none;
   /// Scaling factor; required by linear, ntk, dynamic, yarn and longrope; llama3 defaults to 8.
   std::optional<double> factor;
@@ -68,6 +80,30 @@ struct RotaryOptions {
   // longrope (Phi-3): R/2 per-frequency factors each
   std::vector<double> short_factors;
   std::vector<double> long_factors;
+  /// longrope: the attention factors of the short and the long set (Phi-3-small's
+  /// short_mscale / long_mscale), used instead of the single attention factor when given.
+  std::optional<double> short_mscale;
+  std::optional<double> long_mscale;
+  /// proportional (Gemma 4's full-attention layers, Hugging Face
+  /// _compute_proportional_rope_parameters): the share p of each head's frequencies that rotate.
+  double partial_rotary_factor = 1.0;
+  /// Frequency factors ff [R/2] (ggml's freq_factors, GGUF's rope_freqs tensor; conventions.md
+  /// 3b): inv_freq_i /= ff_i after the scaling. Empty: none.
+  std::vector<double> freq_factors;
+};
+
+/// A frequency set and its attention factor: what a rotation by p * inv_freq_i uses
+/// (RotaryEncoding::frequencies gives the set of a call).
+struct RotaryFrequencies {
+  std::vector<double> inv_freq;
+  double attention_factor = 1.0;
+
+  friend bool operator==(const RotaryFrequencies& a, const RotaryFrequencies& b) {
+    return a.inv_freq == b.inv_freq && a.attention_factor == b.attention_factor;
+  }
+  friend bool operator!=(const RotaryFrequencies& a, const RotaryFrequencies& b) {
+    return !(a == b);
+  }
 };
 
 /// Rotates pairs of query/key dimensions by p * inv_freq_i:
@@ -95,12 +131,15 @@ class RotaryEncoding {
       long_inv_freq_ = compute_inv_freq(0.0, true);
       check_derived(long_inv_freq_, "long");
     }
-    const double af = attention_factor();
-    detail::require(
-        std::isfinite(af) && af > 0.0 && af <= static_cast<double>(std::numeric_limits<T>::max()),
-        "RotaryEncoding: the attention factor ", af,
-        " must be finite, > 0 and representable in the scalar type (at most ",
-        static_cast<double>(std::numeric_limits<T>::max()), ")");
+    for (const bool long_set : {false, true}) {
+      const double af = set_factor(long_set);
+      detail::require(
+          std::isfinite(af) && af > 0.0 && af <= static_cast<double>(std::numeric_limits<T>::max()),
+          "RotaryEncoding: the attention factor ", af,
+          " must be finite, > 0 and representable in the scalar type (at most ",
+          static_cast<double>(std::numeric_limits<T>::max()), ")");
+    }
+    block_offset_ = options_.block == RotaryBlock::trailing ? head_dim_ - rotary_dim_ : 0;
   }
 
   Index head_dim() const { return head_dim_; }
@@ -116,8 +155,26 @@ class RotaryEncoding {
     return static_inv_freq_;
   }
 
-  /// The factor applied to the rotated dimensions (yarn, longrope; 1 otherwise).
-  double attention_factor() const {
+  /// The frequency set and attention factor of a call whose largest position is max_position
+  /// (conventions.md section 3: only dynamic and longrope depend on it).
+  RotaryFrequencies frequencies(std::int64_t max_position = 0) const {
+    return {inv_freq(max_position),
+            set_factor(options_.scaling == RopeScaling::longrope && uses_long(max_position))};
+  }
+
+  /// The factor applied to the rotated dimensions (yarn, longrope; 1 otherwise) by a call below
+  /// the original context; longrope with short_mscale and long_mscale uses long_mscale past it
+  /// (frequencies(max_position) has the factor of each call).
+  double attention_factor() const { return set_factor(false); }
+
+ private:
+  double set_factor(bool long_set) const {
+    if (options_.scaling == RopeScaling::longrope && options_.short_mscale)
+      return long_set ? *options_.long_mscale : *options_.short_mscale;
+    return default_factor();
+  }
+
+  double default_factor() const {
     if (options_.attention_factor) return *options_.attention_factor;
     const double f = options_.factor.value_or(1.0);
     if (options_.scaling == RopeScaling::yarn) {
@@ -134,6 +191,7 @@ class RotaryEncoding {
     return 1.0;
   }
 
+ public:
   /// Rotates x [N, heads * head_dim] in place, row i at position pos[i]; every head's first
   /// R dimensions rotate, the rest pass through.
   void rotate(MatrixRef<T> x, const Positions& pos, Index heads) const {
@@ -148,7 +206,7 @@ class RotaryEncoding {
     const bool dyn_long = options_.scaling == RopeScaling::dynamic && uses_long(pmax);
     const bool long_set = options_.scaling == RopeScaling::longrope && uses_long(pmax);
     const std::vector<double>& freq = long_set ? long_inv_freq_ : static_inv_freq_;
-    const double af = attention_factor();
+    const double af = set_factor(long_set);
     // Rows 0 .. pmax are cached when they fit under the cap (pmax < max_extent keeps pmax + 1
     // and the row offsets far from overflow; the cap itself is smaller).
     if (!dyn_long && pmax < max_extent) {
@@ -186,6 +244,72 @@ class RotaryEncoding {
     rotate(x, pos, 1);
   }
 
+  /// Rotates with a given frequency set instead of the call's own: R(p * f.inv_freq) times
+  /// f.attention_factor.
+  void rotate(MatrixRef<T> x, const Positions& pos, Index heads, const RotaryFrequencies& f) const {
+    check_rows("rotate", x, pos, heads);
+    check_frequencies("rotate", f);
+    rotate_by(x, heads, f.attention_factor,
+              [&](Index i, std::size_t j) { return static_cast<double>(pos[i]) * f.inv_freq[j]; });
+  }
+
+  /// The inverse rotation R(-theta) divided by the attention factor (conventions.md 3b): undoes
+  /// rotate(x, pos, heads) to rounding, with the frequency set of a call whose largest position
+  /// is pos.max() (or of f when given).
+  void unrotate(MatrixRef<T> x, const Positions& pos, Index heads) const {
+    check_rows("unrotate", x, pos, heads);
+    if (pos.empty()) return;
+    unrotate(x, pos, heads, frequencies(pos.max()));
+  }
+  void unrotate(MatrixRef<T> x, const Positions& pos, Index heads,
+                const RotaryFrequencies& f) const {
+    check_rows("unrotate", x, pos, heads);
+    check_frequencies("unrotate", f);
+    rotate_by(x, heads, 1.0 / f.attention_factor,
+              [&](Index i, std::size_t j) { return -static_cast<double>(pos[i]) * f.inv_freq[j]; });
+  }
+
+  /// Moves rows rotated at positions pos (with the set f) to positions pos + delta
+  /// (conventions.md 3d): R(theta(p + delta)) = R(delta * inv_freq) R(theta(p)), one rotation by
+  /// delta * f.inv_freq; the attention factor is unchanged. Every p + delta must be >= 0.
+  void shift(MatrixRef<T> x, const Positions& pos, Index heads, std::int64_t delta,
+             const RotaryFrequencies& f) const {
+    check_rows("shift", x, pos, heads);
+    check_frequencies("shift", f);
+    if (pos.empty()) return;
+    const std::int64_t lo = pos.min(), hi = pos.max();
+    detail::require(detail::add_fits(lo, delta) && lo + delta >= 0 && detail::add_fits(hi, delta),
+                    "RotaryEncoding::shift: positions ", lo, " .. ", hi,
+                    " shifted by delta = ", delta, " leave [0, INT64_MAX]");
+    const double d = static_cast<double>(delta);
+    rotate_by(x, heads, 1.0, [&](Index, std::size_t j) { return d * f.inv_freq[j]; });
+  }
+
+  /// Changes rows rotated at positions pos with the set `from` into rows rotated with `to`
+  /// (conventions.md 3d): a rotation by p * (to.inv_freq - from.inv_freq), angles in double,
+  /// then the factor to.attention_factor / from.attention_factor.
+  void rerotate(MatrixRef<T> x, const Positions& pos, Index heads, const RotaryFrequencies& from,
+                const RotaryFrequencies& to) const {
+    check_rows("rerotate", x, pos, heads);
+    check_frequencies("rerotate", from);
+    check_frequencies("rerotate", to);
+    if (from == to) return;
+    rotate_by(x, heads, to.attention_factor / from.attention_factor, [&](Index i, std::size_t j) {
+      return static_cast<double>(pos[i]) * (to.inv_freq[j] - from.inv_freq[j]);
+    });
+  }
+
+  /// The key-cache hook (conventions.md 3d's rule): rows x (queries or keys) rotated by a call
+  /// whose largest position was from_max_position become rows rotated by a call whose largest
+  /// position is to_max_position. Nothing changes unless the scaling picks its set by length
+  /// (dynamic, longrope) and the two lengths pick different sets.
+  void rerotate_for(MatrixRef<T> x, const Positions& pos, Index heads,
+                    std::int64_t from_max_position, std::int64_t to_max_position) const {
+    if (options_.scaling != RopeScaling::dynamic && options_.scaling != RopeScaling::longrope)
+      return;
+    rerotate(x, pos, heads, frequencies(from_max_position), frequencies(to_max_position));
+  }
+
   void check(const AttentionShape& shape) const {
     detail::require(shape.head_dim == head_dim_, "RotaryEncoding: head_dim = ", head_dim_,
                     " does not match the attention's head size Dh = ", shape.head_dim,
@@ -199,6 +323,52 @@ class RotaryEncoding {
   }
 
  private:
+  void check_rows(const char* who, const MatrixRef<T>& x, const Positions& pos, Index heads) const {
+    detail::require(heads > 0, "RotaryEncoding::", who, ": heads = ", heads, " must be > 0");
+    const Index width = detail::checked_mul(heads, head_dim_, "RotaryEncoding: heads * head_dim");
+    detail::require(x.rows() == pos.size() && x.cols() == width, "RotaryEncoding::", who,
+                    ": input is [", x.rows(), ", ", x.cols(), "], expected [", pos.size(), ", ",
+                    width, "] (positions x heads*head_dim, heads = ", heads,
+                    ", head_dim = ", head_dim_, ")");
+  }
+
+  void check_frequencies(const char* who, const RotaryFrequencies& f) const {
+    detail::require(static_cast<Index>(f.inv_freq.size()) == rotary_dim_ / 2,
+                    "RotaryEncoding::", who, ": the frequency set has ", f.inv_freq.size(),
+                    " entries, expected rotary_dim / 2 = ", rotary_dim_ / 2);
+    for (std::size_t i = 0; i < f.inv_freq.size(); ++i)
+      detail::require(std::isfinite(f.inv_freq[i]), "RotaryEncoding::", who, ": inv_freq[", i,
+                      "] = ", f.inv_freq[i], " is not finite");
+    detail::require(std::isfinite(f.attention_factor) && f.attention_factor > 0.0,
+                    "RotaryEncoding::", who, ": attention factor ", f.attention_factor,
+                    " must be finite and > 0");
+  }
+
+  // Rotates every row i by the angles angle(i, j), j < R/2 (computed in double), times factor:
+  // one cos/sin row per token, applied to every head.
+  template <class Angle>
+  void rotate_by(MatrixRef<T> x, Index heads, double factor, Angle&& angle) const {
+    const Index n = x.rows();
+    const std::size_t half = static_cast<std::size_t>(rotary_dim_ / 2);
+#if defined(_OPENMP)
+#pragma omp parallel if (n > 1 && n * x.cols() >= (Index(1) << 15))
+#endif
+    {
+      Vector<T> cs(rotary_dim_);
+#if defined(_OPENMP)
+#pragma omp for schedule(static)
+#endif
+      for (Index i = 0; i < n; ++i) {
+        for (std::size_t j = 0; j < half; ++j) {
+          const double a = angle(i, j);
+          cs[static_cast<Index>(j)] = static_cast<T>(factor * std::cos(a));
+          cs[static_cast<Index>(half + j)] = static_cast<T>(factor * std::sin(a));
+        }
+        rotate_row(x.row(i).data(), cs.data(), heads);
+      }
+    }
+  }
+
   static double yarn_g(double s, double m) {
     return s <= 1.0 ? 1.0 : 0.1 * m * std::log(s) + 1.0;
   }
@@ -208,10 +378,18 @@ class RotaryEncoding {
     return max_position >= *options_.original_max_positions;
   }
 
+  // Gemma 4's rope_angles = int(p * head_dim // 2) (Hugging Face).
+  std::size_t proportional_angles() const {
+    return static_cast<std::size_t>(
+        std::floor(options_.partial_rotary_factor * static_cast<double>(head_dim_) / 2.0));
+  }
+
   // Derived frequencies must be finite and > 0 (a factor of 1e-320 passes the check of the
   // factor itself and turns inv_freq / factor into inf).
   void check_derived(const std::vector<double>& f, const char* set) const {
-    for (std::size_t i = 0; i < f.size(); ++i)
+    const std::size_t positive =
+        options_.scaling == RopeScaling::proportional ? proportional_angles() : f.size();
+    for (std::size_t i = 0; i < positive; ++i)
       detail::require(std::isfinite(f[i]) && f[i] > 0.0, "RotaryEncoding: the derived ", set,
                       *set ? " " : "", "inv_freq[", i, "] = ", f[i],
                       " is not finite and > 0 (check base and factor)");
@@ -232,7 +410,8 @@ class RotaryEncoding {
       detail::require(std::isfinite(*o.factor) && *o.factor > 0.0,
                       "RotaryEncoding: factor = ", *o.factor, " must be finite and > 0");
     if (s == RopeScaling::linear || s == RopeScaling::ntk || s == RopeScaling::dynamic ||
-        s == RopeScaling::yarn || (s == RopeScaling::longrope && !o.attention_factor))
+        s == RopeScaling::yarn ||
+        (s == RopeScaling::longrope && !o.attention_factor && !o.short_mscale))
       detail::require(o.factor.has_value(), "RotaryEncoding: scaling ", name, " needs factor");
     if (s == RopeScaling::dynamic || s == RopeScaling::yarn || s == RopeScaling::longrope)
       detail::require(o.original_max_positions.has_value(), "RotaryEncoding: scaling ", name,
@@ -264,6 +443,44 @@ class RotaryEncoding {
       detail::require(std::isfinite(*o.attention_factor) && *o.attention_factor > 0.0,
                       "RotaryEncoding: attention_factor = ", *o.attention_factor,
                       " must be finite and > 0");
+    }
+    if (o.short_mscale || o.long_mscale) {
+      detail::require(s == RopeScaling::longrope,
+                      "RotaryEncoding: short_mscale and long_mscale apply to longrope, not to "
+                      "scaling ",
+                      name);
+      detail::require(o.short_mscale.has_value() && o.long_mscale.has_value(),
+                      "RotaryEncoding: short_mscale and long_mscale must be given together");
+      detail::require(!o.attention_factor,
+                      "RotaryEncoding: attention_factor and short_mscale / long_mscale both set "
+                      "the attention factor: give one");
+      for (const double m : {*o.short_mscale, *o.long_mscale})
+        detail::require(std::isfinite(m) && m > 0.0,
+                        "RotaryEncoding: short_mscale / long_mscale = ", m,
+                        " must be finite and > 0");
+    }
+    detail::require(std::isfinite(o.partial_rotary_factor) && o.partial_rotary_factor >= 0.0 &&
+                        o.partial_rotary_factor <= 1.0,
+                    "RotaryEncoding: partial_rotary_factor = ", o.partial_rotary_factor,
+                    " must be in [0, 1]");
+    if (s == RopeScaling::proportional)
+      detail::require(r == head_dim_,
+                      "RotaryEncoding: proportional pairs dimensions (i, i + head_dim/2) over the "
+                      "whole head: rotary_dim = ",
+                      r, " must be head_dim = ", head_dim_,
+                      " (partial_rotary_factor chooses the rotated share)");
+    else
+      detail::require(o.partial_rotary_factor == 1.0,
+                      "RotaryEncoding: partial_rotary_factor = ", o.partial_rotary_factor,
+                      " applies to scaling proportional (use rotary_dim with scaling ", name, ")");
+    if (!o.freq_factors.empty()) {
+      detail::require(static_cast<Index>(o.freq_factors.size()) == r / 2,
+                      "RotaryEncoding: freq_factors has ", o.freq_factors.size(),
+                      " entries, expected rotary_dim / 2 = ", r / 2);
+      for (std::size_t i = 0; i < o.freq_factors.size(); ++i)
+        detail::require(std::isfinite(o.freq_factors[i]) && o.freq_factors[i] > 0.0,
+                        "RotaryEncoding: freq_factors[", i, "] = ", o.freq_factors[i],
+                        " must be finite and > 0");
     }
     if (s == RopeScaling::longrope && !o.attention_factor && o.factor && *o.factor > 1.0)
       detail::require(
@@ -364,7 +581,20 @@ class RotaryEncoding {
           f[i] = 1.0 / (ext[i] * std::pow(o.base, 2.0 * static_cast<double>(i) / r));
         break;
       }
+      case RopeScaling::proportional: {
+        // Hugging Face _compute_proportional_rope_parameters (Gemma 4): R = Dh; the first
+        // floor(p Dh / 2) frequencies base^(-2i/Dh), the others 0 (those pairs stay in place),
+        // all divided by factor (default 1).
+        const std::size_t angles = proportional_angles();
+        for (std::size_t i = 0; i < half; ++i)
+          f[i] = i < angles ? f[i] / o.factor.value_or(1.0) : 0.0;
+        break;
+      }
     }
+    // Frequency factors (ggml freq_factors, GGUF rope_freqs; conventions.md 3b), after the
+    // scaling.
+    for (std::size_t i = 0; i < o.freq_factors.size(); ++i)
+      f[i] /= o.freq_factors[i];
     return f;
   }
 
@@ -386,7 +616,7 @@ class RotaryEncoding {
     const T* POSENC_RESTRICT s = cs + half;
     if (options_.layout == RotaryLayout::half) {
       for (Index h = 0; h < heads; ++h) {
-        T* POSENC_RESTRICT a = x + h * head_dim_;
+        T* POSENC_RESTRICT a = x + h * head_dim_ + block_offset_;
         T* POSENC_RESTRICT b = a + half;
         for (Index i = 0; i < half; ++i) {
           const T xa = a[i], xb = b[i];
@@ -396,7 +626,7 @@ class RotaryEncoding {
       }
     } else {
       for (Index h = 0; h < heads; ++h) {
-        T* POSENC_RESTRICT xh = x + h * head_dim_;
+        T* POSENC_RESTRICT xh = x + h * head_dim_ + block_offset_;
         for (Index i = 0; i < half; ++i) {
           const T xa = xh[2 * i], xb = xh[2 * i + 1];
           xh[2 * i] = xa * c[i] - xb * s[i];
@@ -408,6 +638,7 @@ class RotaryEncoding {
 
   Index head_dim_;
   Index rotary_dim_ = 0;
+  Index block_offset_ = 0;  // the first rotated dimension of a head
   RotaryOptions options_;
   std::vector<double> base_inv_freq_, static_inv_freq_, long_inv_freq_;
   detail::RowCache<T> cache_, long_cache_;

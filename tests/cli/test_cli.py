@@ -199,9 +199,39 @@ def group_rope(s):
     ]
     for name, args, ref in cases:
         s.golden(name, r + args, ref, default_dtype="f64")
+        # --inverse on the reference's rotated rows gives the input back (conventions.md 3b).
+        s.golden(f"{name}_inverse", ["rope", "--in", s.d(ref), "--inverse"] + args, "rope_x.npy",
+                 default_dtype="f64")
     hp = ["rope", "--in", s.d("rope_highpos_x.npy"), "--positions", s.d("rope_highpos_positions.npy")]
     s.golden("rope_highpos_half", hp, "rope_highpos_half.npy", tol=TOL_HIGHPOS)
     s.golden("rope_highpos_interleaved", hp + ["--layout", "interleaved"], "rope_highpos_interleaved.npy", tol=TOL_HIGHPOS)
+    # The RoPE variants of real models (conventions.md 3b; make_golden.py's gen_rope_variants).
+    rv = ["rope", "--in", s.d("ropev_x.npy")]
+    mscale = ["--scaling", "longrope", "--original-max-positions", 8, "--short-factors",
+              s.d("rope_longrope_short_factors.npy"), "--long-factors", s.d("rope_longrope_long_factors.npy"),
+              "--short-mscale", 1.1, "--long-mscale", 1.3]
+    variants = [
+        ("ropev_trailing_R8_half", ["--rotary-dim", 8, "--rotary-dims", "trailing", "--offset", 3]),
+        ("ropev_trailing_R6_interleaved", ["--rotary-dim", 6, "--rotary-dims", "trailing", "--layout",
+                                           "interleaved", "--offset", 3]),
+        ("ropev_freqfactors_half", ["--freq-factors", s.d("ropev_freq_factors.npy"), "--offset", 2]),
+        ("ropev_llama3_freqfactors", ["--scaling", "llama3", "--base", 500000, "--factor", 8,
+                                      "--freq-factors", s.d("ropev_freq_factors.npy"), "--offset", 100]),
+        ("ropev_proportional_p0.25", ["--scaling", "proportional", "--partial-rotary-factor", 0.25, "--offset", 3]),
+        ("ropev_proportional_p0.5_f2", ["--scaling", "proportional", "--partial-rotary-factor", 0.5, "--base", 1e6,
+                                        "--factor", 2, "--offset", 1000]),
+        ("ropev_longrope_mscale_short", mscale),
+        ("ropev_longrope_mscale_long", mscale + ["--offset", 5]),
+    ]
+    for ref, args in variants:
+        s.golden(ref.replace("ropev_", "rope_variant_"), rv + args, f"{ref}.npy", default_dtype="f64")
+        s.golden(ref.replace("ropev_", "rope_variant_") + "_inverse", ["rope", "--in", s.d(f"{ref}.npy"), "--inverse"]
+                 + args, "ropev_x.npy", default_dtype="f64")
+    hpi = ["rope", "--positions", s.d("rope_highpos_positions.npy"), "--inverse"]
+    s.golden("rope_highpos_half_inverse", hpi + ["--in", s.d("rope_highpos_half.npy")], "rope_highpos_x.npy",
+             tol=TOL_HIGHPOS)
+    s.golden("rope_highpos_interleaved_inverse", hpi + ["--in", s.d("rope_highpos_interleaved.npy"), "--layout",
+             "interleaved"], "rope_highpos_x.npy", tol=TOL_HIGHPOS)
 
     # [N, Dh] inputs: one head of rope_x; [N, 1, Dh] squeezed for the high positions.
     xa = np.load(x)
@@ -442,8 +472,62 @@ def model_layer(s, name, layer_attention, seed, D, H, Hkv, Dh, N, offset, enc, f
         s.golden(f"{name}_prefill{prefill}", args + ["--prefill", prefill], ref, tol=LAYER_TOL, absolute=True)
 
 
+def decoded_reference(layer_attention, a, H, Hkv, Dh, pos, enc, prefill):
+    """What a decode loop computes (conventions.md 3d): the prefill's rows from one causal call
+    over the first P tokens, then row i from one causal call over tokens 0 .. i. For a RoPE
+    scaling that depends on the length (dynamic, longrope) every row has the frequency set of the
+    sequence so far; for the others this is the one call over all tokens."""
+    def call(n):
+        return layer_attention(a["x"][:n], a["wq"], a["wk"], a["wv"], a["wo"], H, Hkv, Dh, pos[:n], enc,
+                               causal=True)["y"]
+    out = np.zeros_like(a["x"])
+    if prefill:
+        out[:prefill] = call(prefill)
+    for i in range(prefill, len(pos)):
+        out[i] = call(i + 1)[i]
+    return out
+
+
+def length_dependent_layer(s, name, layer_attention, seed, D, H, Hkv, Dh, N, enc, flags, prefills):
+    """A layer whose RoPE frequencies depend on the length, decoded across the original context
+    M: each --prefill P against decoded_reference, and the one call against the reference."""
+    rng = np.random.default_rng(seed)
+    r32 = lambda shape, scale=1.0: (rng.standard_normal(shape) * scale).astype(np.float32).astype(np.float64)  # noqa: E731
+    a = dict(x=r32((N, D)), wq=r32((D, H * Dh), D ** -0.5), wk=r32((D, Hkv * Dh), D ** -0.5),
+             wv=r32((D, Hkv * Dh), D ** -0.5), wo=r32((H * Dh, D), (H * Dh) ** -0.5))
+    paths = {k: s.save(f"{name}_{k}.npy", v) for k, v in a.items()}
+    pos = np.arange(N, dtype=np.int64)
+    args = ["attend", "--x", paths["x"], "--wq", paths["wq"], "--wk", paths["wk"], "--wv", paths["wv"],
+            "--wo", paths["wo"], "--heads", H, "--kv-heads", Hkv, "--head-dim", Dh, "--causal"] + flags
+    full = layer_attention(a["x"], a["wq"], a["wk"], a["wv"], a["wo"], H, Hkv, Dh, pos, enc, causal=True)["y"]
+    s.golden(name, args, full, tol=LAYER_TOL, absolute=True, default_dtype="f64")
+    for prefill in prefills:
+        ref = decoded_reference(layer_attention, a, H, Hkv, Dh, pos, enc, prefill)
+        # A prefill that ends below M leaves rows with another set than the one call's: those cases
+        # test the re-rotation (longrope past a prefill beyond M keeps one set throughout).
+        if prefill < enc["original_max_positions"] or enc["scaling"] == "dynamic":
+            assert np.max(np.abs(ref - full)) > 1e-3, (name, prefill)
+        s.golden(f"{name}_prefill{prefill}", args + ["--prefill", prefill], ref, tol=LAYER_TOL, absolute=True)
+
+
 def group_models(s):
     layer_attention = reference_layer()
+    # Decoding across the original context M = 12 with the RoPE scalings whose frequencies
+    # depend on the length: Phi-3's LongRoPE (short set, then the long one) and dynamic NTK (a new
+    # base at every length past M). The cached keys follow the sequence's set.
+    rng = np.random.default_rng(20260)
+    short = s.save("model_longrope_short.npy", rng.uniform(1, 5, 4).astype(np.float32).astype(np.float64))
+    long_ = s.save("model_longrope_long.npy", rng.uniform(1, 5, 4).astype(np.float32).astype(np.float64))
+    longrope = dict(encoder="rope", base=10000.0, rotary_dim=8, layout="half", scaling="longrope", factor=4.0,
+                    original_max_positions=12, rope_short_factors=np.load(short), rope_long_factors=np.load(long_))
+    length_dependent_layer(s, "model_longrope_decode", layer_attention, 20261, 32, 4, 2, 8, 20, longrope,
+                           ["--encoder", "rope", "--scaling", "longrope", "--factor", 4, "--original-max-positions",
+                            12, "--short-factors", short, "--long-factors", long_], prefills=(0, 5, 12, 15))
+    dynamic = dict(encoder="rope", base=10000.0, rotary_dim=8, layout="half", scaling="dynamic", factor=2.0,
+                   original_max_positions=12)
+    length_dependent_layer(s, "model_dynamic_decode", layer_attention, 20262, 32, 4, 4, 8, 20, dynamic,
+                           ["--encoder", "rope", "--scaling", "dynamic", "--factor", 2, "--original-max-positions",
+                            12], prefills=(0, 5, 15))
     # LLaMA 3 8B's head structure (32 query heads, 8 key/value heads of 128) over a narrow width.
     llama3 = dict(encoder="rope", base=500000.0, rotary_dim=128, layout="half", scaling="llama3", factor=8.0,
                   original_max_positions=8192, low_freq_factor=1.0, high_freq_factor=4.0)
@@ -778,6 +862,21 @@ def group_errors(s):
                                               d("rope_longrope_long_factors.npy")], ["--short-factors", "nofactors.npy"]),
         ("rope_longrope_M1", rope + ["--scaling", "longrope", "--factor", 4, "--original-max-positions", 1] + lr,
          ["original_max_positions", "1"]),
+        # the RoPE variants of real models
+        ("rope_freq_factors_shape", rope + ["--freq-factors", bad["factors4"]],
+         ["--freq-factors", "factors4.npy", "[8]", "[4]"]),
+        ("rope_freq_factors_missing", rope + ["--freq-factors", s.w("noff.npy")], ["--freq-factors", "noff.npy"]),
+        ("rope_proportional_rotary_dim", rope + ["--scaling", "proportional", "--rotary-dim", 8],
+         ["proportional", "rotary_dim = 8", "head_dim = 16"]),
+        ("rope_partial_rotary_factor_range", rope + ["--scaling", "proportional", "--partial-rotary-factor", 2],
+         ["partial_rotary_factor = 2", "[0, 1]"]),
+        ("rope_partial_rotary_factor_other", rope + ["--partial-rotary-factor", 0.5],
+         ["partial_rotary_factor = 0.5", "proportional"]),
+        ("rope_mscale_alone", rope + ["--scaling", "longrope", "--original-max-positions", 8, "--short-mscale", 1.1]
+         + lr, ["short_mscale and long_mscale must be given together"]),
+        ("rope_mscale_not_longrope", rope + ["--short-mscale", 1.1, "--long-mscale", 1.2], ["apply to longrope"]),
+        ("rope_rotary_dims_bogus", rope + ["--rotary-dims", "middle"],
+         ["--rotary-dims: 'middle' is not one of leading or trailing"]),
         # bias
         ("bias_heads0", ["bias", "--encoder", "alibi", "--heads", 0, "--len", 4], ["--heads: 0 must be >= 1"]),
         ("bias_negative_len", ["bias", "--encoder", "alibi", "--heads", 2, "--len", -1], ["--len: -1 must be >= 0"]),
@@ -959,6 +1058,63 @@ def group_encoder_flags(s):
 
 
 # --- every flag naming a value: the names, and a message listing them for any other word --------
+def group_convert_layout(s):
+    """posenc convert-layout against a NumPy transcription of the permutation, and the layer's
+    outputs unchanged: attend with the original projections in one layout equals attend with the
+    converted ones in the other (grouped heads, partial rotary, a trailing block)."""
+    rng = np.random.default_rng(4242)
+    D, H, Hkv, Dh, N = 32, 4, 2, 8, 9
+    r32 = lambda shape, scale=1.0: (rng.standard_normal(shape) * scale).astype(np.float32).astype(np.float64)  # noqa: E731
+    a = dict(x=r32((N, D)), wq=r32((D, H * Dh), 0.3), wk=r32((D, Hkv * Dh), 0.3), wv=r32((D, Hkv * Dh), 0.3),
+             wo=r32((H * Dh, D), 0.3), bq=r32((H * Dh,), 0.3))
+    p = {k: s.save(f"cl_{k}.npy", v) for k, v in a.items()}
+
+    def permuted(w, heads, R, first, frm, to):
+        # column j of the result is column perm[j] of w: pair member m of pair i sits at i + m R/2 (half)
+        # or 2i + m (interleaved), inside each head's block [first, first + R)
+        place = (lambda i, m: i + m * (R // 2)) if to == "half" else (lambda i, m: 2 * i + m)
+        src = (lambda i, m: i + m * (R // 2)) if frm == "half" else (lambda i, m: 2 * i + m)
+        perm = np.arange(w.shape[-1])
+        for h in range(heads):
+            for i in range(R // 2):
+                for m in range(2):
+                    perm[h * Dh + first + place(i, m)] = h * Dh + first + src(i, m)
+        return w[..., perm]
+
+    for R, block in [(8, "leading"), (4, "leading"), (4, "trailing")]:
+        first = Dh - R if block == "trailing" else 0
+        for frm, to in [("interleaved", "half"), ("half", "interleaved")]:
+            tag = f"R{R}_{block}_{frm}_to_{to}"
+            conv = ["convert-layout", "--heads", H, "--head-dim", Dh, "--rotary-dim", R, "--rotary-dims", block,
+                    "--from", frm, "--to", to]
+            s.golden(f"convert_layout_wq_{tag}", conv + ["--in", p["wq"]], permuted(a["wq"], H, R, first, frm, to),
+                     default_dtype="f64")
+            s.golden(f"convert_layout_bq_{tag}", conv + ["--in", p["bq"]], permuted(a["bq"], H, R, first, frm, to),
+                     default_dtype="f64")
+            convk = ["convert-layout", "--heads", Hkv, "--head-dim", Dh, "--rotary-dim", R, "--rotary-dims", block,
+                     "--from", frm, "--to", to]
+            wq2, wk2, bq2 = s.w(f"wq2_{tag}.npy"), s.w(f"wk2_{tag}.npy"), s.w(f"bq2_{tag}.npy")
+            ok = all(s.run(c)[0] == 0 for c in (conv + ["--in", p["wq"], "-o", wq2], convk + ["--in", p["wk"], "-o", wk2],
+                                                 conv + ["--in", p["bq"], "-o", bq2]))
+            s.ok(f"convert_layout_runs_{tag}", ok, "convert-layout failed")
+            att = ["attend", "--x", p["x"], "--wv", p["wv"], "--wo", p["wo"], "--heads", H, "--kv-heads", Hkv,
+                   "--causal", "--offset", 30, "--encoder", "rope", "--rotary-dim", R, "--rotary-dims", block]
+            y1, y2 = s.w(f"y1_{tag}.npy"), s.w(f"y2_{tag}.npy")
+            rc1 = s.run(att + ["--wq", p["wq"], "--wk", p["wk"], "--bq", p["bq"], "--layout", frm, "-o", y1])[0]
+            rc2 = s.run(att + ["--wq", wq2, "--wk", wk2, "--bq", bq2, "--layout", to, "-o", y2])[0]
+            same = rc1 == 0 and rc2 == 0 and np.max(np.abs(np.load(y1) - np.load(y2))) < 1e-12
+            s.ok(f"convert_layout_attention_unchanged_{tag}", same, f"exit {rc1}, {rc2}")
+    base = ["convert-layout", "--in", p["wq"], "--head-dim", Dh, "--from", "half", "--to", "interleaved"]
+    s.fails("convert_layout_width", base + ["--heads", 3], ["--in", "cl_wq.npy", "[32, 32]", "H * Dh = 3 * 8 = 24"])
+    s.fails("convert_layout_odd_rotary", base + ["--heads", H, "--rotary-dim", 5], ["--rotary-dim: 5", "even"])
+    s.fails("convert_layout_rotary_wide", base + ["--heads", H, "--rotary-dim", 10], ["--rotary-dim: 10", "--head-dim 8"])
+    s.fails("convert_layout_no_from", ["convert-layout", "--in", p["wq"], "--heads", H, "--head-dim", Dh, "--to",
+                                       "half"], ["--from"])
+    s.fails("convert_layout_3d", ["convert-layout", "--in", s.save("cl_3d.npy", np.zeros((2, 2, 32))), "--heads", H,
+                                  "--head-dim", Dh, "--from", "half", "--to", "interleaved"],
+            ["--in", "cl_3d.npy", "[rows, H * Dh] or [H * Dh]"])
+
+
 def group_names(s):
     d = s.d
     table = ["table", "--encoder", "sinusoidal", "--dim", 16, "--len", 4]
@@ -968,7 +1124,7 @@ def group_names(s):
     compare = ["compare", "--dim", 16, "--heads", 2, "--max-len", 32, "--tokens", 4, "--time-len", 4,
                "--time-budget", 0]
     dtypes = ["f32", "f64"]
-    scalings = ["none", "linear", "ntk", "dynamic", "yarn", "llama3", "longrope"]
+    scalings = ["none", "linear", "ntk", "dynamic", "yarn", "llama3", "longrope", "proportional"]
     encoders = ATTEND_ENCODERS
     # (test name, command line before the flag, flag, its names as docs/cli.md lists them, the
     # message's tail)
@@ -980,7 +1136,10 @@ def group_names(s):
         ("rope", rope, "--layout", ["half", "interleaved"], ""),
         ("rope", rope, "--scaling", scalings, ""),
         ("rope", rope, "--truncate", ["true", "false"], ""),
+        ("rope", rope, "--rotary-dims", ["leading", "trailing"], ""),
         ("rope", rope, "--dtype", dtypes, ""),
+        ("convert-layout", ["convert-layout", "--in", d("attn_wq.npy"), "--heads", 2, "--head-dim", 8, "--to",
+                            "half"], "--from", ["half", "interleaved"], ""),
         ("bias", bias, "--encoder", ["alibi", "t5"], ""),
         ("bias alibi", bias + ["--encoder", "alibi"], "--dtype", dtypes, ""),
         ("attend", att, "--encoder", encoders, ""),
@@ -1419,7 +1578,7 @@ def group_help(s):
 
 GROUPS = {"table": group_table, "rope": group_rope, "bias": group_bias, "attend": group_attend,
           "layers": group_layers, "models": group_models, "layer_errors": group_layer_errors,
-          "empty": group_empty, "errors": group_errors, "encoder_flags": group_encoder_flags, "names": group_names, "outputs": group_outputs, "inputs": group_inputs,
+          "empty": group_empty, "errors": group_errors, "encoder_flags": group_encoder_flags, "convert_layout": group_convert_layout, "names": group_names, "outputs": group_outputs, "inputs": group_inputs,
           "finite": group_finite, "limits": group_limits, "help": group_help}
 
 

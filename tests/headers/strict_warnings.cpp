@@ -11,7 +11,8 @@
   template class posenc::T5Encoding<T>;            \
   template class posenc::ShawEncoding<T>;          \
   template class posenc::TransformerXLEncoding<T>; \
-  template class posenc::KVCache<T>;
+  template class posenc::KVCache<T>;               \
+  template class posenc::AttentionTemperatureEncoding<T>;
 POSENC_INSTANTIATE(float)
 POSENC_INSTANTIATE(double)
 template <class E>
@@ -42,4 +43,27 @@ template void instantiate_attention<posenc::AlibiEncoding<double>>();
 template void instantiate_attention<posenc::T5Encoding<double>>();
 template void instantiate_attention<posenc::ShawEncoding<double>>();
 template void instantiate_attention<posenc::TransformerXLEncoding<double>>();
+template void instantiate_attention<posenc::AttentionTemperatureEncoding<float>>();
+template void instantiate_attention<posenc::AttentionTemperatureEncoding<double>>();
+
+// Re-rotation, cache eviction and layout conversion (conventions.md 3b, 3d).
+template <class T>
+void instantiate_rerotation() {
+  posenc::Matrix<T> x;
+  const posenc::Positions p(0, 0);
+  const posenc::RotaryEncoding<T> r(8);
+  const auto f = r.frequencies(0);
+  r.rotate(x, p, 1, f);
+  r.unrotate(x, p, 1);
+  r.shift(x, p, 1, -1, f);
+  r.rerotate(x, p, 1, f, f);
+  r.rerotate_for(x, p, 1, 0, 1);
+  posenc::KVCache<T> c;
+  posenc::evict_and_shift(r, c, 0, 0, 1);
+  posenc::evict_and_shift(posenc::AlibiEncoding<T>(1), c, 0, 0, 1);
+  (void)posenc::convert_rotary_layout<T>(x, 1, 8, 8, posenc::RotaryLayout::half,
+                                         posenc::RotaryLayout::interleaved);
+}
+template void instantiate_rerotation<float>();
+template void instantiate_rerotation<double>();
 int main() {}

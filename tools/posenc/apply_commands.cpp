@@ -17,7 +17,6 @@
 #include <variant>
 #include <vector>
 
-#include "attention_instances.hpp"
 #include "cli_common.hpp"
 
 namespace posenc_cli {
@@ -30,8 +29,11 @@ struct RopeFlags {
   double base = 10000.0;
   std::int64_t rotary_dim = 0;
   posenc::RotaryLayout layout = posenc::RotaryLayout::half;
+  posenc::RotaryBlock block = posenc::RotaryBlock::leading;
   posenc::RopeScaling scaling = posenc::RopeScaling::none;
   double factor = 0, attention_factor = 0, mscale = 0, mscale_all_dim = 0;
+  double short_mscale = 0, long_mscale = 0, partial_rotary_factor = 1.0;
+  std::string freq_factors;
   std::int64_t original_max_positions = 0;
   double beta_fast = 32.0, beta_slow = 1.0;
   Bool truncate = Bool::yes;
@@ -40,7 +42,8 @@ struct RopeFlags {
 
   CLI::Option *o_rotary_dim = nullptr, *o_factor = nullptr, *o_omp = nullptr,
               *o_attention_factor = nullptr, *o_mscale = nullptr, *o_mscale_all_dim = nullptr,
-              *o_short = nullptr, *o_long = nullptr;
+              *o_short = nullptr, *o_long = nullptr, *o_short_mscale = nullptr,
+              *o_long_mscale = nullptr, *o_prf = nullptr, *o_freq_factors = nullptr;
 
   /// Adds every RoPE flag except --base and --layout (shared with other encoders in attend).
   void add(CLI::App* sub) {
@@ -78,6 +81,23 @@ struct RopeFlags {
     o_short =
         sub->add_option("--short-factors", short_factors, "LongRoPE short factors, .npy [R/2]");
     o_long = sub->add_option("--long-factors", long_factors, "LongRoPE long factors, .npy [R/2]");
+    o_short_mscale = sub->add_option("--short-mscale", short_mscale,
+                                     "LongRoPE: attention factor of the short set (Phi-3-small)")
+                         ->check(finite());
+    o_long_mscale = sub->add_option("--long-mscale", long_mscale,
+                                    "LongRoPE: attention factor of the long set (Phi-3-small)")
+                        ->check(finite());
+    o_prf = sub->add_option("--partial-rotary-factor", partial_rotary_factor,
+                            "proportional (Gemma 4): the share of each head's frequencies that "
+                            "rotate, in [0, 1]")
+                ->check(finite())
+                ->capture_default_str();
+    add_enum_option(sub, "--rotary-dims", block,
+                    "Which R dims of each head rotate: the first (leading) or the last (trailing, "
+                    "DeepSeek MLA's rope part)");
+    o_freq_factors = sub->add_option(
+        "--freq-factors", freq_factors,
+        "Frequency factors ff, .npy [R/2]: inv_freq_i / ff_i after the scaling (GGUF rope_freqs)");
   }
 
   /// The library's options for head width `head_dim`.
@@ -98,6 +118,17 @@ struct RopeFlags {
     if (o_mscale_all_dim->count()) o.mscale_all_dim = mscale_all_dim;
     o.low_freq_factor = low_freq_factor;
     o.high_freq_factor = high_freq_factor;
+    o.block = block;
+    if (o_short_mscale->count()) o.short_mscale = short_mscale;
+    if (o_long_mscale->count()) o.long_mscale = long_mscale;
+    if (o_prf->count()) o.partial_rotary_factor = partial_rotary_factor;
+    if (o_freq_factors->count()) {
+      const std::int64_t r = o.rotary_dim == 0 ? head_dim : o.rotary_dim;
+      const Array f = load_array("--freq-factors", freq_factors);
+      expect_shape("--freq-factors", freq_factors, f, {r / 2},
+                   "(rotary_dim / 2 = " + std::to_string(r) + " / 2)");
+      o.freq_factors.assign(f.data.data(), f.data.data() + f.data.size());
+    }
 
     const bool has_short = o_short->count() > 0, has_long = o_long->count() > 0;
     if (o.scaling == S::longrope) {
@@ -234,6 +265,7 @@ void add_rope_command(CLI::App& app) {
     std::string in, positions, out;
     Dtype dtype = Dtype::f64;
     std::int64_t offset = 0;
+    bool inverse = false;
     detail::RopeFlags rope;
     CLI::Option *pos_opt = nullptr, *dtype_opt = nullptr;
   };
@@ -247,6 +279,9 @@ void add_rope_command(CLI::App& app) {
                    ->excludes(off);
   sub->add_option("--base", a->rope.base, "Frequency base")->check(finite())->capture_default_str();
   add_enum_option(sub, "--layout", a->rope.layout, "Pair layout");
+  sub->add_flag("--inverse", a->inverse,
+                "Undo the rotation: R(-theta) divided by the attention factor, with the frequency "
+                "set the same positions would be rotated with");
   a->rope.add(sub);
   a->dtype_opt = detail::add_dtype(sub, a->dtype, "the input's");
   detail::add_output(sub, a->out);
@@ -271,7 +306,10 @@ void add_rope_command(CLI::App& app) {
       using T = decltype(zero);
       const posenc::RotaryEncoding<T> enc(static_cast<posenc::Index>(dh), opts);
       posenc::Matrix<T> m = x.as<T>();
-      enc.rotate(m, pos, static_cast<posenc::Index>(heads));
+      if (a->inverse)
+        enc.unrotate(m, pos, static_cast<posenc::Index>(heads));
+      else
+        enc.rotate(m, pos, static_cast<posenc::Index>(heads));
       write_npy_matrix(a->out, m, x.shape, dtype);
     });
   });
@@ -797,6 +835,66 @@ void add_attend_command(CLI::App& app) {
             write_npy_matrix(a->out, y, {n, d}, dtype);
           },
           make());
+    });
+  });
+}
+
+// ------------------------------------------------------------------------------------------------
+// posenc convert-layout --in w.npy ([rows, H*Dh] or [H*Dh]) --heads H --head-dim Dh
+//                       [--rotary-dim R] [--rotary-dims leading|trailing]
+//                       --from half|interleaved --to half|interleaved -o w2.npy
+void add_convert_layout_command(CLI::App& app) {
+  struct Args {
+    std::string in, out;
+    std::int64_t heads = 0, head_dim = 0, rotary_dim = 0;
+    posenc::RotaryLayout from = posenc::RotaryLayout::interleaved, to = posenc::RotaryLayout::half;
+    posenc::RotaryBlock block = posenc::RotaryBlock::leading;
+    Dtype dtype = Dtype::f64;
+    CLI::Option* dtype_opt = nullptr;
+  };
+  auto a = std::make_shared<Args>();
+  CLI::App* sub = app.add_subcommand(
+      "convert-layout",
+      "Permute the output columns of a query or key projection (or its bias) between the RoPE "
+      "pair layouts, so that a checkpoint trained with one runs with the other");
+  sub->add_option("--in", a->in, "Projection .npy [rows, H * Dh] (Wq, Wk) or bias [H * Dh]")
+      ->required();
+  sub->add_option("--heads", a->heads, "Heads H of the projection (H_kv for Wk)")
+      ->required()
+      ->check(extent());
+  sub->add_option("--head-dim", a->head_dim, "Head size Dh")->required()->check(extent());
+  sub->add_option("--rotary-dim", a->rotary_dim, "Rotary width R (default Dh)")->check(extent());
+  add_enum_option(sub, "--rotary-dims", a->block, "Which R dims of each head rotate");
+  add_enum_option(sub, "--from", a->from, "The layout the checkpoint was trained with")->required();
+  add_enum_option(sub, "--to", a->to, "The layout to run it with")->required();
+  a->dtype_opt = detail::add_dtype(sub, a->dtype, "the input's");
+  detail::add_output(sub, a->out);
+  sub->callback([a] {
+    resolve_output(a->out);
+    const Array w = load_array("--in", a->in);
+    if (w.shape.size() != 1 && w.shape.size() != 2)
+      throw CliError("--in: " + a->in + ": expected shape [rows, H * Dh] or [H * Dh], got " +
+                     shape_str(w.shape));
+    const std::int64_t width = w.shape.back(), rows = w.shape.size() == 2 ? w.shape[0] : 1;
+    if (width != a->heads * a->head_dim)
+      throw CliError("--in: " + a->in + ": shape " + shape_str(w.shape) + " has " +
+                     std::to_string(width) + " columns, expected H * Dh = " +
+                     std::to_string(a->heads) + " * " + std::to_string(a->head_dim) + " = " +
+                     std::to_string(a->heads * a->head_dim) + " (--heads, --head-dim)");
+    const std::int64_t r = a->rotary_dim == 0 ? a->head_dim : a->rotary_dim;
+    if (r % 2 != 0 || r > a->head_dim)
+      throw CliError("--rotary-dim: " + std::to_string(r) + " must be even and <= --head-dim " +
+                     std::to_string(a->head_dim));
+    const Dtype dtype =
+        a->dtype_opt->count() ? a->dtype : posenc::from_name<Dtype>(w.dtype, "--in");
+    detail::with_dtype(dtype, [&](auto zero) {
+      using T = decltype(zero);
+      const posenc::Matrix<T> m = w.template as<T>().template reshaped<Eigen::RowMajor>(
+          static_cast<posenc::Index>(rows), static_cast<posenc::Index>(width));
+      const posenc::Matrix<T> out = posenc::convert_rotary_layout<T>(
+          m, static_cast<posenc::Index>(a->heads), static_cast<posenc::Index>(a->head_dim),
+          static_cast<posenc::Index>(r), a->from, a->to, a->block);
+      write_npy_matrix(a->out, out, w.shape, dtype);
     });
   });
 }

@@ -1,5 +1,5 @@
 // posenc command line: registration of the subcommands that apply an encoder to arrays
-// (table, rope, bias, attend), defined in apply_commands.cpp.
+// (table, rope, bias, attend, convert-layout), defined in apply_commands.cpp.
 #pragma once
 
 namespace CLI {
@@ -16,5 +16,7 @@ void add_rope_command(CLI::App& app);
 void add_bias_command(CLI::App& app);
 /// posenc attend: multi-head attention under any encoder.
 void add_attend_command(CLI::App& app);
+/// posenc convert-layout: a projection's columns permuted between RoPE pair layouts.
+void add_convert_layout_command(CLI::App& app);
 
 }  // namespace posenc_cli

@@ -608,8 +608,7 @@ inline void write_output(const std::string& path, const std::function<void(Outpu
       // Root can give the new file the old one's owner and group; a file system without
       // ownership (vfat) refuses, which leaves root's: best effort.
       if (::geteuid() == 0) {
-        const int ignored = ::fchown(fd, t.st.st_uid, t.st.st_gid);
-        (void)ignored;
+        [[maybe_unused]] const int ignored = ::fchown(fd, t.st.st_uid, t.st.st_gid);
       }
       mode = t.st.st_mode & 0777;
     } else {

@@ -17,7 +17,6 @@
 #include <vector>
 
 #include <posenc/compare.hpp>
-#include "attention_instances.hpp"
 #include "cli_common.hpp"
 
 namespace posenc_cli {

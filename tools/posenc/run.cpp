@@ -27,6 +27,7 @@ void add_commands(CLI::App& app) {
   add_rope_command(app);
   add_bias_command(app);
   add_attend_command(app);
+  add_convert_layout_command(app);
   add_plot_command(app);
   add_compare_command(app);
 }

@@ -88,6 +88,11 @@ inline bool sub_fits(std::int64_t a, std::int64_t b) {
   std::int64_t r = 0;
   return !sub_overflows(a, b, &r);
 }
+/// True when a + b is representable.
+inline bool add_fits(std::int64_t a, std::int64_t b) {
+  std::int64_t r = 0;
+  return !add_overflows(a, b, &r);
+}
 
 }  // namespace detail
 
