@@ -42,17 +42,19 @@
   PREFIX template class posenc::MultiHeadAttention<E>;
 
 /// The instances of every built-in encoder, and of KVCache, with scalar T.
-#define POSENC_INSTANCES(PREFIX, T)                                \
-  PREFIX template class posenc::KVCache<T>;                        \
-  POSENC_INSTANCES_OF(PREFIX, posenc::NoEncoding<T>, T)            \
-  POSENC_INSTANCES_OF(PREFIX, posenc::SinusoidalEncoding<T>, T)    \
-  POSENC_INSTANCES_OF(PREFIX, posenc::LearnedEncoding<T>, T)       \
-  POSENC_INSTANCES_OF(PREFIX, posenc::RotaryEncoding<T>, T)        \
-  POSENC_INSTANCES_OF(PREFIX, posenc::AlibiEncoding<T>, T)         \
-  POSENC_INSTANCES_OF(PREFIX, posenc::T5Encoding<T>, T)            \
-  POSENC_INSTANCES_OF(PREFIX, posenc::ShawEncoding<T>, T)          \
-  POSENC_INSTANCES_OF(PREFIX, posenc::TransformerXLEncoding<T>, T) \
-  POSENC_INSTANCES_OF(PREFIX, posenc::AttentionTemperatureEncoding<T>, T)
+#define POSENC_INSTANCES(PREFIX, T)                                       \
+  PREFIX template class posenc::KVCache<T>;                               \
+  POSENC_INSTANCES_OF(PREFIX, posenc::NoEncoding<T>, T)                   \
+  POSENC_INSTANCES_OF(PREFIX, posenc::SinusoidalEncoding<T>, T)           \
+  POSENC_INSTANCES_OF(PREFIX, posenc::LearnedEncoding<T>, T)              \
+  POSENC_INSTANCES_OF(PREFIX, posenc::RotaryEncoding<T>, T)               \
+  POSENC_INSTANCES_OF(PREFIX, posenc::AlibiEncoding<T>, T)                \
+  POSENC_INSTANCES_OF(PREFIX, posenc::T5Encoding<T>, T)                   \
+  POSENC_INSTANCES_OF(PREFIX, posenc::ShawEncoding<T>, T)                 \
+  POSENC_INSTANCES_OF(PREFIX, posenc::TransformerXLEncoding<T>, T)        \
+  POSENC_INSTANCES_OF(PREFIX, posenc::AttentionTemperatureEncoding<T>, T) \
+  POSENC_INSTANCES_OF(PREFIX, posenc::BertRelativeEncoding<T>, T)         \
+  POSENC_INSTANCES_OF(PREFIX, posenc::DebertaEncoding<T>, T)
 
 #ifdef POSENC_EXTERN_INSTANCES
 POSENC_INSTANCES(extern, float)

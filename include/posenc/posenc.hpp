@@ -11,7 +11,9 @@
 
 #include "alibi.hpp"
 #include "attention.hpp"
+#include "bert_relative.hpp"
 #include "convert_layout.hpp"
+#include "deberta.hpp"
 #include "encoder.hpp"
 #include "error.hpp"
 #include "learned.hpp"

@@ -3,16 +3,23 @@
 // -Werror, with GCC and with Clang) see every template body of the headers.
 #include <posenc/posenc.hpp>
 
-#define POSENC_INSTANTIATE(T)                      \
-  template class posenc::SinusoidalEncoding<T>;    \
-  template class posenc::LearnedEncoding<T>;       \
-  template class posenc::RotaryEncoding<T>;        \
-  template class posenc::AlibiEncoding<T>;         \
-  template class posenc::T5Encoding<T>;            \
-  template class posenc::ShawEncoding<T>;          \
-  template class posenc::TransformerXLEncoding<T>; \
-  template class posenc::KVCache<T>;               \
-  template class posenc::AttentionTemperatureEncoding<T>;
+#define POSENC_INSTANTIATE(T)                                                     \
+  template class posenc::SinusoidalEncoding<T>;                                   \
+  template class posenc::LearnedEncoding<T>;                                      \
+  template class posenc::RotaryEncoding<T>;                                       \
+  template class posenc::AlibiEncoding<T>;                                        \
+  template class posenc::T5Encoding<T>;                                           \
+  template class posenc::ShawEncoding<T>;                                         \
+  template class posenc::TransformerXLEncoding<T>;                                \
+  template class posenc::KVCache<T>;                                              \
+  template class posenc::AttentionTemperatureEncoding<T>;                         \
+  template class posenc::BertRelativeEncoding<T>;                                 \
+  template class posenc::DebertaEncoding<T>;                                      \
+  template posenc::DebertaTables<T> posenc::deberta_relative_tables<T>(           \
+      const posenc::ConstMatrixRef<T>&, const posenc::ConstVectorRef<T>&,         \
+      const posenc::ConstVectorRef<T>&, double, const posenc::ConstMatrixRef<T>&, \
+      const posenc::ConstVectorRef<T>&, const posenc::ConstMatrixRef<T>&,         \
+      const posenc::ConstVectorRef<T>&, posenc::Index);
 POSENC_INSTANTIATE(float)
 POSENC_INSTANTIATE(double)
 template <class E>
@@ -45,6 +52,10 @@ template void instantiate_attention<posenc::ShawEncoding<double>>();
 template void instantiate_attention<posenc::TransformerXLEncoding<double>>();
 template void instantiate_attention<posenc::AttentionTemperatureEncoding<float>>();
 template void instantiate_attention<posenc::AttentionTemperatureEncoding<double>>();
+template void instantiate_attention<posenc::BertRelativeEncoding<float>>();
+template void instantiate_attention<posenc::BertRelativeEncoding<double>>();
+template void instantiate_attention<posenc::DebertaEncoding<float>>();
+template void instantiate_attention<posenc::DebertaEncoding<double>>();
 
 // Re-rotation, cache eviction and layout conversion (conventions.md 3b, 3d).
 template <class T>

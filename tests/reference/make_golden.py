@@ -1211,6 +1211,402 @@ def gen_layers():
           f"packed == separate on {n6} runs")
 
 
+# ================================================================ §5d BERT relative, §5e DeBERTa
+# Transcriptions of Hugging Face's code (modeling_bert.py BertSelfAttention with
+# position_embedding_type relative_key / relative_key_query; modeling_deberta_v2.py
+# make_log_bucket_position, DebertaV2Encoder.get_rel_embedding and DisentangledSelfAttention),
+# and conventions §5d/§5e as formulas; each case asserts that the two agree where both apply.
+
+def bert_rel_terms(q, k, pos_q, pos_k, E, kind):
+    """BertSelfAttention's relative scores, before the division by sqrt(Dh): distance =
+    position_ids_l - position_ids_r, positional_embedding = distance_embedding(distance +
+    max_position_embeddings - 1), einsum("bhld,lrd->bhlr", query, pe) and, for
+    relative_key_query, + einsum("bhrd,lrd->bhlr", key, pe). q [Nq, Dh], k [Nk, Dh] of one head."""
+    L = (E.shape[0] + 1) // 2
+    distance = np.asarray(pos_q)[:, None] - np.asarray(pos_k)[None, :]
+    idx = distance + L - 1
+    assert idx.min() >= 0 and idx.max() <= 2 * L - 2, "BERT relative: |p_i - p_j| > L - 1"
+    pe = E[idx]                                                 # [Nq, Nk, Dh]
+    out = np.einsum("ld,lrd->lr", q, pe)
+    if kind == "relative_key_query":
+        out = out + np.einsum("rd,lrd->lr", k, pe)
+    else:
+        assert kind == "relative_key", kind
+    return out
+
+
+def bert_rel_terms_loops(q, k, pos_q, pos_k, E, kind):
+    """§5d as written, one pair at a time: q_i.E[p_i - p_j + L - 1] (+ k_j.E[...])."""
+    L = (E.shape[0] + 1) // 2
+    out = np.zeros((len(pos_q), len(pos_k)))
+    for i, pi in enumerate(pos_q):
+        for j, pj in enumerate(pos_k):
+            r = int(pi) - int(pj) + L - 1
+            out[i, j] = math.fsum(q[i] * E[r]) + (math.fsum(k[j] * E[r]) if kind != "relative_key" else 0.0)
+    return out
+
+
+def deberta_bucket(rel, b, m, f32=True):
+    """make_log_bucket_position: sign = sign(rel); mid = b // 2; abs_pos = mid - 1 where
+    -mid < rel < mid, else |rel|; log_pos = ceil(log(abs_pos / mid) / log((m - 1) / mid) *
+    (mid - 1)) + mid; rel where abs_pos <= mid, else log_pos * sign; then .to(long). f32: as
+    torch computes it (abs_pos / mid is a float32 true division, the logarithms, the quotient and
+    the product float32); f32=False: the same in float64. b <= 0: no buckets (rel itself)."""
+    rel = np.asarray(rel, dtype=np.int64)
+    if b <= 0:
+        return rel.copy(), None
+    sign = np.sign(rel)
+    mid = b // 2
+    abs_pos = np.where((rel < mid) & (rel > -mid), mid - 1, np.abs(rel))
+    with np.errstate(divide="ignore"):
+        if f32:
+            t = np.log(abs_pos.astype(np.float32) / np.float32(mid)) / np.log(np.float32((m - 1) / mid)) \
+                * np.float32(mid - 1)
+            assert t.dtype == np.float32
+            log_pos = np.ceil(t) + np.float32(mid)
+            bucket = np.where(abs_pos <= mid, rel.astype(np.float32), log_pos * sign.astype(np.float32))
+        else:
+            t = np.log(abs_pos / mid) / math.log((m - 1) / mid) * (mid - 1)
+            log_pos = np.ceil(t) + mid
+            bucket = np.where(abs_pos <= mid, rel.astype(np.float64), log_pos * sign)
+    return bucket.astype(np.int64), t
+
+
+def deberta_span(b, m):
+    return b if b > 0 else m                                    # pos_ebd_size
+
+
+def deberta_index(rel, b, m):
+    """§5e: c(bucket(rel)) = clamp(bucket + span, 0, 2 span - 1) (float32 buckets)."""
+    span = deberta_span(b, m)
+    return np.clip(deberta_bucket(rel, b, m)[0] + span, 0, 2 * span - 1)
+
+
+def layer_norm(x, w, b, eps):
+    """torch.nn.LayerNorm over the last axis (biased variance)."""
+    mu = x.mean(axis=-1, keepdims=True)
+    var = ((x - mu) ** 2).mean(axis=-1, keepdims=True)
+    return (x - mu) / np.sqrt(var + eps) * w + b
+
+
+def deberta_hf_tables(rel_emb, ln_w, ln_b, eps, wq, bq, wk, bk, b, m):
+    """get_rel_embedding (LayerNorm when norm_rel_ebd has layer_norm: ln_w is not None), then
+    rel_embeddings[0 : 2 att_span], and with share_att_key pos_query_layer = query_proj(rel),
+    pos_key_layer = key_proj(rel). Returns Q_r, K_r [2 span, H*Dh] (heads as column blocks, the
+    layout before transpose_for_scores)."""
+    span = deberta_span(b, m)
+    r = rel_emb if ln_w is None else layer_norm(rel_emb, ln_w, ln_b, eps)
+    r = r[0:2 * span]
+    qr = r @ wq + (bq if bq is not None else 0.0)
+    kr = r @ wk + (bk if bk is not None else 0.0)
+    return qr, kr
+
+
+def deberta_hf_attention(x, wq, bq, wk, bk, wv, bv, H, pos, qr, kr, b, m, terms, vis):
+    """DisentangledSelfAttention.forward and disentangled_attention_bias for one sequence, with
+    relative_pos = bucket(p_i - p_j) passed in (build_relative_position for positions 0..N-1)
+    and the visibility mask as XSoftmax applies it. Q_r, K_r [2 span, H*Dh]. Returns the context
+    layer [N, H*Dh] (before the output projection)."""
+    N, D = x.shape
+    Dh = wq.shape[1] // H
+
+    def heads(t):                                               # transpose_for_scores: [H, N, Dh]
+        return t.reshape(t.shape[0], H, Dh).transpose(1, 0, 2)
+
+    query_layer = heads(x @ wq + (bq if bq is not None else 0.0))
+    key_layer = heads(x @ wk + (bk if bk is not None else 0.0))
+    value_layer = heads(x @ wv + (bv if bv is not None else 0.0))
+    scale_factor = 1 + ("c2p" in terms) + ("p2c" in terms)
+    scale = math.sqrt(Dh * scale_factor)
+    attention_scores = query_layer @ key_layer.transpose(0, 2, 1) / scale
+    relative_pos = deberta_bucket(pos[:, None] - pos[None, :], b, m)[0]     # [N, N]
+    att_span = deberta_span(b, m)
+    pos_query_layer, pos_key_layer = heads(qr), heads(kr)        # [H, 2 span, Dh]
+    score = 0.0
+    if "c2p" in terms:
+        c2p_att = query_layer @ pos_key_layer.transpose(0, 2, 1)              # [H, N, 2 span]
+        c2p_pos = np.clip(relative_pos + att_span, 0, att_span * 2 - 1)
+        c2p_att = np.take_along_axis(c2p_att, np.broadcast_to(c2p_pos, (H, N, N)), axis=-1)
+        score = score + c2p_att / scale
+    if "p2c" in terms:
+        r_pos = relative_pos                                    # key and query lengths agree
+        p2c_pos = np.clip(-r_pos + att_span, 0, att_span * 2 - 1)
+        p2c_att = key_layer @ pos_query_layer.transpose(0, 2, 1)              # [H, N, 2 span]
+        p2c_att = np.take_along_axis(p2c_att, np.broadcast_to(p2c_pos, (H, N, N)), axis=-1)
+        score = score + p2c_att.transpose(0, 2, 1) / scale
+    attention_scores = attention_scores + score
+    masked = np.where(vis[None], attention_scores, np.finfo(np.float64).min)  # XSoftmax
+    p = np.exp(masked - masked.max(axis=-1, keepdims=True))
+    p = np.where(vis[None], p / p.sum(axis=-1, keepdims=True), 0.0)
+    context = p @ value_layer                                   # [H, N, Dh]
+    return context.transpose(1, 0, 2).reshape(N, H * Dh)
+
+
+def deberta_terms(q, k, pos_q, pos_k, kr_h, qr_h, b, m, terms):
+    """§5e as written, one pair at a time: q_i.K_r[c(d_ij)] + k_j.Q_r[c(d_ij)], d_ij =
+    bucket(p_i - p_j); q [Nq, Dh], k [Nk, Dh], K_r, Q_r [2 span, Dh] of one head; unscaled."""
+    out = np.zeros((len(pos_q), len(pos_k)))
+    for i, pi in enumerate(pos_q):
+        for j, pj in enumerate(pos_k):
+            c = int(deberta_index(np.array([int(pi) - int(pj)]), b, m)[0])
+            s = 0.0
+            if "c2p" in terms:
+                s += math.fsum(q[i] * kr_h[c])
+            if "p2c" in terms:
+                s += math.fsum(k[j] * qr_h[c])
+            out[i, j] = s
+    return out
+
+
+def rel_layer(x, wq, wk, wv, wo, H, Hkv, Dh, pos, terms, scale, bq=None, bk=None, bv=None,
+              bo=None, causal=False, window=0, chunk=0, seg=None, sinks=None, softcap=0.0):
+    """A §6/§6b layer whose encoder adds content terms: S_h = scale (q k^T + terms(h, q_h, k_g)),
+    g = floor(h Hkv / H), soft-capped, masked (layer_visibility), softmax with sinks; y = O Wo
+    + bo. terms(h, q_h [N, Dh], k_g [N, Dh]) -> [N, N]."""
+    N, D = x.shape
+
+    def project(W, bias, heads):
+        out = x @ W
+        if bias is not None:
+            out = out + bias
+        return out.reshape(N, heads, Dh)
+
+    q, k, v = project(wq, bq, H), project(wk, bk, Hkv), project(wv, bv, Hkv)
+    vis = layer_visibility(pos, causal, window, chunk, seg)
+    live = vis.any(axis=1)
+    o = np.zeros((N, H, Dh))
+    for h in range(H):
+        g = (h * Hkv) // H
+        S = scale * (q[:, h] @ k[:, g].T + terms(h, q[:, h], k[:, g]))
+        if softcap:
+            S = softcap * np.tanh(S / softcap)
+        S = np.where(vis, S, -np.inf)
+        P = np.zeros((N, N))
+        mx = S[live].max(axis=1)
+        if sinks is not None:
+            mx = np.maximum(mx, sinks[h])
+        E = np.where(vis[live], np.exp(S[live] - mx[:, None]), 0.0)
+        den = E.sum(axis=1) + (np.exp(sinks[h] - mx) if sinks is not None else 0.0)
+        P[live] = E / den[:, None]
+        o[:, h] = P @ v[:, g]
+    o = o.reshape(N, H * Dh)
+    y = o @ wo + (bo if bo is not None else 0.0)
+    return o, y
+
+
+def rel_case_inputs(prefix, seed, N, D, H, Hkv, Dh, biases=""):
+    """Random layer inputs, saved as <prefix>_x, _wq, _wk, _wv, _wo (and _bq, _bk, _bv, _bo)."""
+    a = dict(x=rnd(seed, (N, D)), wq=rnd(seed + 1, (D, H * Dh), 1 / math.sqrt(D)),
+             wk=rnd(seed + 2, (D, Hkv * Dh), 1 / math.sqrt(D)),
+             wv=rnd(seed + 3, (D, Hkv * Dh), 1 / math.sqrt(D)),
+             wo=rnd(seed + 4, (H * Dh, D), 1 / math.sqrt(H * Dh)))
+    width = dict(bq=H * Dh, bk=Hkv * Dh, bv=Hkv * Dh, bo=D)
+    for n, bname in enumerate(("bq", "bk", "bv", "bo")):
+        a[bname] = rnd(seed + 5 + n, (width[bname],)) if bname[1] in biases else None
+    shapes = dict(x="[N, D]", wq="[D, H*Dh] (random/sqrt(D))", wk="[D, Hkv*Dh] (random/sqrt(D))",
+                  wv="[D, Hkv*Dh] (random/sqrt(D))", wo="[H*Dh, D] (random/sqrt(H*Dh))",
+                  bq="[H*Dh]", bk="[Hkv*Dh]", bv="[Hkv*Dh]", bo="[D]")
+    for key, arr in a.items():
+        if arr is not None:
+            save(f"{prefix}_{key}", arr, f"{prefix}: random {key} {shapes[key]}, N={N} D={D} H={H} "
+                                         f"Hkv={Hkv} Dh={Dh}")
+    return a
+
+
+def gen_bert_relative():
+    """§5d: the encoder's terms alone, attention on the attn_* inputs, and layers of real
+    models (grouped heads, biases, masks, sinks, soft-capping) with explicit positions."""
+    Dh = 8
+    # -- the terms alone: q_i.E[idx] (+ k_j.E[idx]) on a table of L = 12, unscaled
+    E12 = save("bert_rel_table_L12", rnd(20001, (23, Dh)), "random BERT distance table E [2L-1=23, Dh=8], L=12")
+    q = save("bert_rel_q", rnd(20002, (6, Dh)), "random queries [Nq=6, Dh=8] of one head")
+    k = save("bert_rel_k", rnd(20003, (9, Dh)), "random keys [Nk=9, Dh=8] of one head")
+    qp = save("bert_rel_qpos", np.array([4, 11, 7, 0, 9, 5], dtype=np.int64),
+              "explicit query positions for bert_rel_*_listed")
+    kp = save("bert_rel_kpos", np.array([3, 0, 8, 10, 1, 6, 2, 11, 5], dtype=np.int64),
+              "explicit key positions for bert_rel_*_listed")
+    for kind in ("relative_key", "relative_key_query"):
+        for tag, pq, pk, what in (("contiguous", positions(6, 5), positions(9, 2), "queries 5..10, keys 2..10"),
+                                  ("listed", qp, kp, "positions bert_rel_qpos, bert_rel_kpos")):
+            ref = bert_rel_terms(q, k, pq, pk, E12, kind)
+            _close(ref, bert_rel_terms_loops(q, k, pq, pk, E12, kind), f"bert {kind} {tag}: einsum vs loops")
+            save(f"bert_rel_{kind}_{tag}", ref,
+                 f"{kind} terms q_i.E[p_i-p_j+L-1]{' + k_j.E[...]' if kind != 'relative_key' else ''} "
+                 f"(unscaled) of bert_rel_q, bert_rel_k with bert_rel_table_L12, {what}")
+    # -- attention on attn_x / attn_w* (D=16, H=2, Dh=8, N=7): E of L = 8, scale 1/sqrt(Dh)
+    X = np.load(DATA / "attn_x.npy")
+    Wq, Wk, Wv, Wo = [np.load(DATA / f"attn_w{c}.npy") for c in "qkvo"]
+    E8 = save("attn_bert_table", rnd(20010, (15, Dh)), "random BERT distance table E [2L-1=15, Dh=8], L=8")
+    for kind, causal, off in (("relative_key", False, 0), ("relative_key", True, 0),
+                              ("relative_key_query", False, 3), ("relative_key_query", True, 0)):
+        pos = positions(7, off)
+
+        def terms(h, qh, kg, kind=kind, pos=pos):
+            return bert_rel_terms(qh, kg, pos, pos, E8, kind)
+        _, y = rel_layer(X, Wq, Wk, Wv, Wo, 2, 2, Dh, pos, terms, 1 / math.sqrt(Dh), causal=causal)
+        # the §6 reference with the terms' scale folded in agrees (as Hugging Face: (q.k + rel) / sqrt(Dh))
+        mode = "causal" if causal else "bidir"
+        save(f"attn_bert_{kind}_{mode}{'_offset3' if off else ''}", y,
+             f"Y, H=2, Dh=8, scale 1/sqrt(8): BERT {kind} with attn_bert_table (L=8), positions "
+             f"{off}..{off + 6}, {'causal' if causal else 'bidirectional'}")
+    # -- layers: grouped heads, Dh != D/H, biases, explicit gapped positions, masks, sinks, cap
+    cases = [
+        ("bert_gqa_key_query_window_causal", 20100, "relative_key_query", 24, 4, 2, 8, 36,
+         _gap_positions(20101, 12, 1, 3, 4), "qkvo", dict(causal=True, window=9),
+         "GQA 4/2, Dh=8, biases, explicit gapped positions, causal window 9"),
+        ("bert_mqa_key_segments_sinks_cap", 20200, "relative_key", 16, 4, 1, 6, 16,
+         np.concatenate([positions(7, 2), positions(6), [0]]), "qv",
+         dict(seg=np.array([0] * 7 + [1] * 6 + [-1]), sinks=True, softcap=3.0, chunk=5),
+         "MQA 4/1, Dh=6, bq bv, packed segments (7, 6, padding), chunk 5, sinks, softcap 3, bidir"),
+    ]
+    for name, seed, kind, D, H, Hkv, Dhh, L, pos, biases, vis, desc in cases:
+        a = rel_case_inputs(name, seed, len(pos), D, H, Hkv, Dhh, biases)
+        E = save(f"{name}_table", rnd(seed + 20, (2 * L - 1, Dhh)), f"{name}: random E [2L-1, Dh], L={L}")
+        save(f"{name}_positions", np.asarray(pos, dtype=np.int64), f"{name}: positions [N]")
+        sinks = None
+        if vis.pop("sinks", False):
+            sinks = save(f"{name}_sinks", rnd(seed + 21, (H,)), f"{name}: sink logits [H]")
+        if "seg" in vis:
+            save(f"{name}_segments", vis["seg"], f"{name}: segment ids [N] (-1: padding)")
+
+        def terms(h, qh, kg, kind=kind, pos=pos, E=E):
+            return bert_rel_terms(qh, kg, pos, pos, E, kind)
+        o, y = rel_layer(a["x"], a["wq"], a["wk"], a["wv"], a["wo"], H, Hkv, Dhh, pos, terms,
+                         1 / math.sqrt(Dhh), bq=a["bq"], bk=a["bk"], bv=a["bv"], bo=a["bo"],
+                         sinks=sinks, **vis)
+        save(f"{name}_y", y, f"{name}: Y [N, D], BERT {kind}, scale 1/sqrt(Dh): {desc}")
+
+
+def gen_deberta():
+    """§5e: buckets (float32 as Hugging Face, against float64), the tables from a layer's
+    weights, the terms alone, attention against a transcription of DisentangledSelfAttention,
+    and layers of real models."""
+    # -- buckets: every rel in -3000..3000 and a geometric set to 1e12, per configuration; the
+    # entries whose float32 and float64 buckets differ (ties of the ceiling) are listed apart
+    g = np.unique(np.round(np.geomspace(1, 1e12, 300)).astype(np.int64))
+    rel = np.unique(np.concatenate([np.arange(-3000, 3001), g, -g])).astype(np.int64)
+    save("deberta_bucket_rel", rel, f"{rel.size} sorted rel: -3000..3000 and +-round(geomspace(1, 1e12, 300))")
+    configs = [(256, 512), (256, 1024), (128, 512), (64, 256), (32, 128), (8, 16), (256, 256), (4, 8), (5, 9)]
+    ties_total = 0
+    sweep = np.arange(-2_000_000, 2_000_001, dtype=np.int64)
+    for b, m in configs:
+        b32, t = deberta_bucket(rel, b, m)
+        b64, _ = deberta_bucket(rel, b, m, f32=False)
+        tie = np.nonzero(b32 != b64)[0].astype(np.int64)
+        save(f"deberta_bucket_b{b}_m{m}", b32,
+             f"make_log_bucket_position(deberta_bucket_rel, {b}, {m}) in float32 (Hugging Face)")
+        save(f"deberta_bucket_b{b}_m{m}_ties", tie,
+             f"the {tie.size} indices into deberta_bucket_rel where the float32 and float64 buckets "
+             "differ (ties of the ceiling, far past the clamp of c)")
+        s32, s64 = deberta_bucket(sweep, b, m)[0], deberta_bucket(sweep, b, m, f32=False)[0]
+        diff = s32 != s64
+        ties_total += int(diff.sum())
+        span = deberta_span(b, m)
+        c32, c64 = np.clip(s32 + span, 0, 2 * span - 1), np.clip(s64 + span, 0, 2 * span - 1)
+        assert np.array_equal(c32, c64), (b, m)             # the index never depends on a tie
+    print(f"DeBERTa: |rel| <= 2e6 over {len(configs)} configurations: {ties_total} float32/float64 "
+          "bucket ties, none where the index c is not clamped")
+    save("deberta_index_b0_m6", deberta_index(np.arange(-10, 11), 0, 6),
+         "c(rel) = clamp(rel + 6, 0, 11) for rel in -10..10: no buckets, m = 6 (span 6)")
+    # -- the tables from a layer's weights, against Hugging Face's get_rel_embedding and projections
+    D, H, Dh, b, m, eps = 16, 2, 8, 8, 16, 1e-7
+    rel_emb = save("deberta_rel_embeddings", rnd(21001, (16, D)), "random relative embeddings [2 span=16, D=16]")
+    ln_w = save("deberta_ln_weight", 1.0 + 0.1 * rnd(21002, (D,)), "layer norm weight [D] (1 + 0.1 random)")
+    ln_b = save("deberta_ln_bias", 0.1 * rnd(21003, (D,)), "layer norm bias [D] (0.1 random)")
+    a = rel_case_inputs("deb", 21010, 12, D, H, H, Dh, "qkvo")
+    qr, kr = deberta_hf_tables(rel_emb, ln_w, ln_b, eps, a["wq"], a["bq"], a["wk"], a["bk"], b, m)
+    save("deb_q_r", qr, "Q_r = LayerNorm(deberta_rel_embeddings; deberta_ln_weight, deberta_ln_bias, eps 1e-7) "
+         "deb_wq + deb_bq [2 span=16, H*Dh=16]")
+    save("deb_k_r", kr, "K_r = LayerNorm(...) deb_wk + deb_bk [16, 16]")
+    # -- the terms alone, one head, Nq != Nk and listed positions (§5e's c(d_ij) for both terms)
+    qt = save("deb_terms_q", rnd(21020, (5, Dh)), "random queries [Nq=5, Dh=8]")
+    kt = save("deb_terms_k", rnd(21021, (13, Dh)), "random keys [Nk=13, Dh=8]")
+    tq = save("deb_terms_qpos", np.array([30, 2, 17, 9, 100], dtype=np.int64), "explicit query positions")
+    tk = save("deb_terms_kpos", np.array([0, 5, 9, 13, 14, 15, 16, 22, 29, 31, 40, 64, 99], dtype=np.int64),
+              "explicit key positions")
+    for terms in ("c2p|p2c", "c2p", "p2c"):
+        tag = terms.replace("|", "_")
+        for h in range(H):
+            for ptag, pq, pk in (("contiguous", positions(5, 20), positions(13, 3)), ("listed", tq, tk)):
+                ref = deberta_terms(qt, kt, pq, pk, kr[:, h * Dh:(h + 1) * Dh], qr[:, h * Dh:(h + 1) * Dh],
+                                    b, m, terms)
+                save(f"deb_terms_{tag}_h{h}_{ptag}", ref,
+                     f"{terms} terms (unscaled) of head {h} of deb_k_r / deb_q_r, b=8 m=16, "
+                     f"deb_terms_q, deb_terms_k at {'queries 20..24, keys 3..15' if ptag == 'contiguous' else 'deb_terms_qpos, deb_terms_kpos'}")
+    # -- attention against the transcription: Y = context Wo + bo
+    cases = [
+        ("both_bidir", "c2p|p2c", positions(12), False, 0),
+        ("c2p_causal", "c2p", positions(12, 5), True, 0),
+        ("p2c_listed", "p2c", np.array([0, 1, 3, 4, 9, 10, 11, 30, 31, 60, 61, 90], dtype=np.int64), False, 0),
+        ("both_window_causal", "c2p|p2c", _gap_positions(21030, 12, 1, 4, 7), True, 10),
+    ]
+    for name, terms, pos, causal, window in cases:
+        save(f"deb_{name}_positions", pos, f"deb_{name}: positions [N]")
+        vis = layer_visibility(pos, causal, window)
+        ctx = deberta_hf_attention(a["x"], a["wq"], a["bq"], a["wk"], a["bk"], a["wv"], a["bv"], H, pos,
+                                   qr, kr, b, m, terms, vis)
+        f = 1 + ("c2p" in terms) + ("p2c" in terms)
+
+        def tf(h, qh, kg, terms=terms, pos=pos):
+            return deberta_terms(qh, kg, pos, pos, kr[:, h * Dh:(h + 1) * Dh], qr[:, h * Dh:(h + 1) * Dh],
+                                 b, m, terms)
+        o, y = rel_layer(a["x"], a["wq"], a["wk"], a["wv"], a["wo"], H, H, Dh, pos, tf, 1 / math.sqrt(f * Dh),
+                         bq=a["bq"], bk=a["bk"], bv=a["bv"], bo=a["bo"], causal=causal, window=window)
+        _close(ctx, o, f"deb_{name}: Hugging Face transcription vs §5e")
+        save(f"deb_{name}_y", y, f"Y [12, 16] of the deb_* layer (H=2, Dh=8, biases), tables deb_k_r, deb_q_r, "
+             f"b=8 m=16, pos_att_type {terms}, scale 1/sqrt({f}*8), "
+             f"{'causal' if causal else 'bidirectional'}{f', window {window}' if window else ''}; "
+             f"= Hugging Face's DisentangledSelfAttention (transcribed) + Wo, bo")
+    # -- DeBERTa-v3's configuration (b = 256, m = 512, LayerNorm eps 1e-7) over 300 tokens
+    D3, H3, Dh3, N3 = 16, 2, 8, 300
+    v3 = rel_case_inputs("deb_v3", 21100, N3, D3, H3, H3, Dh3, "qk")
+    re3 = save("deb_v3_rel_embeddings", rnd(21110, (512, D3)), "random relative embeddings [2 span=512, D=16]")
+    w3 = save("deb_v3_ln_weight", 1.0 + 0.1 * rnd(21111, (D3,)), "layer norm weight [D]")
+    b3 = save("deb_v3_ln_bias", 0.1 * rnd(21112, (D3,)), "layer norm bias [D]")
+    qr3, kr3 = deberta_hf_tables(re3, w3, b3, 1e-7, v3["wq"], v3["bq"], v3["wk"], v3["bk"], 256, 512)
+    save("deb_v3_q_r", qr3, "Q_r of deb_v3 [512, 16]")
+    save("deb_v3_k_r", kr3, "K_r of deb_v3 [512, 16]")
+    pos3 = positions(N3)
+    ctx = deberta_hf_attention(v3["x"], v3["wq"], v3["bq"], v3["wk"], v3["bk"], v3["wv"], None, H3, pos3,
+                               qr3, kr3, 256, 512, "p2c|c2p", np.ones((N3, N3), dtype=bool))
+    c3 = deberta_index(pos3[:, None] - pos3[None, :], 256, 512)               # §5e, vectorised
+    q3, k3 = (v3["x"] @ v3["wq"] + v3["bq"]).reshape(N3, H3, Dh3), (v3["x"] @ v3["wk"] + v3["bk"]).reshape(N3, H3, Dh3)
+    for h in range(H3):
+        sl = slice(h * Dh3, (h + 1) * Dh3)
+        t3 = np.einsum("id,ijd->ij", q3[:, h], kr3[c3][:, :, sl]) + np.einsum("jd,ijd->ij", k3[:, h], qr3[c3][:, :, sl])
+        S3 = (q3[:, h] @ k3[:, h].T + t3) / math.sqrt(3 * Dh3)
+        P3 = np.exp(S3 - S3.max(axis=1, keepdims=True))
+        P3 /= P3.sum(axis=1, keepdims=True)
+        _close(ctx[:, sl], P3 @ (v3["x"] @ v3["wv"]).reshape(N3, H3, Dh3)[:, h], f"deb_v3 head {h}: transcription vs §5e")
+    save("deb_v3_y", ctx @ v3["wo"], "Y [300, 16]: DeBERTa-v3 layout, b=256 m=512, both terms, positions "
+         "0..299 (log buckets past 128), bq bk, bidirectional; Hugging Face transcription + Wo")
+    # -- grouped heads and masks (the generalisation: query head h takes K_r, Q_r of head h, k of its kv head)
+    D4, H4, Hkv4, Dh4, b4, m4 = 24, 4, 2, 6, 8, 20
+    name = "deb_gqa_chunk_segments_sinks_cap"
+    pos4 = np.concatenate([_gap_positions(21201, 9, 1, 6), positions(5), [0]])
+    a4 = rel_case_inputs(name, 21200, pos4.size, D4, H4, Hkv4, Dh4, "qkvo")
+    re4 = save(f"{name}_rel_embeddings", rnd(21210, (2 * b4, D4)), f"{name}: relative embeddings [16, 24]")
+    r4 = re4                                                    # norm_rel_ebd none
+    qr4 = r4 @ a4["wq"] + a4["bq"]
+    kp4 = r4 @ a4["wk"] + a4["bk"]
+    kr4 = _kv_repeat(kp4, H4, Hkv4, Dh4)                        # query head h: kv head floor(h Hkv / H)
+    save(f"{name}_q_r", qr4, f"{name}: Q_r = rel Wq + bq [16, H*Dh=24] (no layer norm)")
+    save(f"{name}_k_r", kr4, f"{name}: K_r, head h = (rel Wk + bk) of kv head floor(h*2/4) [16, 24]")
+    seg4 = np.array([0] * 9 + [1] * 5 + [-1], dtype=np.int64)
+    save(f"{name}_positions", pos4, f"{name}: positions [N]")
+    save(f"{name}_segments", seg4, f"{name}: segment ids (9, 5, padding)")
+    sk4 = save(f"{name}_sinks", rnd(21220, (H4,)), f"{name}: sink logits [H]")
+
+    def tf4(h, qh, kg):
+        return deberta_terms(qh, kg, pos4, pos4, kr4[:, h * Dh4:(h + 1) * Dh4], qr4[:, h * Dh4:(h + 1) * Dh4],
+                             b4, m4, "c2p|p2c")
+    _, y4 = rel_layer(a4["x"], a4["wq"], a4["wk"], a4["wv"], a4["wo"], H4, Hkv4, Dh4, pos4, tf4,
+                      1 / math.sqrt(3 * Dh4), bq=a4["bq"], bk=a4["bk"], bv=a4["bv"], bo=a4["bo"],
+                      seg=seg4, sinks=sk4, softcap=2.5, causal=True, chunk=7)
+    save(f"{name}_y", y4, f"{name}: Y [15, 24], GQA 4/2, Dh=6, b=8 m=20, both terms, scale 1/sqrt(18), "
+         "biases, causal, chunk 7, packed segments, sinks, softcap 2.5")
+
+
 README_HEAD = """# posenc float64 reference data
 
 Generated by `make_golden.py` (`/usr/bin/python3 tests/reference/make_golden.py`; needs NumPy),
@@ -1408,6 +1804,8 @@ def main():
     gen_attention()
     gen_layers()
     gen_rope_variants()
+    gen_bert_relative()
+    gen_deberta()
     cases = DATA / "layer_cases.txt"
     cases.write_text("".join(line + "\n" for _, line, _ in LAYER_CASES))
     rows = [f"| `{n}` | {list(s)} | {d} | {desc} |" for n, s, d, desc in MANIFEST]

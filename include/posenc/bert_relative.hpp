@@ -1,0 +1,235 @@
+// posenc: BERT's relative position embeddings, Hugging Face position_embedding_type
+// relative_key and relative_key_query (Huang et al. 2020, arXiv:2009.13658; conventions.md 5d).
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdint>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "detail/tile_kernels.hpp"
+#include "types.hpp"
+
+POSENC_NAMESPACE_BEGIN
+
+namespace detail {
+
+/// A table [rows, Dh] stored transposed, [Dh, ld] with ld >= rows + P zero-padded columns, so
+/// that qk_tile (detail/tile_kernels.hpp) multiplies rows of Q or K by any run of consecutive
+/// table rows: the relative-embedding encoders' content-by-position products, tile by tile.
+template <class T>
+class TransposedTable {
+ public:
+  TransposedTable() = default;
+  template <class... Names>
+  TransposedTable(const ConstMatrixRef<T>& table, const Names&... what)
+      : rows_(table.rows()), dh_(table.cols()) {
+    constexpr Index P = tile_packet<T>::size;
+    ld_ = checked_add(rows_, 2 * P, what..., ": rows + padding");
+    const std::int64_t n = checked_elements(dh_, ld_, what...);
+    allocate(
+        n, static_cast<std::int64_t>(sizeof(T)),
+        [&] { data_.assign(static_cast<std::size_t>(n), T(0)); }, what...);
+    for (Index r = 0; r < rows_; ++r)
+      for (Index d = 0; d < dh_; ++d)
+        data_[static_cast<std::size_t>(d * ld_ + r)] = table(r, d);
+  }
+  Index rows() const { return rows_; }
+  Index dh() const { return dh_; }
+  Index ld() const { return ld_; }
+  /// Column r: table row r, read with stride ld.
+  const T* column(Index r) const { return data_.data() + r; }
+
+ private:
+  std::vector<T> data_;
+  Index rows_ = 0, dh_ = 0, ld_ = 0;
+};
+
+/// Columns of a run of w products as qk_tile writes them: w rounded up to whole packets.
+template <class T>
+Index packed_width(Index w) {
+  constexpr Index P = tile_packet<T>::size;
+  return (w + P - 1) / P * P;
+}
+
+/// The content-by-position term of a query tile, for contiguous positions:
+///   s(i, j) += scale * q_i . T[f(e + i - j)],
+/// with e = p_{i0} - p_{j0} the distance at the tile's corner and f a non-decreasing map from
+/// the distance p_i - p_j to a table row. Rows are taken in blocks of the micro-kernel's height;
+/// a block of n rows needs the table rows f(e + r - (bj - 1)) .. f(e + r + n - 1), which
+/// qk_tile multiplies in one pass (about bj + n products per query instead of bj).
+template <class T, class F>
+void add_query_table_terms(const ConstMatrixRef<T>& qt, const TransposedTable<T>& tab,
+                           std::int64_t e, const F& f, T scale, MatrixRef<T> s) {
+  constexpr Index R = tile_packet<T>::rows;
+  const Index bi = s.rows(), bj = s.cols(), ldq = qt.outerStride(), lds = s.outerStride();
+  for (Index r = 0; r < bi; r += R) {
+    const Index n = std::min(R, bi - r);
+    const Index lo = f(e + r - (bj - 1)), w = f(e + r + n - 1) - lo + 1;
+    const Index ldg = packed_width<T>(w);
+    auto g = thread_scratch<T, struct rel_query_run>(n, ldg);
+    qk_tile(qt.data() + r * ldq, ldq, n, tab.column(lo), tab.ld(), w, tab.dh(), scale, g.data(),
+            ldg);
+    for (Index rr = 0; rr < n; ++rr) {
+      T* row = s.data() + (r + rr) * lds;
+      const T* gr = g.data() + rr * ldg;
+      const std::int64_t d0 = e + r + rr;  // the distance at column j = 0
+      for (Index j = 0; j < bj; ++j)
+        row[j] += gr[f(d0 - j) - lo];
+    }
+  }
+}
+
+/// The position-by-content term of a key tile, for contiguous positions:
+///   s(i, j) += scale * k_j . T[f(e + i - j)],
+/// blocks of keys as add_query_table_terms blocks queries; the products are gathered into
+/// s^T (per-thread scratch) and added transposed.
+template <class T, class F>
+void add_key_table_terms(const ConstMatrixRef<T>& kt, const TransposedTable<T>& tab, std::int64_t e,
+                         const F& f, T scale, MatrixRef<T> s) {
+  constexpr Index R = tile_packet<T>::rows;
+  const Index bi = s.rows(), bj = s.cols(), ldk = kt.outerStride();
+  auto st = thread_scratch<T, struct rel_key_scores>(bj, bi);
+  for (Index c = 0; c < bj; c += R) {
+    const Index n = std::min(R, bj - c);
+    const Index lo = f(e - (c + n - 1)), w = f(e + (bi - 1) - c) - lo + 1;
+    const Index ldh = packed_width<T>(w);
+    auto g = thread_scratch<T, struct rel_key_run>(n, ldh);
+    qk_tile(kt.data() + c * ldk, ldk, n, tab.column(lo), tab.ld(), w, tab.dh(), scale, g.data(),
+            ldh);
+    for (Index cc = 0; cc < n; ++cc) {
+      T* out = st.data() + (c + cc) * bi;
+      const T* gr = g.data() + cc * ldh;
+      const std::int64_t d0 = e - (c + cc);  // the distance at row i = 0
+      for (Index i = 0; i < bi; ++i)
+        out[i] = gr[f(d0 + i) - lo];
+    }
+  }
+  s.noalias() += st.transpose();
+}
+
+}  // namespace detail
+
+/// Which content terms BERT's relative embeddings add (Hugging Face position_embedding_type).
+enum class BertRelativeType {
+  relative_key,       // q_i . E[idx]
+  relative_key_query  // q_i . E[idx] + k_j . E[idx]
+};
+
+template <>
+struct enum_names<BertRelativeType> {
+  static constexpr std::array<std::pair<std::string_view, BertRelativeType>, 2> table{
+      {{"relative_key", BertRelativeType::relative_key},
+       {"relative_key_query", BertRelativeType::relative_key_query}}};
+};
+
+/// BERT's relative position embeddings (Huang et al. 2020; Hugging Face BertSelfAttention with
+/// position_embedding_type relative_key or relative_key_query): a table E [2L - 1, Dh] shared by
+/// every head (Hugging Face's distance_embedding, L = max_position_embeddings), read at
+/// idx(i, j) = p_i - p_j + L - 1 (query minus key), and
+///   relative_key:        e_ij = scale (q_i k_j + q_i E[idx]),
+///   relative_key_query:  e_ij = scale (q_i k_j + q_i E[idx] + k_j E[idx]),
+/// no value term, no absolute embedding. Hugging Face divides the whole sum by sqrt(Dh): the
+/// attention's default scale. With grouped heads, k_j is the key of the query head's key/value
+/// head. Every query and key of a call must be at most L - 1 apart, visible or not (Hugging Face
+/// reads the table for every pair); a pair further apart is an error naming both positions.
+template <class T>
+class BertRelativeEncoding {
+ public:
+  using Scalar = T;
+
+  explicit BertRelativeEncoding(const ConstMatrixRef<T>& table,
+                                BertRelativeType type = BertRelativeType::relative_key)
+      : table_(table), type_(type) {
+    detail::require(table.rows() >= 1 && table.rows() % 2 == 1 && table.cols() > 0,
+                    "BertRelativeEncoding: table E is [", table.rows(), ", ", table.cols(),
+                    "], expected [2L - 1, Dh] (an odd number of rows, Dh > 0)");
+    detail::require_extent(table.rows(), "BertRelativeEncoding: the rows 2L - 1 of E");
+    detail::require_extent(table.cols(), "BertRelativeEncoding: Dh, the columns of E");
+    detail::require(name_of(type) != "?", "BertRelativeEncoding: type = ", static_cast<int>(type),
+                    " is not one of ", names_list<BertRelativeType>());
+    detail::require(table_.allFinite(), "BertRelativeEncoding: table E has non-finite entries");
+    packed_ = detail::TransposedTable<T>(table_, "BertRelativeEncoding: E transposed");
+  }
+
+  /// L (max_position_embeddings): E has 2L - 1 rows.
+  Index max_positions() const { return (table_.rows() + 1) / 2; }
+  Index head_dim() const { return table_.cols(); }
+  BertRelativeType type() const { return type_; }
+  const Matrix<T>& table() const { return table_; }
+
+  /// The row of E read for a query at p_query and a key at p_key: p_query - p_key + L - 1.
+  Index index(std::int64_t p_query, std::int64_t p_key) const {
+    detail::require(p_query >= 0 && p_key >= 0, "BertRelativeEncoding::index: positions ", p_query,
+                    " and ", p_key, " must be >= 0");
+    check_distance(p_query, p_key);
+    return static_cast<Index>(p_query - p_key + (max_positions() - 1));
+  }
+
+  struct ScoreBias {
+    const BertRelativeEncoding* enc;
+    Positions q, k;
+    T scale;
+
+    // s_ij += scale q_i . E[idx] (+ scale k_j . E[idx])
+    void add(Index /*h*/, Index i0, Index j0, const ConstMatrixRef<T>& qt,
+             const ConstMatrixRef<T>& kt, MatrixRef<T> s) const {
+      const bool both = enc->type_ == BertRelativeType::relative_key_query;
+      const Index shift = enc->max_positions() - 1;
+      if (q.contiguous() && k.contiguous()) {
+        // p_i - p_j = e + i - j in the tile; every distance of the call is within [-(L-1), L-1]
+        const std::int64_t e = (q.offset() + i0) - (k.offset() + j0);
+        const auto f = [shift](std::int64_t d) { return static_cast<Index>(d + shift); };
+        detail::add_query_table_terms(qt, enc->packed_, e, f, scale, s);
+        if (both) detail::add_key_table_terms(kt, enc->packed_, e, f, scale, s);
+        return;
+      }
+      const Matrix<T>& t = enc->table_;
+      for (Index i = 0; i < s.rows(); ++i)
+        for (Index j = 0; j < s.cols(); ++j) {
+          const Index r = static_cast<Index>(q[i0 + i] - k[j0 + j] + shift);
+          T v = qt.row(i).dot(t.row(r));
+          if (both) v += kt.row(j).dot(t.row(r));
+          s(i, j) += scale * v;
+        }
+    }
+  };
+
+  ScoreBias score_bias(const Positions& query_pos, const Positions& key_pos, Index heads,
+                       Index head_dim, T scale) const {
+    detail::require(head_dim == this->head_dim(),
+                    "BertRelativeEncoding: table E has Dh = ", this->head_dim(),
+                    ", the attention has Dh = ", head_dim, " (H = ", heads, ")");
+    if (!query_pos.empty() && !key_pos.empty()) {
+      // the extreme pairs: the latest query with the earliest key, the earliest with the latest
+      check_distance(query_pos.max(), key_pos.min());
+      check_distance(query_pos.min(), key_pos.max());
+    }
+    return ScoreBias{this, query_pos, key_pos, scale};
+  }
+
+  void check(const AttentionShape& shape) const {
+    detail::require(shape.head_dim == head_dim(),
+                    "BertRelativeEncoding: table E has Dh = ", head_dim(),
+                    ", the attention has Dh = ", shape.head_dim);
+  }
+
+ private:
+  // |p_query - p_key| <= L - 1 (a difference of two non-negative positions: no overflow)
+  void check_distance(std::int64_t p_query, std::int64_t p_key) const {
+    const std::int64_t d = p_query - p_key, lim = max_positions() - 1;
+    detail::require(d <= lim && -d <= lim, "BertRelativeEncoding: query position ", p_query,
+                    " and key position ", p_key, " are ", d < 0 ? -d : d,
+                    " apart, more than L - 1 = ", lim, " (table E [2L - 1, Dh] has ", table_.rows(),
+                    " rows, L = ", max_positions(), ")");
+  }
+
+  Matrix<T> table_;
+  BertRelativeType type_;
+  detail::TransposedTable<T> packed_;
+};
+
+POSENC_NAMESPACE_END
