@@ -27,6 +27,53 @@ void BM_rope(benchmark::State& st) {
   report_bytes(st, 2.0 * double(x.size()) * sizeof(T), threads);
 }
 
+// Multi-axis RoPE (Qwen2-VL's chunked sections over Dh = 128) at the shape of BM_rope, the
+// positions of an image of sqrt(N) x sqrt(N) patches at one time step: its target is at most
+// 1.1 x RoPE's time in the same run.
+template <class T>
+void BM_mrope(benchmark::State& st) {
+  const Index n = st.range(0), heads = st.range(1), dh = st.range(2);
+  const int threads = static_cast<int>(st.range(3));
+  set_threads(threads);
+  posenc::MultiAxisRotaryOptions o;
+  o.layout = posenc::MropeLayout::chunked;
+  o.sections = {dh / 8, 3 * dh / 16, 3 * dh / 16};
+  const posenc::MultiAxisRotaryEncoding<T> enc(dh, o);
+  posenc::AxisPositions pos(3, n);
+  const Index side = std::max<Index>(1, static_cast<Index>(std::sqrt(double(n))));
+  for (Index i = 0; i < n; ++i) {
+    pos(0, i) = 1;
+    pos(1, i) = 1 + i / side;
+    pos(2, i) = 1 + i % side;
+  }
+  Matrix<T> x = random<T>(n, heads * dh);
+  enc.rotate(x, pos, heads);  // builds the cos/sin cache
+  for (auto _ : st) {
+    enc.rotate(x, pos, heads);
+    benchmark::DoNotOptimize(x.data());
+    benchmark::ClobberMemory();
+  }
+  report_bytes(st, 2.0 * double(x.size()) * sizeof(T), threads);
+}
+
+// Llama 4's query temperature (a scale per row) at the shape of BM_rope, positions past its
+// floor scale: its closest encoder is RoPE on the queries, which it must not cost more than.
+template <class T>
+void BM_temperature(benchmark::State& st) {
+  const Index n = st.range(0), heads = st.range(1), dh = st.range(2);
+  const int threads = static_cast<int>(st.range(3));
+  set_threads(threads);
+  const posenc::AttentionTemperatureEncoding<T> enc;
+  Matrix<T> x = random<T>(n, heads * dh);
+  const posenc::Positions pos(100000, n);
+  for (auto _ : st) {
+    enc.rotate_queries(x, pos, heads);
+    benchmark::DoNotOptimize(x.data());
+    benchmark::ClobberMemory();
+  }
+  report_bytes(st, 2.0 * double(x.size()) * sizeof(T), threads);
+}
+
 template <class T, int E>
 void BM_add(benchmark::State& st) {
   const Index n = st.range(0), heads = st.range(1), dh = st.range(2);
@@ -105,10 +152,12 @@ void register_type(bool full) {
   // The RoPE target shape [4096, 32, 128] (bench/RESULTS.md), both layouts, and the additive
   // encoders at the same size of X ([4096, 4096]); always registered, every thread count.
   for (int th : thr) {
-    for (auto [name, fn] : {std::pair{"rope/", BM_rope<T, rope>},
-                            std::pair{"rope_interleaved/", BM_rope<T, rope_interleaved>},
-                            std::pair{"sinusoidal/", BM_add<T, sinusoidal>},
-                            std::pair{"learned/", BM_add<T, learned>}})
+    for (auto [name, fn] :
+         {std::pair{"rope/", BM_rope<T, rope>},
+          std::pair{"rope_interleaved/", BM_rope<T, rope_interleaved>},
+          std::pair{"mrope_chunked/", BM_mrope<T>}, std::pair{"temperature/", BM_temperature<T>},
+          std::pair{"sinusoidal/", BM_add<T, sinusoidal>},
+          std::pair{"learned/", BM_add<T, learned>}})
       benchmark::RegisterBenchmark((name + t).c_str(), fn)
           ->Args({4096, 32, 128, th})
           ->ArgNames({"N", "H", "Dh", "threads"})

@@ -250,7 +250,7 @@ const std::set<std::string> input_flags = {
 const std::set<std::string> output_flags = {"output"};
 // Text flags that are not paths.
 const std::set<std::string> text_flags = {
-    "encoder", "encoders", "layout", "frequencies", "dtype", "scaling", "truncate", "title", "rotary-dims", "from", "to",
+    "encoder", "encoders", "layout", "frequencies", "dtype", "scaling", "truncate", "title", "rotary-dims", "from", "to", "mrope-layout",
     "colormap", "query", "style", "head", "input", "labels", "x-label", "y-label"};
 // clang-format on
 

@@ -17,6 +17,7 @@
 #include "encoder.hpp"
 #include "error.hpp"
 #include "learned.hpp"
+#include "mrope.hpp"
 #include "relative.hpp"
 #include "rope.hpp"
 #include "shaw.hpp"

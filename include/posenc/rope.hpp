@@ -92,6 +92,9 @@ struct RotaryOptions {
   std::vector<double> freq_factors;
 };
 
+/// Multi-axis positions [A, N] (conventions.md 3c): row a holds axis a of every token.
+using AxisPositions = Eigen::Matrix<std::int64_t, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
 /// A frequency set and its attention factor: what a rotation by p * inv_freq_i uses
 /// (RotaryEncoding::frequencies gives the set of a call).
 struct RotaryFrequencies {
@@ -116,6 +119,12 @@ class RotaryEncoding {
   using Scalar = T;
 
   explicit RotaryEncoding(Index head_dim, RotaryOptions options = {})
+      : RotaryEncoding(head_dim, std::move(options), {}) {}
+
+  /// With its own frequency ladder `ladder` [R/2] in place of base^(-2i/R) (e.g. axial
+  /// multi-axis RoPE's per-axis ladders, conventions.md 3c); the scalings that only transform
+  /// the ladder (none, linear, yarn, llama3) and freq_factors apply to it. Empty: the usual one.
+  RotaryEncoding(Index head_dim, RotaryOptions options, std::vector<double> ladder)
       : head_dim_(head_dim), options_(std::move(options)) {
     validate();
     rotary_dim_ = options_.rotary_dim == 0 ? head_dim_ : options_.rotary_dim;
@@ -125,6 +134,20 @@ class RotaryEncoding {
     for (Index i = 0; i < half; ++i)
       base_inv_freq_[static_cast<std::size_t>(i)] =
           std::pow(options_.base, -2.0 * static_cast<double>(i) / r);
+    if (!ladder.empty()) {
+      const RopeScaling s = options_.scaling;
+      detail::require(s == RopeScaling::none || s == RopeScaling::linear ||
+                          s == RopeScaling::yarn || s == RopeScaling::llama3,
+                      "RotaryEncoding: a frequency ladder of its own works with scalings none, "
+                      "linear, yarn and llama3, not ",
+                      name_of(s), " (which derives its frequencies from the base)");
+      detail::require(static_cast<Index>(ladder.size()) == half, "RotaryEncoding: the ladder has ",
+                      ladder.size(), " entries, expected rotary_dim / 2 = ", half);
+      for (std::size_t i = 0; i < ladder.size(); ++i)
+        detail::require(std::isfinite(ladder[i]) && ladder[i] > 0.0, "RotaryEncoding: ladder[", i,
+                        "] = ", ladder[i], " must be finite and > 0");
+      base_inv_freq_ = std::move(ladder);
+    }
     static_inv_freq_ = compute_inv_freq(0.0, false);
     check_derived(static_inv_freq_, options_.scaling == RopeScaling::longrope ? "short" : "");
     if (options_.scaling == RopeScaling::longrope) {
@@ -303,6 +326,72 @@ class RotaryEncoding {
   /// whose largest position was from_max_position become rows rotated by a call whose largest
   /// position is to_max_position. Nothing changes unless the scaling picks its set by length
   /// (dynamic, longrope) and the two lengths pick different sets.
+  /// Multi-axis rotation (conventions.md 3c): frequency index i of row r turns by
+  /// axes(axis_of[i], r) * inv_freq_i, pairs and layout as in rotate; axes is [A, N] (row a holds
+  /// axis a of every token), axis_of has R/2 entries in [0, A). The call's set is that of its
+  /// largest position over all axes (so scalings that depend on the length are refused).
+  void rotate_axes(MatrixRef<T> x, const Eigen::Ref<const AxisPositions>& axes, Index heads,
+                   const std::vector<Index>& axis_of) const {
+    detail::require(
+        options_.scaling != RopeScaling::dynamic && options_.scaling != RopeScaling::longrope,
+        "RotaryEncoding::rotate_axes: multi-axis positions with scaling ",
+        name_of(options_.scaling), ", whose frequencies depend on the length, are not defined");
+    const Index n = x.rows(), half = rotary_dim_ / 2;
+    detail::require(heads > 0 && x.cols() == detail::checked_mul(heads, head_dim_, "heads * Dh"),
+                    "RotaryEncoding::rotate_axes: input is [", x.rows(), ", ", x.cols(),
+                    "], expected [N, heads * head_dim] with heads = ", heads,
+                    ", head_dim = ", head_dim_);
+    detail::require(axes.cols() == n && axes.rows() > 0,
+                    "RotaryEncoding::rotate_axes: positions are [", axes.rows(), ", ", axes.cols(),
+                    "], expected [A, N] with N = ", n);
+    detail::require(static_cast<Index>(axis_of.size()) == half,
+                    "RotaryEncoding::rotate_axes: axis_of has ", axis_of.size(),
+                    " entries, expected rotary_dim / 2 = ", half);
+    for (std::size_t i = 0; i < axis_of.size(); ++i)
+      detail::require(axis_of[i] >= 0 && axis_of[i] < axes.rows(),
+                      "RotaryEncoding::rotate_axes: axis_of[", i, "] = ", axis_of[i],
+                      " is not an axis of [0, ", axes.rows(), ")");
+    if (n == 0) return;
+    const std::int64_t pmin = axes.minCoeff(), pmax = axes.maxCoeff();
+    detail::require(pmin >= 0, "RotaryEncoding::rotate_axes: position ", pmin, " is negative");
+    const std::vector<double>& freq = static_inv_freq_;
+    const double af = set_factor(false);
+    // Each token gathers its cos/sin entries from the cached rows of its axes' positions.
+    if (pmax < max_extent) {
+      auto table =
+          cache_.get(freq, static_cast<Index>(pmax) + 1, rotary_dim_,
+                     [&](Index p0, Index p1, MatrixRef<T> out) {
+                       for (Index p = p0; p < p1; ++p)
+                         cos_sin_row(static_cast<double>(p), freq, af, out.row(p - p0).data());
+                     });
+      if (table) {
+        const T* rows = table->rows.data();
+        const Index ldt = table->rows.outerStride();
+#if defined(_OPENMP)
+#pragma omp parallel if (n > 1 && n * x.cols() >= (Index(1) << 17))
+#endif
+        {
+          Vector<T> cs(rotary_dim_);
+#if defined(_OPENMP)
+#pragma omp for schedule(static)
+#endif
+          for (Index r = 0; r < n; ++r) {
+            for (Index i = 0; i < half; ++i) {
+              const T* row = rows + axes(axis_of[static_cast<std::size_t>(i)], r) * ldt;
+              cs[i] = row[i];
+              cs[half + i] = row[half + i];
+            }
+            rotate_row(x.row(r).data(), cs.data(), heads);
+          }
+        }
+        return;
+      }
+    }
+    rotate_by(x, heads, af, [&](Index r, std::size_t i) {
+      return static_cast<double>(axes(axis_of[i], r)) * freq[i];
+    });
+  }
+
   void rerotate_for(MatrixRef<T> x, const Positions& pos, Index heads,
                     std::int64_t from_max_position, std::int64_t to_max_position) const {
     if (options_.scaling != RopeScaling::dynamic && options_.scaling != RopeScaling::longrope)

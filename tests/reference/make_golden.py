@@ -1792,6 +1792,89 @@ def gen_rope_variants():
          "Y, H=2, Dh=8, scale 1/sqrt(8): attn_* inputs, queries times the temperature 1 + 0.5 ln(floor((p+1)/2) + 1), offset 2, causal")
 
 
+# ================================================================ §3c multi-axis RoPE
+
+def mrope_axis_of(half, layout, sections=None, axes=2):
+    """The axis of each frequency index i < R/2 (§3c)."""
+    if layout == "chunked":
+        assert sum(sections) == half
+        return np.concatenate([np.full(s, k) for k, s in enumerate(sections)]).astype(int)
+    if layout == "interleaved":
+        a = np.zeros(half, dtype=int)
+        for i in range(half):
+            if i % 3 == 1 and i < 3 * sections[1]:
+                a[i] = 1
+            elif i % 3 == 2 and i < 3 * sections[2]:
+                a[i] = 2
+        return a
+    assert layout == "axial"
+    return np.repeat(np.arange(axes), half // axes)
+
+
+def mrope_inv_freq(R, base, layout, axes=2):
+    if layout != "axial":
+        return rope_inv_freq(R, base)
+    per = R // (2 * axes)                                 # each axis: base^(-2j/(R/A)), j < R/(2A)
+    return np.tile(base ** (-2.0 * np.arange(per, dtype=np.float64) / (R // axes)), axes)
+
+
+def mrope_apply(x, axes_pos, inv_freq, axis_of, layout="half"):
+    """x [N, H, Dh]; theta_i = p[axis_of[i]] * inv_freq_i; pairs as §3 (first R dims rotate)."""
+    R = 2 * len(inv_freq)
+    th = np.stack([np.asarray(axes_pos[axis_of[i]], dtype=np.float64) * inv_freq[i]
+                   for i in range(R // 2)], axis=1)       # [N, R/2]
+    c, s = np.cos(th)[:, None, :], np.sin(th)[:, None, :]
+    ia, ib = (np.arange(R // 2), np.arange(R // 2) + R // 2) if layout == "half" else \
+        (np.arange(0, R, 2), np.arange(1, R, 2))
+    out = x.copy()
+    a, b = x[..., ia], x[..., ib]
+    out[..., ia] = a * c - b * s
+    out[..., ib] = b * c + a * s
+    return out
+
+
+def mrope_qwen2vl(x, axes_pos, inv_freq, sections):
+    """Hugging Face's Qwen2-VL apply_multimodal_rotary_pos_emb, transcribed: per axis a full
+    cos/sin [N, R] (rotate_half), split into chunks mrope_section * 2 and chunk k taken from axis
+    k mod 3. Used only to check mrope_apply's chunked layout."""
+    R = 2 * len(inv_freq)
+    emb = [np.concatenate([np.outer(p, inv_freq)] * 2, axis=1) for p in np.asarray(axes_pos, dtype=np.float64)]
+    bounds = np.cumsum([0] + list(sections) * 2)
+    cos = np.concatenate([np.cos(emb[k % 3][:, bounds[k]:bounds[k + 1]]) for k in range(len(bounds) - 1)], axis=1)
+    sin = np.concatenate([np.sin(emb[k % 3][:, bounds[k]:bounds[k + 1]]) for k in range(len(bounds) - 1)], axis=1)
+    xr = x[..., :R]
+    rot = np.concatenate([-xr[..., R // 2:], xr[..., :R // 2]], axis=-1)
+    out = x.copy()
+    out[..., :R] = xr * cos[:, None, :] + rot * sin[:, None, :]
+    return out
+
+
+def gen_mrope():
+    x = save("mrope_x", rnd(351, (5, 2, 16)), "random input [N=5, H=2, Dh=16] of the mrope_* cases")
+    # A text token, an image of 2 x 2 patches at one time step, and a text token after it
+    # (Qwen2-VL's position ids: temporal, height, width).
+    p3 = save("mrope_positions", np.array([[0, 1, 1, 1, 5], [0, 1, 1, 2, 5], [0, 1, 2, 1, 5]], dtype=np.int64),
+              "multi-axis positions [A=3, N=5] (temporal, height, width)")
+    hp = save("mrope_positions_high", p3 + (1 << 20), "mrope_positions + 2^20")
+    inv = rope_inv_freq(16, 10000.0)
+    sec = [2, 3, 3]
+    chunked = mrope_apply(x, p3, inv, mrope_axis_of(8, "chunked", sec))
+    _close(chunked, mrope_qwen2vl(x, p3, inv, sec), "M-RoPE chunked vs Qwen2-VL's split-and-select")
+    save("mrope_chunked_233", chunked, "chunked mrope_section [2,3,3], R=16, half, base 1e4, mrope_positions")
+    save("mrope_chunked_233_high", mrope_apply(x, hp, inv, mrope_axis_of(8, "chunked", sec)),
+         "as mrope_chunked_233 at mrope_positions_high")
+    save("mrope_interleaved_233", mrope_apply(x, p3, inv, mrope_axis_of(8, "interleaved", sec), "interleaved"),
+         "interleaved (Qwen3-VL) sections [2,3,3], R=16, interleaved pairs, base 1e4, mrope_positions")
+    p2 = save("mrope_positions_2d", p3[1:], "axial positions [A=2, N=5] (height, width)")
+    save("mrope_axial_2", mrope_apply(x, p2, mrope_inv_freq(16, 100.0, "axial", 2), mrope_axis_of(8, "axial", axes=2)),
+         "axial A=2 (ladders base 100^(-2j/8), j < 4), R=16, half, mrope_positions_2d")
+    # Equal axes: 1D RoPE (§3c's last sentence), asserted here and tested in C++.
+    p1 = np.array([3, 4, 5, 6, 7])
+    for lay in ("chunked", "interleaved"):
+        _close(mrope_apply(x, np.stack([p1] * 3), inv, mrope_axis_of(8, lay, sec)), rope_apply(x, p1, inv),
+               f"M-RoPE {lay} with equal axes vs 1D RoPE")
+
+
 def main():
     DATA.mkdir(parents=True, exist_ok=True)
     for f in DATA.glob("*.npy"):
@@ -1804,6 +1887,7 @@ def main():
     gen_attention()
     gen_layers()
     gen_rope_variants()
+    gen_mrope()
     gen_bert_relative()
     gen_deberta()
     cases = DATA / "layer_cases.txt"
