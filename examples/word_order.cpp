@@ -6,6 +6,7 @@
 #include <posenc/posenc.hpp>
 
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -37,9 +38,11 @@ Matrix<T> embed(const Matrix<T>& vocab, const std::vector<Index>& tokens) {
 
 template <class E>
 void compare(const char* name, const char* acts, const E& enc, const Model& m, const Matrix<T>& xa,
-             const Matrix<T>& xb, const std::vector<Index>& perm) {
+             const Matrix<T>& xb, const std::vector<Index>& perm,
+             std::optional<T> scale = std::nullopt) {
   AttentionOptions<T> opt;
   opt.heads = kHeads;  // bidirectional, as in an encoder: a causal mask alone reveals order
+  opt.scale = scale;   // the encoder's own, where it is not 1/sqrt(Dh)
   const Matrix<T> ya = attention(xa, m.wq, m.wk, m.wv, m.wo, enc, opt);
   const Matrix<T> yb = attention(xb, m.wq, m.wk, m.wv, m.wo, enc, opt);
   // Same token, other sentence: row i of B against the row of A that holds the same token.
@@ -97,6 +100,16 @@ int main() {
       TransformerXLEncoding<T>(seeded(kHeads, kHeadDim, 24, 1.0), seeded(kHeads, kHeadDim, 25, 1.0),
                                seeded(kDim, kDim, 26, 1.0 / std::sqrt(double(kDim)))),
       m, xa, xb, perm);
+  compare("BERT relative (seeded)", "scores",
+          BertRelativeEncoding<T>(seeded(2 * 16 - 1, kHeadDim, 27, 1.0),
+                                  BertRelativeType::relative_key_query),
+          m, xa, xb, perm);
+  DebertaOptions deberta;
+  deberta.position_buckets = 8;
+  deberta.max_relative_positions = 16;
+  const DebertaEncoding<T> deb(seeded(16, kDim, 28, 1.0), seeded(16, kDim, 29, 1.0), kHeads,
+                               deberta);
+  compare("DeBERTa (seeded, b=8)", "scores", deb, m, xa, xb, perm, deb.attention_scale());
   std::printf(
       "\nWithout an encoder the two sentences give the same bag of outputs: attention\n"
       "alone cannot tell who chases whom. Every encoder above tells them apart.\n");

@@ -246,12 +246,14 @@ struct Command {
 // clang-format off
 const std::set<std::string> input_flags = {
     "in", "positions", "x", "wq", "wk", "wv", "wo", "table", "short-factors", "long-factors", "freq-factors",
-    "rel-k", "rel-v", "u", "v", "wr", "bq", "bk", "bv", "bo", "segments", "sinks"};
+    "rel-k", "rel-v", "u", "v", "wr", "bq", "bk", "bv", "bo", "segments", "sinks", "distance-table",
+    "rel-key-table", "rel-query-table", "rel-embeddings", "rel-ln-weight", "rel-ln-bias"};
 const std::set<std::string> output_flags = {"output"};
 // Text flags that are not paths.
 const std::set<std::string> text_flags = {
     "encoder", "encoders", "layout", "frequencies", "dtype", "scaling", "truncate", "title", "rotary-dims", "from", "to", "mrope-layout",
-    "colormap", "query", "style", "head", "input", "labels", "x-label", "y-label"};
+    "colormap", "query", "style", "head", "input", "labels", "x-label", "y-label",
+    "position-embedding-type", "pos-att-type"};
 // clang-format on
 
 /// The options of `app` and of its option groups (nameless subcommands), once per name.

@@ -62,7 +62,7 @@ TEST_CASE(
   c.time_len = 8;
   c.time_budget = 0.0;
   const auto rows = cmp::measure<double>(c);
-  REQUIRE(rows.size() == 8);
+  REQUIRE(rows.size() == 10);
   for (const auto& r : rows) {
     INFO(r.info.name << ": change " << r.shift_change << ", past L: " << r.past_length);
     const std::string& k = r.info.key;
@@ -89,6 +89,8 @@ TEST_CASE(
   CHECK(rows[5].parameters == 8 * 2);                // T5 [buckets, H]
   CHECK(rows[6].parameters == 2 * (2 * 4 + 1) * 8);  // Shaw 2 (2K+1) Dh
   CHECK(rows[7].parameters == 2 * 16 + 16 * 16);     // XL u, v, W_R
+  CHECK(rows[8].parameters == (2 * 64 - 1) * 8);     // BERT relative E [2L - 1, Dh]
+  CHECK(rows[9].parameters == 2 * (2 * 256) * 16);   // DeBERTa K_r, Q_r [2b, H Dh]
   // distances told apart: Shaw stops at K, T5 at its last bucket, ALiBi and RoPE never (<= 8L)
   CHECK(rows[6].distinct_up_to == 4);
   CHECK(rows[5].distinct_up_to < 20);
@@ -96,6 +98,11 @@ TEST_CASE(
   CHECK(rows[4].distinct_up_to == 8 * 64);
   CHECK(rows[3].distinct_up_to == 8 * 64);
   CHECK(rows[0].distinct_up_to == 0);
+  // BERT's table ends at L - 1; DeBERTa's buckets saturate near m = 512
+  CHECK(rows[8].distinct_up_to == 63);
+  CHECK(rows[8].distinct_tested == 63);
+  CHECK(rows[9].distinct_up_to > 256);
+  CHECK(rows[9].distinct_up_to < 8 * 64);
   const std::string md = cmp::markdown(rows, c, "float64");
   CHECK(md.find("| RoPE | Q, K | 0 | yes |") != std::string::npos);
   CHECK(md.find("| learned | input | 1024 (L·D) | no |") != std::string::npos);

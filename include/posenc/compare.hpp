@@ -11,9 +11,10 @@
 //    largest logit, over a seeded random input and several shifts s;
 //  - past L: attention on tokens around 2L and 8L (L = the learned table's length, taken as
 //    the trained length of every encoder): the error it throws, or whether outputs are finite;
-//  - distances told apart: one query at 8L (L-1 for the learned table) and keys at every
-//    position before it, all with the same content: the largest distance d at which the
-//    logit still differs from the logit at d-1 (T5's buckets and Shaw's clipping saturate);
+//  - distances told apart: one query at 8L (L-1 for the learned table and for BERT's distance
+//    table, which end there) and keys at every position before it, all with the same content:
+//    the largest distance d at which the logit still differs from the logit at d-1 (T5's and
+//    DeBERTa's buckets and Shaw's clipping saturate);
 //  - cost per token: the encoder's own work (adding PE, rotating Q and K, or building the
 //    bias of every head over all N x N scores) and a whole attention call, divided by N.
 #pragma once
@@ -45,13 +46,15 @@ namespace compare {
 
 /// The sizes of the compared encoders and of the measurements.
 struct Config {
-  Index dim = 64;               // D
-  Index heads = 4;              // H (Dh = D / H)
-  Index max_len = 512;          // L: the learned table's rows, the "trained length" of all
-  Index num_buckets = 32;       // T5
-  Index max_distance = 128;     // T5
-  Index max_relative = 16;      // Shaw's K
-  std::int64_t clamp_len = -1;  // Transformer-XL (-1: none)
+  Index dim = 64;                      // D
+  Index heads = 4;                     // H (Dh = D / H)
+  Index max_len = 512;                 // L: the learned table's rows, the "trained length" of all
+  Index num_buckets = 32;              // T5
+  Index max_distance = 128;            // T5
+  Index max_relative = 16;             // Shaw's K
+  Index position_buckets = 256;        // DeBERTa's b (v2, v3)
+  Index max_relative_positions = 512;  // DeBERTa's m
+  std::int64_t clamp_len = -1;         // Transformer-XL (-1: none)
   double rope_base = 10000.0;
   Index tokens = 32;  // N for the shift and past-L measurements
   std::vector<std::int64_t> shifts = {1, 3, 17, 100, 480, 100000};
@@ -65,8 +68,9 @@ struct Config {
 
 /// Every encoder key, in table order.
 inline const std::vector<std::string>& all_keys() {
-  static const std::vector<std::string> keys = {"none",  "sinusoidal", "learned", "rope",
-                                                "alibi", "t5",         "shaw",    "xl"};
+  static const std::vector<std::string> keys = {"none",          "sinusoidal", "learned", "rope",
+                                                "alibi",         "t5",         "shaw",    "xl",
+                                                "bert-relative", "deberta"};
   return keys;
 }
 
@@ -83,9 +87,11 @@ inline Info info(const std::string& key) {
   if (key == "t5") return {key, "T5 bias", "scores"};
   if (key == "shaw") return {key, "Shaw", "scores, values"};
   if (key == "xl") return {key, "Transformer-XL", "scores"};
-  POSENC_THROW(
-      posenc::error("unknown encoder '" + key +
-                    "' (expected none, sinusoidal, learned, rope, alibi, t5, shaw or xl)"));
+  if (key == "bert-relative") return {key, "BERT relative", "scores"};
+  if (key == "deberta") return {key, "DeBERTa", "scores"};
+  POSENC_THROW(posenc::error("unknown encoder '" + key +
+                             "' (expected none, sinusoidal, learned, rope, alibi, t5, shaw, xl, "
+                             "bert-relative or deberta)"));
 }
 
 /// A seeded N(0, stddev^2) matrix (portable generator).
@@ -94,7 +100,7 @@ Matrix<T> seeded(Index rows, Index cols, std::uint64_t seed, double stddev = 1.0
   return posenc::LearnedEncoding<T>::normal(rows, cols, seed, stddev).table();
 }
 
-/// The eight built-in encoders with seeded trained parameters (the same seeds as the
+/// The built-in encoders with seeded trained parameters (the same seeds as the
 /// examples use: a plausible trained table is not needed to measure these properties).
 template <class T>
 struct Encoders {
@@ -111,7 +117,14 @@ struct Encoders {
         xl(seeded<T>(c.heads, c.dim / std::max<Index>(c.heads, 1), c.seed + 105),
            seeded<T>(c.heads, c.dim / std::max<Index>(c.heads, 1), c.seed + 106),
            seeded<T>(c.dim, c.dim, c.seed + 107, 1.0 / std::sqrt(static_cast<double>(c.dim))),
-           xl_options(c)) {}
+           xl_options(c)),
+        // BERT's distance table [2L - 1, Dh] for every sequence measured (L and the timings' N)
+        bert_relative(seeded<T>(2 * std::max(c.max_len, c.time_len) - 1,
+                                c.dim / std::max<Index>(c.heads, 1), c.seed + 108, 0.5),
+                      posenc::BertRelativeType::relative_key_query),
+        deberta(seeded<T>(2 * deberta_span(c), c.dim, c.seed + 109, 0.5),
+                seeded<T>(2 * deberta_span(c), c.dim, c.seed + 110, 0.5),
+                std::max<Index>(c.heads, 1), deberta_options(c)) {}
 
   posenc::NoEncoding<T> none;
   posenc::SinusoidalEncoding<T> sinusoidal;
@@ -121,6 +134,8 @@ struct Encoders {
   posenc::T5Encoding<T> t5;
   posenc::ShawEncoding<T> shaw;
   posenc::TransformerXLEncoding<T> xl;
+  posenc::BertRelativeEncoding<T> bert_relative;
+  posenc::DebertaEncoding<T> deberta;
 
  private:
   static posenc::RotaryOptions rope_options(const Config& c) {
@@ -137,6 +152,15 @@ struct Encoders {
     posenc::TransformerXLOptions o;
     o.clamp_len = c.clamp_len;
     return o;
+  }
+  static posenc::DebertaOptions deberta_options(const Config& c) {
+    posenc::DebertaOptions o;
+    o.position_buckets = c.position_buckets;
+    o.max_relative_positions = c.max_relative_positions;
+    return o;
+  }
+  static Index deberta_span(const Config& c) {
+    return c.position_buckets > 0 ? c.position_buckets : c.max_relative_positions;
   }
 };
 
@@ -159,8 +183,12 @@ void for_each_encoder(const Encoders<T>& e, const std::vector<std::string>& keys
       f(i, e.t5);
     else if (key == "shaw")
       f(i, e.shaw);
-    else
+    else if (key == "xl")
       f(i, e.xl);
+    else if (key == "bert-relative")
+      f(i, e.bert_relative);
+    else
+      f(i, e.deberta);
   }
 }
 
@@ -320,6 +348,14 @@ long long parameter_count(const posenc::TransformerXLEncoding<T>& e) {
   const long long d = e.heads() * e.head_dim();
   return 2 * d + d * d;  // u, v [H, Dh] and W_R [D, D]
 }
+template <class T>
+long long parameter_count(const posenc::BertRelativeEncoding<T>& e) {
+  return e.table().size();
+}
+template <class T>
+long long parameter_count(const posenc::DebertaEncoding<T>& e) {
+  return e.k_r().size() + e.q_r().size();  // K_r, Q_r [2 span, H Dh]
+}
 template <class E>
 long long parameter_count(const E&) {
   return 0;
@@ -330,10 +366,22 @@ inline std::string parameter_formula(const std::string& key) {
   if (key == "t5") return "buckets·H";
   if (key == "shaw") return "2(2K+1)·Dh";
   if (key == "xl") return "2H·Dh + D²";
+  if (key == "bert-relative") return "(2L-1)·Dh";
+  if (key == "deberta") return "2·2b·D";
   return "0";
 }
 
 namespace detail {
+
+/// The largest |p_i - p_j| an encoder reads a table at (BERT's E ends at L - 1).
+template <class T>
+std::int64_t longest_distance(const posenc::BertRelativeEncoding<T>& e) {
+  return e.max_positions() - 1;
+}
+template <class E>
+std::int64_t longest_distance(const E&) {
+  return std::numeric_limits<std::int64_t>::max();
+}
 
 template <class T>
 double tolerance() {
@@ -428,7 +476,7 @@ void measure_one(const Config& c, const Inputs<typename E::Scalar>& in, const E&
 
   // Distances told apart: one query at P, keys at 0 .. P, all with the same content.
   {
-    const std::int64_t p = row.past_length_error ? L - 1 : 8 * L;
+    const std::int64_t p = std::min(row.past_length_error ? L - 1 : 8 * L, longest_distance(enc));
     const Matrix<T> xq = in.x.topRows(1);
     const Matrix<T> xk = xq.replicate(static_cast<Index>(p + 1), 1);
     const auto s = logits(enc, xq, Positions(p, 1), xk, Positions(0, static_cast<Index>(p + 1)),
@@ -584,7 +632,10 @@ inline std::string markdown(const std::vector<Row>& rows, const Config& c, const
   std::ostringstream os;
   os << "Measured with D = " << c.dim << ", H = " << c.heads << ", L = " << c.max_len
      << " (learned table rows), T5 " << c.num_buckets << " buckets / max distance "
-     << c.max_distance << ", Shaw K = " << c.max_relative << ", " << dtype << ".\n"
+     << c.max_distance << ", Shaw K = " << c.max_relative << ", BERT relative E of 2L - 1 rows"
+     << " (relative_key_query), DeBERTa b = " << c.position_buckets
+     << " / m = " << c.max_relative_positions << " (default scale 1/sqrt(Dh) for all), " << dtype
+     << ".\n"
      << "relative only: max |S(p+s) - S(p)| / max |S| over shifts s = ";
   for (std::size_t i = 0; i < c.shifts.size(); ++i)
     os << (i ? ", " : "") << c.shifts[i];
@@ -613,7 +664,7 @@ inline std::string markdown(const std::vector<Row>& rows, const Config& c, const
                            : r.distinct_up_to >= r.distinct_tested
                                ? "all (<= " + std::to_string(r.distinct_tested) + ")"
                                : "up to " + std::to_string(r.distinct_up_to);
-    if (r.info.key == "learned") distinct += ", inside the table";
+    if (r.info.key == "learned" || r.info.key == "bert-relative") distinct += ", inside the table";
     os << "| " << r.info.name << " | " << r.info.acts_on << " | " << params << " | "
        << (r.relative_only ? "yes" : "no") << " | " << shift << " | " << r.past_length << " | "
        << distinct << " | " << format_ns(r.encoder_ns_per_token) << " | "

@@ -10,8 +10,8 @@ file (an existing output is left untouched).
   /usr/bin/python3 test_cli.py --posenc BUILD/tools/posenc --data tests/reference/data [GROUP ...]
 
 GROUP is any of: table rope bias attend layers models layer_errors empty errors encoder_flags names
-outputs inputs finite limits help (default: all). Prints "N passed, M failed" last and exits non-zero when
-anything failed.
+outputs inputs finite limits help bert_relative deberta (default: all). Prints "N passed, M failed"
+last and exits non-zero when anything failed.
 """
 import argparse
 import io
@@ -965,10 +965,13 @@ def or_list(names):
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
 
 
-ATTEND_ENCODERS = ["none", "sinusoidal", "learned", "rope", "alibi", "t5", "shaw", "xl"]
+ATTEND_ENCODERS = ["none", "sinusoidal", "learned", "rope", "alibi", "t5", "shaw", "xl", "bert-relative",
+                   "deberta"]
 ROPE_FLAGS = ["--rotary-dim", "--scaling", "--factor", "--original-max-positions", "--beta-fast", "--beta-slow",
               "--truncate", "--attention-factor", "--mscale", "--mscale-all-dim", "--low-freq-factor",
               "--high-freq-factor", "--short-factors", "--long-factors"]
+DEBERTA_FLAGS = ["--rel-key-table", "--rel-query-table", "--rel-embeddings", "--rel-ln-weight", "--rel-ln-bias",
+                 "--rel-ln-eps", "--position-buckets", "--max-relative-positions", "--pos-att-type"]
 # Every flag that some encoders take and the others refuse, and the encoders that take it (in the
 # order of --encoder's names).
 ATTEND_FLAGS = {
@@ -977,6 +980,8 @@ ATTEND_FLAGS = {
     "--max-bias": ["alibi"], "--num-buckets": ["t5"], "--max-distance": ["t5"],
     "--rel-k": ["shaw"], "--rel-v": ["shaw"], "--max-relative": ["shaw"],
     "--u": ["xl"], "--v": ["xl"], "--wr": ["xl"], "--clamp-len": ["xl"],
+    "--distance-table": ["bert-relative"], "--position-embedding-type": ["bert-relative"],
+    **{f: ["deberta"] for f in DEBERTA_FLAGS},
     **{f: ["rope"] for f in ROPE_FLAGS},
 }
 BIAS_FLAGS = {"--max-bias": ["alibi"], "--table": ["t5"], "--num-buckets": ["t5"], "--max-distance": ["t5"]}
@@ -995,6 +1000,11 @@ def group_encoder_flags(s):
         "--beta-fast": 32, "--beta-slow": 1, "--truncate": "true", "--attention-factor": 1, "--mscale": 1,
         "--mscale-all-dim": 1, "--low-freq-factor": 1, "--high-freq-factor": 4,
         "--short-factors": d("rope_longrope_short_factors.npy"), "--long-factors": d("rope_longrope_long_factors.npy"),
+        "--distance-table": d("attn_bert_table.npy"), "--position-embedding-type": "relative_key_query",
+        "--rel-key-table": d("deb_k_r.npy"), "--rel-query-table": d("deb_q_r.npy"),
+        "--rel-embeddings": d("deberta_rel_embeddings.npy"), "--rel-ln-weight": d("deberta_ln_weight.npy"),
+        "--rel-ln-bias": d("deberta_ln_bias.npy"), "--rel-ln-eps": 1e-6, "--position-buckets": 8,
+        "--max-relative-positions": 16, "--pos-att-type": "c2p",
     }
     # What each encoder needs, as its message names it.
     needs = {
@@ -1004,6 +1014,7 @@ def group_encoder_flags(s):
                  ("--rel-v", d("attn_shaw_av.npy"), "av.npy ([2K+1, Dh])")],
         "xl": [("--u", d("attn_xl_u.npy"), "u.npy ([H, Dh])"), ("--v", d("attn_xl_v.npy"), "v.npy ([H, Dh])"),
                ("--wr", d("attn_xl_wr.npy"), "wr.npy ([D, H*Dh])")],
+        "bert-relative": [("--distance-table", d("attn_bert_table.npy"), "e.npy ([2L-1, Dh])")],
     }
 
     def needed(e, but=None):
@@ -1150,6 +1161,9 @@ def group_names(s):
         ("attend rope", att + ["--encoder", "rope"], "--scaling", scalings, ""),
         ("attend rope", att + ["--encoder", "rope"], "--truncate", ["true", "false"], ""),
         ("attend none", att + ["--encoder", "none"], "--dtype", dtypes, ""),
+        ("attend bert-relative", att + ["--encoder", "bert-relative", "--distance-table", d("attn_bert_table.npy")],
+         "--position-embedding-type", ["relative_key", "relative_key_query"], ""),
+        ("attend deberta", att + ["--encoder", "deberta"], "--pos-att-type", ["both", "c2p", "p2c"], ""),
         ("compare", compare, "--dtype", dtypes, ""),
         ("compare", compare, "--encoders", encoders, ""),
     ]
@@ -1543,6 +1557,153 @@ def group_limits(s):
     s.ok("limit_positions_int64_max", rc == 0 and np.isfinite(np.load(out)).all(), f"exit {rc}: {se!r}")
 
 
+# --- BERT relative embeddings and DeBERTa (conventions.md 5d, 5e; make_golden.py's gen_bert_relative,
+# gen_deberta) ------------------------------------------------------------------------------------
+def relative_layer_args(s, prefix, heads, biases=""):
+    """attend on the <prefix>_x, _wq, ... files of a reference layer, with its biases."""
+    args = ["attend", "--x", s.d(f"{prefix}_x.npy"), "--wq", s.d(f"{prefix}_wq.npy"), "--wk", s.d(f"{prefix}_wk.npy"),
+            "--wv", s.d(f"{prefix}_wv.npy"), "--wo", s.d(f"{prefix}_wo.npy"), "--heads", heads]
+    for b in biases:
+        args += [f"--b{b}", s.d(f"{prefix}_b{b}.npy")]
+    return args
+
+
+def group_bert_relative(s):
+    d = s.d
+    att = attend_args(s)
+    bert = ["--encoder", "bert-relative", "--distance-table", d("attn_bert_table.npy")]
+    for name, args in [("attn_bert_relative_key_bidir", []),
+                       ("attn_bert_relative_key_causal", ["--causal", "--position-embedding-type", "relative_key"]),
+                       ("attn_bert_relative_key_query_bidir_offset3",
+                        ["--position-embedding-type", "relative_key_query", "--offset", 3]),
+                       ("attn_bert_relative_key_query_causal", ["--position-embedding-type", "relative_key_query",
+                                                                "--causal"])]:
+        s.golden(name.replace("attn_", "attend_"), att + bert + args, f"{name}.npy", default_dtype="f64")
+    # explicit positions (the list paths), and a decode loop against the one causal call's reference
+    s.golden("attend_bert_positions", att + bert + ["--position-embedding-type", "relative_key_query", "--positions",
+             s.save("bert_pos3.npy", np.arange(3, 10, dtype=np.int64))], "attn_bert_relative_key_query_bidir_offset3.npy")
+    for prefill in (0, 4):
+        s.golden(f"attend_bert_prefill{prefill}", att + bert + ["--position-embedding-type", "relative_key_query",
+                 "--causal", "--prefill", prefill], "attn_bert_relative_key_query_causal.npy", tol=PREFILL_TOL)
+    # layers: grouped heads, Dh, biases, gapped positions, a causal window; MQA, packed segments, chunks,
+    # sinks and soft-capping
+    g = "bert_gqa_key_query_window_causal"
+    ga = relative_layer_args(s, g, 4, "qkvo") + ["--kv-heads", 2, "--head-dim", 8, "--positions", d(f"{g}_positions.npy"),
+                                        "--causal", "--window", 9, "--encoder", "bert-relative", "--distance-table",
+                                        d(f"{g}_table.npy"), "--position-embedding-type", "relative_key_query"]
+    s.golden(g, ga, f"{g}_y.npy", tol=LAYER_TOL, absolute=True, default_dtype="f64")
+    s.golden(f"{g}_prefill5", ga + ["--prefill", 5], f"{g}_y.npy", tol=LAYER_TOL, absolute=True)
+    m = "bert_mqa_key_segments_sinks_cap"
+    s.golden(m, relative_layer_args(s, m, 4, "qv") + ["--kv-heads", 1, "--head-dim", 6, "--positions", d(f"{m}_positions.npy"),
+             "--segments", d(f"{m}_segments.npy"), "--sinks", d(f"{m}_sinks.npy"), "--softcap", 3, "--chunk", 5,
+             "--encoder", "bert-relative", "--distance-table", d(f"{m}_table.npy")], f"{m}_y.npy", tol=LAYER_TOL,
+             absolute=True)
+    # bad input: one line naming the flag, exit status 2, no output
+    t = np.load(d("attn_bert_table.npy"))
+    for name, args, frags in [
+        ("bert_table_even_rows", att + ["--encoder", "bert-relative", "--distance-table", s.save("e14.npy", t[:14])],
+         ["--distance-table", "e14.npy", "odd number of rows 2L - 1", "[14, 8]"]),
+        ("bert_table_head_dim", att + ["--encoder", "bert-relative", "--distance-table",
+                                       s.save("e_dh4.npy", t[:, :4])],
+         ["--distance-table", "e_dh4.npy", "[*, 8]", "Dh = D / H = 16 / 2 = 8", "[15, 4]"]),
+        ("bert_table_too_short", att + ["--encoder", "bert-relative", "--distance-table", s.save("e11.npy", t[:11])],
+         ["--distance-table", "e11.npy", "L - 1 = 5", "positions 0 and 6", "6 apart"]),
+        ("bert_positions_too_far", att + bert + ["--positions", s.save("bert_far.npy",
+                                                                         np.array([0, 1, 2, 3, 4, 5, 40]))],
+         ["--distance-table", "L - 1 = 7", "positions 0 and 40", "--positions", "bert_far.npy"]),
+        ("bert_table_nan", att + ["--encoder", "bert-relative", "--distance-table",
+                                  s.save("e_nan.npy", np.where(np.arange(15)[:, None] == 3, np.nan, t))],
+         ["--distance-table", "e_nan.npy", "element [3, 0] is nan"]),
+        ("bert_type_bogus", att + bert + ["--position-embedding-type", "absolute"],
+         ["--position-embedding-type: 'absolute' is not one of relative_key or relative_key_query"]),
+        ("bert_needs_table", att + ["--encoder", "bert-relative"],
+         ["--encoder: bert-relative needs --distance-table e.npy ([2L-1, Dh])"]),
+        ("bert_flag_on_deberta", att + ["--encoder", "deberta", "--distance-table", d("attn_bert_table.npy")],
+         ["--distance-table: applies to --encoder bert-relative, not deberta"]),
+    ]:
+        s.fails(name, args, frags)
+
+
+def group_deberta(s):
+    d = s.d
+    deb = relative_layer_args(s, "deb", 2, "qkvo") + ["--encoder", "deberta", "--position-buckets", 8,
+                                             "--max-relative-positions", 16]
+    tables = ["--rel-key-table", d("deb_k_r.npy"), "--rel-query-table", d("deb_q_r.npy")]
+    raw = ["--rel-embeddings", d("deberta_rel_embeddings.npy"), "--rel-ln-weight", d("deberta_ln_weight.npy"),
+           "--rel-ln-bias", d("deberta_ln_bias.npy"), "--rel-ln-eps", 1e-7]
+    cases = [("both_bidir", [], tables),
+             ("c2p_causal", ["--pos-att-type", "c2p", "--causal", "--offset", 5], ["--rel-key-table", d("deb_k_r.npy")]),
+             ("p2c_listed", ["--pos-att-type", "p2c", "--positions", d("deb_p2c_listed_positions.npy")],
+              ["--rel-query-table", d("deb_q_r.npy")]),
+             ("both_window_causal", ["--causal", "--window", 10, "--positions",
+                                     d("deb_both_window_causal_positions.npy")], tables)]
+    for name, args, tabs in cases:
+        # the default --scale of --encoder deberta is DeBERTa's 1/sqrt(f Dh)
+        s.golden(f"attend_deb_{name}", deb + args + tabs, f"deb_{name}_y.npy", default_dtype="f64")
+        # K_r, Q_r built from the relative embeddings, their layer norm and the layer's Wk + bk, Wq + bq
+        s.golden(f"attend_deb_{name}_raw", deb + args + raw, f"deb_{name}_y.npy")
+    f = np.sqrt(3 * 8)
+    s.golden("attend_deb_scale_given", deb + tables + ["--scale", 1 / f], "deb_both_bidir_y.npy")
+    # a decode loop equals the one causal call
+    for prefill in (0, 4):
+        s.golden(f"attend_deb_c2p_prefill{prefill}", deb + ["--pos-att-type", "c2p", "--causal", "--offset", 5,
+                 "--prefill", prefill] + raw, "deb_c2p_causal_y.npy", tol=PREFILL_TOL)
+    # DeBERTa-v3's configuration: the defaults b = 256, m = 512, 300 tokens
+    v3 = relative_layer_args(s, "deb_v3", 2, "qk") + ["--encoder", "deberta"]
+    s.golden("attend_deb_v3_raw", v3 + ["--rel-embeddings", d("deb_v3_rel_embeddings.npy"), "--rel-ln-weight",
+             d("deb_v3_ln_weight.npy"), "--rel-ln-bias", d("deb_v3_ln_bias.npy")], "deb_v3_y.npy", default_dtype="f64")
+    s.golden("attend_deb_v3_tables", v3 + ["--rel-key-table", d("deb_v3_k_r.npy"), "--rel-query-table",
+             d("deb_v3_q_r.npy"), "--pos-att-type", "both"], "deb_v3_y.npy")
+    # grouped heads, chunks, packed segments, sinks, soft-capping
+    g = "deb_gqa_chunk_segments_sinks_cap"
+    s.golden(g, relative_layer_args(s, g, 4, "qkvo") + ["--kv-heads", 2, "--head-dim", 6, "--positions", d(f"{g}_positions.npy"),
+             "--segments", d(f"{g}_segments.npy"), "--sinks", d(f"{g}_sinks.npy"), "--softcap", 2.5, "--chunk", 7,
+             "--causal", "--encoder", "deberta", "--position-buckets", 8, "--max-relative-positions", 20,
+             "--rel-key-table", d(f"{g}_k_r.npy"), "--rel-query-table", d(f"{g}_q_r.npy")], f"{g}_y.npy",
+             tol=LAYER_TOL, absolute=True)
+    # bad input
+    kr = np.load(d("deb_k_r.npy"))
+    for name, args, frags in [
+        ("deb_no_tables", deb, ["--encoder deberta needs --rel-key-table kr.npy", "or --rel-embeddings"]),
+        ("deb_no_query_table", deb + ["--rel-key-table", d("deb_k_r.npy")],
+         ["--encoder deberta needs --rel-query-table qr.npy", "--pos-att-type both reads Q_r"]),
+        ("deb_tables_and_raw", deb + tables + raw, ["--rel-key-table: not with --rel-embeddings"]),
+        ("deb_unread_table", deb + tables + ["--pos-att-type", "c2p"], ["--rel-query-table", "c2p reads no Q_r"]),
+        ("deb_ln_without_raw", deb + tables + ["--rel-ln-weight", d("deberta_ln_weight.npy")],
+         ["--rel-ln-weight: applies only with --rel-embeddings"]),
+        ("deb_ln_weight_alone", deb + ["--rel-embeddings", d("deberta_rel_embeddings.npy"), "--rel-ln-weight",
+                                       d("deberta_ln_weight.npy")], ["--rel-ln-weight: needs --rel-ln-bias"]),
+        ("deb_buckets_small", relative_layer_args(s, "deb", 2) + ["--encoder", "deberta", "--position-buckets", 3] + tables,
+         ["--position-buckets: 3 must be >= 4"]),
+        ("deb_max_relative_small", relative_layer_args(s, "deb", 2) + ["--encoder", "deberta", "--position-buckets", 8,
+                                                              "--max-relative-positions", 5] + tables,
+         ["--max-relative-positions: 5 must exceed --position-buckets / 2 + 1 = 5"]),
+        ("deb_buckets_range", relative_layer_args(s, "deb", 2) + ["--encoder", "deberta", "--position-buckets", -2] + tables,
+         ["--position-buckets", "-2"]),
+        ("deb_table_rows", relative_layer_args(s, "deb", 2) + ["--encoder", "deberta"] + tables,
+         ["--rel-key-table", "deb_k_r.npy", "[512, 16]", "span = 256 from --position-buckets", "[16, 16]"]),
+        ("deb_table_cols", deb + ["--rel-key-table", s.save("kr12.npy", kr[:, :12]), "--rel-query-table",
+                                  d("deb_q_r.npy")], ["--rel-key-table", "kr12.npy", "[16, 16]", "[16, 12]"]),
+        ("deb_raw_rows", relative_layer_args(s, "deb", 2) + ["--encoder", "deberta", "--position-buckets", 0,
+                                                    "--max-relative-positions", 6] + raw,
+         ["--rel-embeddings", "[12, 16]", "span = 6 from --max-relative-positions", "[16, 16]"]),
+        ("deb_ln_shape", deb + ["--rel-embeddings", d("deberta_rel_embeddings.npy"), "--rel-ln-weight",
+                                s.save("w8.npy", np.ones(8)), "--rel-ln-bias", d("deberta_ln_bias.npy")],
+         ["--rel-ln-weight", "w8.npy", "[16]", "[8]"]),
+        ("deb_ln_eps_zero", deb + raw[:-2] + ["--rel-ln-eps", 0], ["--rel-ln-eps: 0 must be > 0"]),
+        ("deb_ln_eps_nan", deb + raw[:-2] + ["--rel-ln-eps", "nan"], ["--rel-ln-eps: nan is not a finite number"]),
+        ("deb_type_bogus", deb + tables + ["--pos-att-type", "c2p|p2c"],
+         ["--pos-att-type: 'c2p|p2c' is not one of both, c2p or p2c"]),
+        ("deb_table_inf", deb + ["--rel-key-table", s.save("kr_inf.npy", np.where(np.arange(16)[:, None] == 2, np.inf, kr)),
+                                 "--rel-query-table", d("deb_q_r.npy")],
+         ["--rel-key-table", "kr_inf.npy", "element [2, 0] is inf"]),
+        ("deb_flag_on_bert", attend_args(s) + ["--encoder", "bert-relative", "--distance-table",
+                                               d("attn_bert_table.npy"), "--position-buckets", 8],
+         ["--position-buckets: applies to --encoder deberta, not bert-relative"]),
+    ]:
+        s.fails(name, args, frags)
+
+
 # --- --help -------------------------------------------------------------------------------------
 HELP_FLAGS = {
     "table": ["--encoder", "--dim", "--len", "--offset", "--positions", "--layout", "--frequencies", "--base",
@@ -1560,7 +1721,8 @@ HELP_FLAGS = {
                "--rotary-dim", "--scaling", "--factor", "--original-max-positions", "--beta-fast", "--beta-slow",
                "--truncate", "--attention-factor", "--mscale", "--mscale-all-dim", "--low-freq-factor",
                "--high-freq-factor", "--short-factors", "--long-factors", "--num-buckets", "--max-distance",
-               "--rel-k", "--rel-v", "--max-relative", "--u", "--v", "--wr", "--clamp-len", "--dtype", "-o"],
+               "--rel-k", "--rel-v", "--max-relative", "--u", "--v", "--wr", "--clamp-len",
+               "--distance-table", "--position-embedding-type", *DEBERTA_FLAGS, "--dtype", "-o"],
     "plot": [], "compare": [],
 }
 
@@ -1579,7 +1741,8 @@ def group_help(s):
 GROUPS = {"table": group_table, "rope": group_rope, "bias": group_bias, "attend": group_attend,
           "layers": group_layers, "models": group_models, "layer_errors": group_layer_errors,
           "empty": group_empty, "errors": group_errors, "encoder_flags": group_encoder_flags, "convert_layout": group_convert_layout, "names": group_names, "outputs": group_outputs, "inputs": group_inputs,
-          "finite": group_finite, "limits": group_limits, "help": group_help}
+          "finite": group_finite, "limits": group_limits, "help": group_help,
+          "bert_relative": group_bert_relative, "deberta": group_deberta}
 
 
 def main():

@@ -252,10 +252,10 @@ class Suite(Runner):
                   ["T5 relative bias, head 1", "head 1"], cells=[(9, 9)])
         root = self.draw("attention_svg", ["attention", "--len", 6, "--dim", 16, "--heads", 2], "svg",
                          ["Attention maps under each encoder", "none", "RoPE", "ALiBi", "T5 bias", "Shaw",
-                          "Transformer-XL", "attention weight"], cells=[(6, 6)] * 8)
+                          "Transformer-XL", "BERT relative", "DeBERTa", "attention weight"], cells=[(6, 6)] * 10)
         if root is not None:
             bars = self.colorbars(root)
-            self.ok("attention_svg", len(bars) == 8 and all(float(b[0]) == 0 for b in bars.values()),
+            self.ok("attention_svg", len(bars) == 10 and all(float(b[0]) == 0 for b in bars.values()),
                     f"colour bars from 0: {bars}")
         # T5 from a table file, attention from input files, labels, mean over heads
         np.save(self.w("t5.npy"), np.arange(64, dtype=np.float32).reshape(32, 2) / 10)
@@ -368,9 +368,9 @@ class Suite(Runner):
         if not self.ok("compare_runs", rc == 0, f"exit {rc}: {se.strip()}"):
             return
         rows = [l for l in so.splitlines() if l.startswith("| ") and not l.startswith("| encoder")]
-        self.ok("compare_rows", len(rows) == 8, "\n".join(rows))
+        self.ok("compare_rows", len(rows) == 10, "\n".join(rows))
         cells = {r.split("|")[1].strip(): [c.strip() for c in r.split("|")[2:-1]] for r in rows}
-        for name in ("RoPE", "ALiBi", "T5 bias", "Shaw", "Transformer-XL"):
+        for name in ("RoPE", "ALiBi", "T5 bias", "Shaw", "Transformer-XL", "BERT relative", "DeBERTa"):
             self.ok("compare_relative", cells.get(name, ["", "", ""])[2] == "yes", f"{name}: {cells.get(name)}")
         for name in ("sinusoidal", "learned"):
             self.ok("compare_absolute", cells.get(name, ["", "", ""])[2] == "no", f"{name}: {cells.get(name)}")
@@ -380,6 +380,8 @@ class Suite(Runner):
                 str(learned))
         self.ok("compare_learned_params", learned[1] == "1024 (L·D)", str(learned))
         self.ok("compare_shaw_distance", cells.get("Shaw", [""] * 8)[5] == "up to 16", str(cells.get("Shaw")))
+        bert = cells.get("BERT relative", [""] * 8)
+        self.ok("compare_bert_distance", bert[5] == "all (<= 63), inside the table", str(bert))
         try:
             with open(out, encoding="utf-8") as f:
                 self.ok("compare_output_file", f.read() == so, "the -o file differs from stdout")

@@ -171,7 +171,8 @@ template <class T>
 using AnyEncoder =
     std::variant<posenc::NoEncoding<T>, posenc::SinusoidalEncoding<T>, posenc::LearnedEncoding<T>,
                  posenc::RotaryEncoding<T>, posenc::AlibiEncoding<T>, posenc::T5Encoding<T>,
-                 posenc::ShawEncoding<T>, posenc::TransformerXLEncoding<T>>;
+                 posenc::ShawEncoding<T>, posenc::TransformerXLEncoding<T>,
+                 posenc::BertRelativeEncoding<T>, posenc::DebertaEncoding<T>>;
 
 /// Calls f(T{}) with T = float for f32 and double for f64.
 template <class F>
@@ -476,6 +477,171 @@ posenc::Matrix<T> decode_loop(const E& enc, const posenc::Matrix<T>& x, const po
   return y;
 }
 
+/// The flags of `attend --encoder bert-relative` (conventions.md 5d) and `--encoder deberta`
+/// (5e), checked with messages that name them, and the encoders built from them.
+struct RelativeEmbeddingFlags {
+  // bert-relative
+  std::string distance_table;
+  posenc::BertRelativeType bert_type = posenc::BertRelativeType::relative_key;
+  // deberta
+  std::string k_r, q_r, rel_embeddings, ln_weight, ln_bias;
+  double ln_eps = 1e-7;
+  std::int64_t position_buckets = 256, max_relative_positions = 512;
+  posenc::DebertaTerms terms = posenc::DebertaTerms::both;
+  CLI::Option *o_table = nullptr, *o_type = nullptr, *o_k_r = nullptr, *o_q_r = nullptr,
+              *o_rel = nullptr, *o_ln_w = nullptr, *o_ln_b = nullptr, *o_eps = nullptr;
+
+  void add_bert(CLI::App* g) {
+    o_table = g->add_option("--distance-table", distance_table,
+                            "Distance embeddings E, .npy [2L-1, Dh] (Hugging Face "
+                            "distance_embedding, L = max_position_embeddings)");
+    o_type = add_enum_option(g, "--position-embedding-type", bert_type,
+                             "Relative terms (Hugging Face position_embedding_type)");
+  }
+  void add_deberta(CLI::App* g) {
+    o_k_r = g->add_option("--rel-key-table", k_r,
+                          "K_r, .npy [2*span, H*Dh]: the layer's key projection of its relative "
+                          "embeddings (c2p)");
+    o_q_r = g->add_option("--rel-query-table", q_r,
+                          "Q_r, .npy [2*span, H*Dh]: their query projection (p2c)");
+    o_rel = g->add_option("--rel-embeddings", rel_embeddings,
+                          "Instead of the tables: the relative embeddings, .npy [2*span, D]; K_r, "
+                          "Q_r = LayerNorm(them) Wk + bk, Wq + bq (--wk, --bk, --wq, --bq)");
+    o_ln_w = g->add_option("--rel-ln-weight", ln_weight,
+                           "Their layer norm's weight, .npy [D] (none: no layer norm)");
+    o_ln_b = g->add_option("--rel-ln-bias", ln_bias, "Their layer norm's bias, .npy [D]");
+    o_eps = g->add_option("--rel-ln-eps", ln_eps, "Their layer norm's eps")
+                ->check(finite())
+                ->check(positive())
+                ->capture_default_str();
+    g->add_option("--position-buckets", position_buckets,
+                  "Log buckets b (span = b); 0 or -1: none (span = m)")
+        ->check(in_range(-1, max_extent / 2))
+        ->capture_default_str();
+    g->add_option("--max-relative-positions", max_relative_positions,
+                  "Max relative positions m of the log buckets")
+        ->check(in_range(1, max_extent))
+        ->capture_default_str();
+    add_enum_option(g, "--pos-att-type", terms,
+                    "Relative terms (Hugging Face pos_att_type; both: c2p|p2c)");
+  }
+
+  /// E [2L-1, Dh], for self-attention at positions `pos` (every pair at most L - 1 apart).
+  template <class T>
+  posenc::BertRelativeEncoding<T> bert(std::int64_t dh, const std::string& from_dh,
+                                       const posenc::Positions& pos,
+                                       const std::string& pos_source) const {
+    const std::string& path = distance_table;
+    const auto t =
+        load_array_as<T>("--distance-table", path, {-1, dh}, "([2L - 1, Dh] with " + from_dh + ")");
+    if (t.shape[0] % 2 == 0)
+      throw CliError("--distance-table: " + path +
+                     ": expected an odd number of rows 2L - 1, got shape " + shape_str(t.shape));
+    const std::int64_t lim = (t.shape[0] - 1) / 2;  // L - 1
+    if (!pos.empty() && pos.max() - pos.min() > lim)
+      throw CliError("--distance-table: " + path + ": " + std::to_string(t.shape[0]) +
+                     " rows reach distances up to L - 1 = " + std::to_string(lim) +
+                     ", but positions " + std::to_string(pos.min()) + " and " +
+                     std::to_string(pos.max()) + " (" + pos_source + ") are " +
+                     std::to_string(pos.max() - pos.min()) + " apart");
+    return posenc::BertRelativeEncoding<T>(t.data, bert_type);
+  }
+
+  bool c2p() const { return terms != posenc::DebertaTerms::p2c; }
+  bool p2c() const { return terms != posenc::DebertaTerms::c2p; }
+  std::int64_t span() const {
+    return position_buckets > 0 ? position_buckets : max_relative_positions;
+  }
+  /// DeBERTa's score scale, the default --scale of --encoder deberta: 1 / sqrt(f Dh), f = 3
+  /// with both terms, 2 with one.
+  double scale(std::int64_t dh) const {
+    return 1.0 /
+           std::sqrt((terms == posenc::DebertaTerms::both ? 3.0 : 2.0) * static_cast<double>(dh));
+  }
+
+  /// The checks of the deberta flags among themselves, before any file is read.
+  void check_deberta() const {
+    const std::string b = std::to_string(position_buckets),
+                      m = std::to_string(max_relative_positions);
+    if (position_buckets > 0 && position_buckets < 4)
+      throw CliError("--position-buckets: " + b + " must be >= 4 (or 0, -1: no buckets)");
+    if (position_buckets > 0 && max_relative_positions - 1 <= position_buckets / 2)
+      throw CliError(
+          "--max-relative-positions: " + m +
+          " must exceed --position-buckets / 2 + 1 = " + std::to_string(position_buckets / 2 + 1) +
+          " (the log buckets divide by ln((m - 1) / (b / 2)))");
+    if (position_buckets <= 0 && max_relative_positions > max_extent / 2)
+      throw CliError("--max-relative-positions: " + m +
+                     " must be at most 2^23 without buckets (the tables have 2m rows)");
+    const std::string type(posenc::name_of(terms));
+    if (o_rel->count()) {
+      for (const CLI::Option* o : {o_k_r, o_q_r})
+        if (o->count())
+          throw CliError(o->get_name() +
+                         ": not with --rel-embeddings (give the tables, or the "
+                         "embeddings that the layer's --wk and --wq project)");
+      if (o_ln_w->count() != o_ln_b->count())
+        throw CliError(std::string(o_ln_w->count() ? "--rel-ln-weight: needs --rel-ln-bias"
+                                                   : "--rel-ln-bias: needs --rel-ln-weight") +
+                       " (a layer norm has both)");
+      return;
+    }
+    for (const CLI::Option* o : {o_ln_w, o_ln_b, o_eps})
+      if (o->count()) throw CliError(o->get_name() + ": applies only with --rel-embeddings");
+    if (c2p() && !o_k_r->count())
+      throw CliError(
+          "--encoder deberta needs --rel-key-table kr.npy ([2*span, H*Dh]) or "
+          "--rel-embeddings rel.npy ([2*span, D]): --pos-att-type " +
+          type + " reads K_r");
+    if (p2c() && !o_q_r->count())
+      throw CliError(
+          "--encoder deberta needs --rel-query-table qr.npy ([2*span, H*Dh]) or "
+          "--rel-embeddings rel.npy ([2*span, D]): --pos-att-type " +
+          type + " reads Q_r");
+    if (!c2p() && o_k_r->count())
+      throw CliError("--rel-key-table: --pos-att-type " + type + " reads no K_r");
+    if (!p2c() && o_q_r->count())
+      throw CliError("--rel-query-table: --pos-att-type " + type + " reads no Q_r");
+  }
+
+  /// K_r, Q_r from their files, or from the relative embeddings and the layer's projections.
+  template <class T>
+  posenc::DebertaEncoding<T> deberta(std::int64_t h, std::int64_t d, std::int64_t dh,
+                                     const posenc::Matrix<T>& wq, const posenc::Vector<T>& bq,
+                                     const posenc::Matrix<T>& wk, const posenc::Vector<T>& bk,
+                                     const std::string& from_h, const std::string& from_dh,
+                                     const std::string& from_d) const {
+    posenc::DebertaOptions o;
+    o.position_buckets = static_cast<posenc::Index>(position_buckets);
+    o.max_relative_positions = static_cast<posenc::Index>(max_relative_positions);
+    o.terms = terms;
+    const std::int64_t rows = 2 * span();
+    const std::string from_span =
+        "span = " + std::to_string(span()) + " from " +
+        (position_buckets > 0 ? "--position-buckets" : "--max-relative-positions");
+    const auto index = static_cast<posenc::Index>(h);
+    if (o_rel->count()) {
+      const auto rel = load_array_as<T>("--rel-embeddings", rel_embeddings, {rows, d},
+                                        "([2 span, D] with " + from_span + ", " + from_d + ")");
+      posenc::Vector<T> w, b;
+      if (o_ln_w->count()) {
+        const std::string why = "([D] with " + from_d + ")";
+        w = load_array_as<T>("--rel-ln-weight", ln_weight, {d}, why).vector();
+        b = load_array_as<T>("--rel-ln-bias", ln_bias, {d}, why).vector();
+      }
+      const auto t =
+          posenc::deberta_relative_tables<T>(rel.data, w, b, ln_eps, wq, bq, wk, bk, index);
+      return posenc::DebertaEncoding<T>(t.k_r, t.q_r, index, o);
+    }
+    const std::string why =
+        "([2 span, H * Dh] with " + from_span + ", " + from_h + ", " + from_dh + ")";
+    posenc::Matrix<T> kr, qr;
+    if (c2p()) kr = load_array_as<T>("--rel-key-table", k_r, {rows, h * dh}, why).data;
+    if (p2c()) qr = load_array_as<T>("--rel-query-table", q_r, {rows, h * dh}, why).data;
+    return posenc::DebertaEncoding<T>(kr, qr, index, o);
+  }
+};
+
 }  // namespace detail
 
 void add_attend_command(CLI::App& app) {
@@ -517,6 +683,8 @@ void add_attend_command(CLI::App& app) {
     std::string u, v, wr;
     std::int64_t clamp_len = -1;
     CLI::Option *u_opt = nullptr, *v_opt = nullptr, *wr_opt = nullptr, *clamp_opt = nullptr;
+    // bert-relative, deberta
+    detail::RelativeEmbeddingFlags relemb;
   };
   auto a = std::make_shared<Args>();
   CLI::App* sub = app.add_subcommand(
@@ -619,6 +787,10 @@ void add_attend_command(CLI::App& app) {
   a->clamp_opt =
       g_xl->add_option("--clamp-len", a->clamp_len, "Clamp |p_i - p_j| (default: no clamp)")
           ->check(in_range(0, max_position));
+  auto* g_bert = sub->add_option_group("bert-relative");
+  a->relemb.add_bert(g_bert);
+  auto* g_deberta = sub->add_option_group("deberta");
+  a->relemb.add_deberta(g_deberta);
   a->dtype_opt = detail::add_dtype(sub, a->dtype, "the dtype of --x");
   detail::add_output(sub, a->out);
 
@@ -645,6 +817,8 @@ void add_attend_command(CLI::App& app) {
       {"xl",
        {F::needed(a->u_opt, "u.npy ([H, Dh])"), F::needed(a->v_opt, "v.npy ([H, Dh])"),
         F::needed(a->wr_opt, "wr.npy ([D, H*Dh])"), a->clamp_opt, a->base_opt}},
+      {"bert-relative", {F::needed(a->relemb.o_table, "e.npy ([2L-1, Dh])"), a->relemb.o_type}},
+      {"deberta", {g_deberta}},
   });
 
   sub->callback([a] {
@@ -707,6 +881,7 @@ void add_attend_command(CLI::App& app) {
         rope.layout = posenc::from_name<posenc::RotaryLayout>(a->layout, "--layout");
       rope_opts = rope.options(static_cast<posenc::Index>(dh));
     }
+    if (e == "deberta") a->relemb.check_deberta();
 
     detail::with_dtype(dtype, [&](auto zero) {
       using T = decltype(zero);
@@ -738,7 +913,10 @@ void add_attend_command(CLI::App& app) {
       if (a->window_opt->count()) opt.window = a->window;
       if (a->chunk_opt->count()) opt.chunk = a->chunk;
       opt.segments = std::move(segments);
-      if (a->scale_opt->count()) opt.scale = to_scalar<T>("--scale", a->scale);
+      if (a->scale_opt->count())
+        opt.scale = to_scalar<T>("--scale", a->scale);
+      else if (e == "deberta")  // DeBERTa's own: 1 / sqrt(f Dh)
+        opt.scale = static_cast<T>(a->relemb.scale(dh));
       if (a->softcap_opt->count()) opt.softcap = to_scalar<T>("--softcap", a->softcap);
       const auto bias = [&](CLI::Option* o, const char* flag, const std::string& path,
                             std::int64_t size, const std::string& why) {
@@ -815,6 +993,13 @@ void add_attend_command(CLI::App& app) {
           o.base = a->rope.base;
           return posenc::TransformerXLEncoding<T>(u.data, v.data, wr.data, o);
         }
+        if (e == "bert-relative")
+          return a->relemb.bert<T>(
+              dh, from_dh, pos,
+              a->pos_opt->count() ? "--positions " + a->positions
+                                  : "offset " + std::to_string(a->offset) + ", N from --x " + a->x);
+        if (e == "deberta")
+          return a->relemb.deberta<T>(h, d, dh, wq, opt.bq, wk, opt.bk, from_h, from_dh, from_d);
         throw CliError("--encoder: unknown encoder '" + e + "'");
       };
       std::visit(
