@@ -227,6 +227,18 @@ def group_rope(s):
         s.golden(ref.replace("ropev_", "rope_variant_"), rv + args, f"{ref}.npy", default_dtype="f64")
         s.golden(ref.replace("ropev_", "rope_variant_") + "_inverse", ["rope", "--in", s.d(f"{ref}.npy"), "--inverse"]
                  + args, "ropev_x.npy", default_dtype="f64")
+    # Multi-axis RoPE (conventions.md 3c; make_golden.py's gen_mrope).
+    mx = ["rope", "--in", s.d("mrope_x.npy")]
+    for ref, args in [
+        ("mrope_chunked_233", ["--positions", s.d("mrope_positions.npy"), "--mrope-layout", "chunked",
+                               "--mrope-section", "2,3,3"]),
+        ("mrope_chunked_233_high", ["--positions", s.d("mrope_positions_high.npy"), "--mrope-layout", "chunked",
+                                    "--mrope-section", "2,3,3"]),
+        ("mrope_interleaved_233", ["--positions", s.d("mrope_positions.npy"), "--mrope-layout", "interleaved",
+                                   "--mrope-section", "2,3,3", "--layout", "interleaved"]),
+        ("mrope_axial_2", ["--positions", s.d("mrope_positions_2d.npy"), "--mrope-layout", "axial", "--base", 100]),
+    ]:
+        s.golden(ref, mx + args, f"{ref}.npy", default_dtype="f64", tol=TOL_HIGHPOS if "high" in ref else None)
     hpi = ["rope", "--positions", s.d("rope_highpos_positions.npy"), "--inverse"]
     s.golden("rope_highpos_half_inverse", hpi + ["--in", s.d("rope_highpos_half.npy")], "rope_highpos_x.npy",
              tol=TOL_HIGHPOS)
@@ -286,6 +298,8 @@ def group_attend(s):
         ("attend_none_bidir", ["--encoder", "none"], "attn_none_bidir.npy"),
         ("attend_none_causal", ["--encoder", "none", "--causal"], "attn_none_causal.npy"),
         ("attend_none_scale0.5", ["--encoder", "none", "--scale", 0.5], "attn_none_scale0.5.npy"),
+        ("attend_temperature_causal", ["--encoder", "temperature", "--attn-scale", 0.5, "--floor-scale", 2,
+                                       "--causal", "--offset", 2], "attn_temperature_causal.npy"),
         ("attend_sinusoidal_causal", ["--encoder", "sinusoidal", "--offset", 3, "--causal"],
          "attn_sinusoidal_causal.npy"),
         ("attend_sinusoidal_flags", ["--encoder", "sinusoidal", "--offset", 3, "--causal", "--layout", "interleaved",
@@ -877,6 +891,35 @@ def group_errors(s):
         ("rope_mscale_not_longrope", rope + ["--short-mscale", 1.1, "--long-mscale", 1.2], ["apply to longrope"]),
         ("rope_rotary_dims_bogus", rope + ["--rotary-dims", "middle"],
          ["--rotary-dims: 'middle' is not one of leading or trailing"]),
+        # the query temperature
+        ("attend_temperature_floor0", ["attend", "--x", d("attn_x.npy"), "--wq", d("attn_wq.npy"), "--wk",
+                                       d("attn_wk.npy"), "--wv", d("attn_wv.npy"), "--wo", d("attn_wo.npy"),
+                                       "--heads", 2, "--encoder", "temperature", "--floor-scale", 0],
+         ["floor_scale = 0", "must be finite and > 0"]),
+        # multi-axis RoPE
+        ("mrope_no_positions", ["rope", "--in", d("mrope_x.npy"), "--mrope-layout", "chunked", "--mrope-section",
+                                "2,3,3"], ["--mrope-layout", "needs --positions"]),
+        ("mrope_section_without_layout", ["rope", "--in", d("mrope_x.npy"), "--positions", d("mrope_positions.npy"),
+                                          "--mrope-section", "2,3,3"], ["--mrope-section", "needs --mrope-layout"]),
+        ("mrope_positions_1d", ["rope", "--in", d("mrope_x.npy"), "--positions", s.save("pos5.npy", np.arange(5)),
+                                "--mrope-layout", "chunked", "--mrope-section", "2,3,3"],
+         ["--positions", "pos5.npy", "[A, 5]", "[5]"]),
+        ("mrope_positions_n", ["rope", "--in", d("mrope_x.npy"), "--positions", s.save("pos3x4.npy",
+                                np.zeros((3, 4), np.int64)), "--mrope-layout", "chunked", "--mrope-section", "2,3,3"],
+         ["--positions", "pos3x4.npy", "[A, 5]", "[3, 4]"]),
+        ("mrope_section_sum", ["rope", "--in", d("mrope_x.npy"), "--positions", d("mrope_positions.npy"),
+                               "--mrope-layout", "chunked", "--mrope-section", "2,3,2"],
+         ["mrope_section sums to 7", "rotary_dim / 2 = 8"]),
+        ("mrope_section_word", ["rope", "--in", d("mrope_x.npy"), "--positions", d("mrope_positions.npy"),
+                                "--mrope-layout", "chunked", "--mrope-section", "2,x,3"], ["--mrope-section", "'x'"]),
+        ("mrope_axes_mismatch", ["rope", "--in", d("mrope_x.npy"), "--positions", d("mrope_positions_2d.npy"),
+                                 "--mrope-layout", "chunked", "--mrope-section", "2,3,3"],
+         ["positions have 2 axes", "3"]),
+        ("mrope_negative", ["rope", "--in", d("mrope_x.npy"), "--positions", s.save("posneg.npy",
+                            np.array([[0, 1, 2, 3, 4]] * 2 + [[0, 1, -2, 3, 4]], np.int64)), "--mrope-layout", "chunked",
+                            "--mrope-section", "2,3,3"], ["--positions", "posneg.npy", "position -2"]),
+        ("mrope_inverse", ["rope", "--in", d("mrope_x.npy"), "--positions", d("mrope_positions.npy"), "--mrope-layout",
+                           "chunked", "--mrope-section", "2,3,3", "--inverse"], ["--inverse", "--mrope-layout"]),
         # bias
         ("bias_heads0", ["bias", "--encoder", "alibi", "--heads", 0, "--len", 4], ["--heads: 0 must be >= 1"]),
         ("bias_negative_len", ["bias", "--encoder", "alibi", "--heads", 2, "--len", -1], ["--len: -1 must be >= 0"]),
@@ -965,11 +1008,12 @@ def or_list(names):
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
 
 
-ATTEND_ENCODERS = ["none", "sinusoidal", "learned", "rope", "alibi", "t5", "shaw", "xl", "bert-relative",
-                   "deberta"]
+ATTEND_ENCODERS = ["none", "sinusoidal", "learned", "rope", "alibi", "t5", "shaw", "xl", "temperature",
+                   "bert-relative", "deberta"]
 ROPE_FLAGS = ["--rotary-dim", "--scaling", "--factor", "--original-max-positions", "--beta-fast", "--beta-slow",
               "--truncate", "--attention-factor", "--mscale", "--mscale-all-dim", "--low-freq-factor",
-              "--high-freq-factor", "--short-factors", "--long-factors"]
+              "--high-freq-factor", "--short-factors", "--long-factors", "--short-mscale", "--long-mscale",
+              "--partial-rotary-factor", "--rotary-dims", "--freq-factors"]
 DEBERTA_FLAGS = ["--rel-key-table", "--rel-query-table", "--rel-embeddings", "--rel-ln-weight", "--rel-ln-bias",
                  "--rel-ln-eps", "--position-buckets", "--max-relative-positions", "--pos-att-type"]
 # Every flag that some encoders take and the others refuse, and the encoders that take it (in the
@@ -980,6 +1024,7 @@ ATTEND_FLAGS = {
     "--max-bias": ["alibi"], "--num-buckets": ["t5"], "--max-distance": ["t5"],
     "--rel-k": ["shaw"], "--rel-v": ["shaw"], "--max-relative": ["shaw"],
     "--u": ["xl"], "--v": ["xl"], "--wr": ["xl"], "--clamp-len": ["xl"],
+    "--attn-scale": ["temperature"], "--floor-scale": ["temperature"],
     "--distance-table": ["bert-relative"], "--position-embedding-type": ["bert-relative"],
     **{f: ["deberta"] for f in DEBERTA_FLAGS},
     **{f: ["rope"] for f in ROPE_FLAGS},
@@ -1000,6 +1045,8 @@ def group_encoder_flags(s):
         "--beta-fast": 32, "--beta-slow": 1, "--truncate": "true", "--attention-factor": 1, "--mscale": 1,
         "--mscale-all-dim": 1, "--low-freq-factor": 1, "--high-freq-factor": 4,
         "--short-factors": d("rope_longrope_short_factors.npy"), "--long-factors": d("rope_longrope_long_factors.npy"),
+        "--short-mscale": 1.1, "--long-mscale": 1.2, "--partial-rotary-factor": 1, "--rotary-dims": "leading",
+        "--freq-factors": d("ropev_freq_factors.npy"), "--attn-scale": 0.1, "--floor-scale": 8192,
         "--distance-table": d("attn_bert_table.npy"), "--position-embedding-type": "relative_key_query",
         "--rel-key-table": d("deb_k_r.npy"), "--rel-query-table": d("deb_q_r.npy"),
         "--rel-embeddings": d("deberta_rel_embeddings.npy"), "--rel-ln-weight": d("deberta_ln_weight.npy"),
@@ -1068,7 +1115,6 @@ def group_encoder_flags(s):
         s.ok(f"attend_help {flag}", rc == 0 and f"(--encoder {takers[0]}" in text, text or so[:200])
 
 
-# --- every flag naming a value: the names, and a message listing them for any other word --------
 def group_convert_layout(s):
     """posenc convert-layout against a NumPy transcription of the permutation, and the layer's
     outputs unchanged: attend with the original projections in one layout equals attend with the
@@ -1126,6 +1172,7 @@ def group_convert_layout(s):
             ["--in", "cl_3d.npy", "[rows, H * Dh] or [H * Dh]"])
 
 
+# --- every flag naming a value: the names, and a message listing them for any other word --------
 def group_names(s):
     d = s.d
     table = ["table", "--encoder", "sinusoidal", "--dim", 16, "--len", 4]
@@ -1137,6 +1184,7 @@ def group_names(s):
     dtypes = ["f32", "f64"]
     scalings = ["none", "linear", "ntk", "dynamic", "yarn", "llama3", "longrope", "proportional"]
     encoders = ATTEND_ENCODERS
+    compared = [e for e in ATTEND_ENCODERS if e != "temperature"]  # posenc compare's encoders
     # (test name, command line before the flag, flag, its names as docs/cli.md lists them, the
     # message's tail)
     cases = [
@@ -1148,6 +1196,8 @@ def group_names(s):
         ("rope", rope, "--scaling", scalings, ""),
         ("rope", rope, "--truncate", ["true", "false"], ""),
         ("rope", rope, "--rotary-dims", ["leading", "trailing"], ""),
+        ("rope", rope + ["--positions", d("mrope_positions.npy"), "--mrope-section", "2,3,3"], "--mrope-layout",
+         ["chunked", "interleaved", "axial"], ""),
         ("rope", rope, "--dtype", dtypes, ""),
         ("convert-layout", ["convert-layout", "--in", d("attn_wq.npy"), "--heads", 2, "--head-dim", 8, "--to",
                             "half"], "--from", ["half", "interleaved"], ""),
@@ -1165,7 +1215,7 @@ def group_names(s):
          "--position-embedding-type", ["relative_key", "relative_key_query"], ""),
         ("attend deberta", att + ["--encoder", "deberta"], "--pos-att-type", ["both", "c2p", "p2c"], ""),
         ("compare", compare, "--dtype", dtypes, ""),
-        ("compare", compare, "--encoders", encoders, ""),
+        ("compare", compare, "--encoders", compared, ""),
     ]
     for tag, before, flag, names, tail in cases:
         listing = or_list(names)
@@ -1179,7 +1229,7 @@ def group_names(s):
             s.ok(f"name_taken {tag} {flag} {name}", f"{flag}: '{name}' is not" not in err, f"exit {rc}: {err.strip()}")
     # A list: each item is checked.
     s.fails("name_refused compare --encoders list", compare + ["--encoders", "rope,bogus,t5"],
-            [f"--encoders: 'bogus' is not one of {or_list(encoders)}"])
+            [f"--encoders: 'bogus' is not one of {or_list(compared)}"])
     # --help shows each flag's names.
     for cmd, flag, names in [("table", "--layout", ["interleaved", "split"]), ("rope", "--scaling", scalings),
                              ("rope", "--truncate", ["true", "false"]), ("attend", "--encoder", encoders),

@@ -172,7 +172,8 @@ using AnyEncoder =
     std::variant<posenc::NoEncoding<T>, posenc::SinusoidalEncoding<T>, posenc::LearnedEncoding<T>,
                  posenc::RotaryEncoding<T>, posenc::AlibiEncoding<T>, posenc::T5Encoding<T>,
                  posenc::ShawEncoding<T>, posenc::TransformerXLEncoding<T>,
-                 posenc::BertRelativeEncoding<T>, posenc::DebertaEncoding<T>>;
+                 posenc::AttentionTemperatureEncoding<T>, posenc::BertRelativeEncoding<T>,
+                 posenc::DebertaEncoding<T>>;
 
 /// Calls f(T{}) with T = float for f32 and double for f64.
 template <class F>
@@ -268,7 +269,10 @@ void add_rope_command(CLI::App& app) {
     std::int64_t offset = 0;
     bool inverse = false;
     detail::RopeFlags rope;
-    CLI::Option *pos_opt = nullptr, *dtype_opt = nullptr;
+    posenc::MropeLayout mrope_layout = posenc::MropeLayout::chunked;
+    std::vector<std::int64_t> mrope_section;
+    CLI::Option *pos_opt = nullptr, *dtype_opt = nullptr, *mrope_layout_opt = nullptr,
+                *mrope_section_opt = nullptr;
   };
   auto a = std::make_shared<Args>();
   CLI::App* sub = app.add_subcommand("rope", "Rotate an array of queries or keys with RoPE");
@@ -283,10 +287,64 @@ void add_rope_command(CLI::App& app) {
   sub->add_flag("--inverse", a->inverse,
                 "Undo the rotation: R(-theta) divided by the attention factor, with the frequency "
                 "set the same positions would be rotated with");
+  a->mrope_layout_opt = add_enum_option(
+      sub, "--mrope-layout", a->mrope_layout,
+      "Multi-axis RoPE: --positions is [A, N]; which axis each frequency takes its angle from");
+  a->mrope_section_opt =
+      sub->add_option("--mrope-section", a->mrope_section,
+                      "Multi-axis RoPE sections s0,s1,... (chunked: sum R/2; interleaved: three)")
+          ->delimiter(',')
+          ->check(CLI::Validator(
+              [](std::string& v) {
+                return !v.empty() && v.find_first_not_of("0123456789") == std::string::npos
+                           ? std::string()
+                           : "'" + v + "' is not a section size (an integer >= 0)";
+              },
+              "INT>=0", "section"));
   a->rope.add(sub);
   a->dtype_opt = detail::add_dtype(sub, a->dtype, "the input's");
   detail::add_output(sub, a->out);
-  sub->callback([a] {
+  // Multi-axis RoPE (conventions.md 3c): positions [A, N] from --positions.
+  const auto rotate_multi_axis = [](const Args& args, const Array& x, std::int64_t n,
+                                    std::int64_t heads, std::int64_t dh,
+                                    const posenc::RotaryOptions& opts) {
+    if (!args.mrope_layout_opt->count())
+      throw CliError("--mrope-section: needs --mrope-layout chunked|interleaved|axial");
+    if (!args.pos_opt->count())
+      throw CliError("--mrope-layout: needs --positions pos.npy of shape [A, N]");
+    if (args.inverse) throw CliError("--inverse: not with --mrope-layout");
+    const auto p = read_npy_for("--positions", args.positions);
+    if (p.dtype != "<i8" || p.shape.size() != 2 || p.shape[1] != n)
+      throw CliError("--positions: " + args.positions + ": expected <i8 of shape [A, " +
+                     std::to_string(n) + "] (A axes, N from --in), got " + p.dtype + " " +
+                     shape_str(p.shape));
+    check_input_shape("--positions", args.positions, p.shape, max_elements);
+    posenc::AxisPositions axes(static_cast<posenc::Index>(p.shape[0]),
+                               static_cast<posenc::Index>(n));
+    for (posenc::Index i = 0; i < axes.size(); ++i) {
+      axes.data()[i] = p.as_int(static_cast<std::int64_t>(i));
+      if (axes.data()[i] < 0 || axes.data()[i] > max_position)
+        throw CliError("--positions: " + args.positions + ": position " +
+                       std::to_string(axes.data()[i]) + " is outside [0, " +
+                       limit_str(max_position) + "]");
+    }
+    posenc::MultiAxisRotaryOptions mo;
+    mo.rope = opts;
+    mo.layout = args.mrope_layout;
+    mo.axes = axes.rows();
+    for (const std::int64_t v : args.mrope_section)
+      mo.sections.push_back(static_cast<posenc::Index>(v));
+    const Dtype dtype =
+        args.dtype_opt->count() ? args.dtype : posenc::from_name<Dtype>(x.dtype, "--in");
+    detail::with_dtype(dtype, [&](auto zero) {
+      using T = decltype(zero);
+      const posenc::MultiAxisRotaryEncoding<T> enc(static_cast<posenc::Index>(dh), mo);
+      posenc::Matrix<T> m = x.as<T>();
+      enc.rotate(m, axes, static_cast<posenc::Index>(heads));
+      write_npy_matrix(args.out, m, x.shape, dtype);
+    });
+  };
+  sub->callback([a, rotate_multi_axis] {
     resolve_output(a->out);
     const Array x = load_array("--in", a->in, ArrayRules::sequence());
     if (x.shape.size() != 2 && x.shape.size() != 3)
@@ -298,9 +356,13 @@ void add_rope_command(CLI::App& app) {
     if (heads <= 0 || dh <= 0)
       throw CliError("--in: " + a->in + ": expected H > 0 and Dh > 0, got shape " +
                      shape_str(x.shape));
+    const posenc::RotaryOptions opts = a->rope.options(static_cast<posenc::Index>(dh));
+    if (a->mrope_layout_opt->count() || a->mrope_section_opt->count()) {
+      rotate_multi_axis(*a, x, n, heads, dh, opts);
+      return;
+    }
     const posenc::Positions pos =
         detail::positions_from(a->pos_opt, a->positions, a->offset, n, "--in");
-    const posenc::RotaryOptions opts = a->rope.options(static_cast<posenc::Index>(dh));
     const Dtype dtype =
         a->dtype_opt->count() ? a->dtype : posenc::from_name<Dtype>(x.dtype, "--in");
     detail::with_dtype(dtype, [&](auto zero) {
@@ -675,6 +737,8 @@ void add_attend_command(CLI::App& app) {
     CLI::Option* max_bias_opt = nullptr;
     // rope
     detail::RopeFlags rope;
+    // temperature (Llama 4's query temperature)
+    posenc::AttentionTemperatureOptions temperature;
     // shaw
     std::string rel_k, rel_v;
     std::int64_t max_relative = 0;
@@ -791,6 +855,13 @@ void add_attend_command(CLI::App& app) {
   a->relemb.add_bert(g_bert);
   auto* g_deberta = sub->add_option_group("deberta");
   a->relemb.add_deberta(g_deberta);
+  auto* g_temp = sub->add_option_group("temperature");
+  g_temp->add_option("--attn-scale", a->temperature.attn_scale, "q *= 1 + s ln(floor((p+1)/f) + 1)")
+      ->check(finite())
+      ->capture_default_str();
+  g_temp->add_option("--floor-scale", a->temperature.floor_scale, "f of the query temperature")
+      ->check(finite())
+      ->capture_default_str();
   a->dtype_opt = detail::add_dtype(sub, a->dtype, "the dtype of --x");
   detail::add_output(sub, a->out);
 
@@ -817,6 +888,7 @@ void add_attend_command(CLI::App& app) {
       {"xl",
        {F::needed(a->u_opt, "u.npy ([H, Dh])"), F::needed(a->v_opt, "v.npy ([H, Dh])"),
         F::needed(a->wr_opt, "wr.npy ([D, H*Dh])"), a->clamp_opt, a->base_opt}},
+      {"temperature", {g_temp}},
       {"bert-relative", {F::needed(a->relemb.o_table, "e.npy ([2L-1, Dh])"), a->relemb.o_type}},
       {"deberta", {g_deberta}},
   });
@@ -954,6 +1026,7 @@ void add_attend_command(CLI::App& app) {
           return posenc::LearnedEncoding<T>(table.data, static_cast<Index>(a->table_offset));
         }
         if (e == "rope") return posenc::RotaryEncoding<T>(static_cast<Index>(dh), rope_opts);
+        if (e == "temperature") return posenc::AttentionTemperatureEncoding<T>(a->temperature);
         if (e == "alibi") return posenc::AlibiEncoding<T>(static_cast<Index>(h), a->max_bias);
         if (e == "t5") {
           const bool nb = a->nb_opt->count() > 0;
