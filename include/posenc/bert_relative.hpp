@@ -76,6 +76,12 @@ void add_query_table_terms(const ConstMatrixRef<T>& qt, const TransposedTable<T>
     for (Index rr = 0; rr < n; ++rr) {
       T* row = s.data() + (r + rr) * lds;
       const T* gr = g.data() + rr * ldg;
+      if (w == 1) {  // one table row for the whole block (clamped distances)
+        const T v = gr[0];
+        for (Index j = 0; j < bj; ++j)
+          row[j] += v;
+        continue;
+      }
       const std::int64_t d0 = e + r + rr;  // the distance at column j = 0
       for (Index j = 0; j < bj; ++j)
         row[j] += gr[f(d0 - j) - lo];
@@ -83,10 +89,31 @@ void add_query_table_terms(const ConstMatrixRef<T>& qt, const TransposedTable<T>
   }
 }
 
+/// s [rows, cols] (row stride lds) += st^T, st [cols, rows] (row stride ldt), in blocks of B x B
+/// that stay in registers and L1 (fixed-size, so that the compiler unrolls and vectorises them).
+template <class T>
+void add_transposed(const T* st, Index ldt, Index rows, Index cols, T* s, Index lds) {
+  constexpr Index B = 16;
+  using Block = Eigen::Matrix<T, B, B, Eigen::RowMajor>;
+  using In = Eigen::Map<const Block, 0, Eigen::OuterStride<>>;
+  using Out = Eigen::Map<Block, 0, Eigen::OuterStride<>>;
+  const Index rb = rows / B * B, cb = cols / B * B;
+  for (Index i0 = 0; i0 < rb; i0 += B)
+    for (Index j0 = 0; j0 < cb; j0 += B)
+      Out(s + i0 * lds + j0, Eigen::OuterStride<>(lds)) +=
+          In(st + j0 * ldt + i0, Eigen::OuterStride<>(ldt)).transpose();
+  for (Index i = 0; i < rows; ++i) {
+    T* row = s + i * lds;
+    for (Index j = i < rb ? cb : 0; j < cols; ++j)
+      row[j] += st[j * ldt + i];
+  }
+}
+
 /// The position-by-content term of a key tile, for contiguous positions:
 ///   s(i, j) += scale * k_j . T[f(e + i - j)],
-/// blocks of keys as add_query_table_terms blocks queries; the products are gathered into
-/// s^T (per-thread scratch) and added transposed.
+/// blocks of keys as add_query_table_terms blocks queries (a block of n keys needs the table rows
+/// f(e - (c + n - 1)) .. f(e + bi - 1 - c)); each key's products are laid out along the queries
+/// in s^T (per-thread scratch), which is added transposed.
 template <class T, class F>
 void add_key_table_terms(const ConstMatrixRef<T>& kt, const TransposedTable<T>& tab, std::int64_t e,
                          const F& f, T scale, MatrixRef<T> s) {
@@ -103,12 +130,16 @@ void add_key_table_terms(const ConstMatrixRef<T>& kt, const TransposedTable<T>& 
     for (Index cc = 0; cc < n; ++cc) {
       T* out = st.data() + (c + cc) * bi;
       const T* gr = g.data() + cc * ldh;
+      if (w == 1) {  // one table row for the whole block (clamped distances)
+        std::fill(out, out + bi, gr[0]);
+        continue;
+      }
       const std::int64_t d0 = e - (c + cc);  // the distance at row i = 0
       for (Index i = 0; i < bi; ++i)
         out[i] = gr[f(d0 + i) - lo];
     }
   }
-  s.noalias() += st.transpose();
+  add_transposed(st.data(), bi, bi, bj, s.data(), s.outerStride());
 }
 
 }  // namespace detail
