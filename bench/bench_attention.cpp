@@ -76,17 +76,22 @@ void BM_module(benchmark::State& st) {
 }
 
 // The encoders that make_encoder.hpp does not build: BERT relative and DeBERTa.
-enum RelativeEnc : int { bert_key, bert_key_query, deberta };
+// shaw_full: Shaw with K = N - 1 (tables of 2N - 1 rows, every distance of the sequence apart),
+// the table size of bert_key, which reads as many distinct rows.
+enum RelativeEnc : int { bert_key, bert_key_query, deberta, shaw_full };
 
 inline const char* relative_name(int e) {
-  static const char* names[] = {"bert_key", "bert_key_query", "deberta"};
+  static const char* names[] = {"bert_key", "bert_key_query", "deberta", "shaw_full"};
   return names[e];
 }
 
 template <class T, int E>
 auto make_relative(Index n, Index heads, Index head_dim) {
   using namespace posenc;
-  if constexpr (E == deberta) {
+  if constexpr (E == shaw_full) {
+    return ShawEncoding<T>(random<T>(2 * n - 1, head_dim, 0.1),
+                           random<T>(2 * n - 1, head_dim, 0.1));
+  } else if constexpr (E == deberta) {
     // K_r, Q_r [2 span, H Dh] with DeBERTa-v3's span of 256
     return DebertaEncoding<T>(random<T>(512, heads * head_dim, 0.1),
                               random<T>(512, heads * head_dim, 0.1), heads);
@@ -160,7 +165,8 @@ std::vector<std::pair<int, std::pair<Fn, Fn>>> relative_encoders() {
   return {{bert_key, {BM_core_relative<T, bert_key>, BM_module_relative<T, bert_key>}},
           {bert_key_query,
            {BM_core_relative<T, bert_key_query>, BM_module_relative<T, bert_key_query>}},
-          {deberta, {BM_core_relative<T, deberta>, BM_module_relative<T, deberta>}}};
+          {deberta, {BM_core_relative<T, deberta>, BM_module_relative<T, deberta>}},
+          {shaw_full, {BM_core_relative<T, shaw_full>, BM_module_relative<T, shaw_full>}}};
 }
 
 void add_named(const std::string& kind, const char* enc, const char* t, Fn f, Index n, Index dh,
