@@ -21,8 +21,9 @@ int main() {
   const std::vector<Row> rows = measure<double>(c);
   std::printf("%s\n", markdown(rows, c, "float64").c_str());
   std::printf(
-      "Reading it: RoPE, ALiBi, T5, Shaw and Transformer-XL see only relative distance; the\n"
-      "sinusoidal and learned encodings are absolute. The learned table stops at L; the others\n"
-      "run on past it, but T5 and Shaw stop telling distances apart at their last bucket / K.\n");
+      "Reading it: RoPE, ALiBi, T5, Shaw, Transformer-XL, BERT relative and DeBERTa see only\n"
+      "relative distance; the sinusoidal and learned encodings are absolute. The learned table\n"
+      "stops at L and BERT relative's at distance L - 1; the others run on past it, but T5, Shaw\n"
+      "and DeBERTa stop telling distances apart at their last bucket / K / log bucket.\n");
   return 0;
 }

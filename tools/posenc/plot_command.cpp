@@ -554,7 +554,8 @@ inline void add_plot_attention(CLI::App* plot_app) {
       "Attention maps softmax(S_h) of one input under each encoder, one panel per "
       "encoder (trained parameters seeded as in `posenc compare`)");
   sub->add_option("--encoders", a->encoders,
-                  "Comma-separated: none, sinusoidal, learned, rope, alibi, t5, shaw, xl")
+                  "Comma-separated: none, sinusoidal, learned, rope, alibi, t5, shaw, xl, "
+                  "bert-relative, deberta")
       ->delimiter(',')
       ->capture_default_str();
   a->o_len = sub->add_option("--len", a->len, "Tokens N (seeded input)")->capture_default_str();
