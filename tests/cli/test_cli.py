@@ -519,7 +519,8 @@ def length_dependent_layer(s, name, layer_attention, seed, D, H, Hkv, Dh, N, enc
         ref = decoded_reference(layer_attention, a, H, Hkv, Dh, pos, enc, prefill)
         # A prefill that ends below M leaves rows with another set than the one call's: those cases
         # test the re-rotation (longrope past a prefill beyond M keeps one set throughout).
-        if prefill < enc["original_max_positions"] or enc["scaling"] == "dynamic":
+        if enc["scaling"] in ("longrope", "dynamic") and (prefill < enc["original_max_positions"]
+                                                          or enc["scaling"] == "dynamic"):
             assert np.max(np.abs(ref - full)) > 1e-3, (name, prefill)
         s.golden(f"{name}_prefill{prefill}", args + ["--prefill", prefill], ref, tol=LAYER_TOL, absolute=True)
 
@@ -537,6 +538,18 @@ def group_models(s):
     length_dependent_layer(s, "model_longrope_decode", layer_attention, 20261, 32, 4, 2, 8, 20, longrope,
                            ["--encoder", "rope", "--scaling", "longrope", "--factor", 4, "--original-max-positions",
                             12, "--short-factors", short, "--long-factors", long_], prefills=(0, 5, 12, 15))
+    # The scalings whose frequencies do not depend on the length, decoded across the same M: the
+    # decode loop equals the one call.
+    for sc, extra, flags in [
+        ("none", {}, []), ("linear", dict(factor=2.0), ["--factor", 2]), ("ntk", dict(factor=2.0), ["--factor", 2]),
+        ("yarn", dict(factor=4.0, beta_fast=32.0, beta_slow=1.0, truncate=1, attention_factor="default"),
+         ["--factor", 4]),
+        ("llama3", dict(factor=8.0, low_freq_factor=1.0, high_freq_factor=4.0), ["--factor", 8])]:
+        enc = dict(encoder="rope", base=10000.0, rotary_dim=8, layout="half", scaling=sc, original_max_positions=12,
+                   **extra)
+        length_dependent_layer(s, f"model_{sc}_decode", layer_attention, 20263, 32, 4, 2, 8, 20, enc,
+                               ["--encoder", "rope", "--scaling", sc, "--original-max-positions", 12] + flags,
+                               prefills=(0, 5))
     dynamic = dict(encoder="rope", base=10000.0, rotary_dim=8, layout="half", scaling="dynamic", factor=2.0,
                    original_max_positions=12)
     length_dependent_layer(s, "model_dynamic_decode", layer_attention, 20262, 32, 4, 4, 8, 20, dynamic,

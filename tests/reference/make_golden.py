@@ -524,6 +524,8 @@ def layer_rope_params(enc, pos):
         return rope_inv_freq(R, base), 1.0
     if sc == "linear":
         return inv_freq_linear(R, base, enc["factor"]), 1.0
+    if sc == "ntk":
+        return inv_freq_ntk(R, base, enc["factor"]), 1.0
     if sc == "dynamic":
         return inv_freq_dynamic(R, base, enc["factor"], enc["original_max_positions"], L), 1.0
     if sc == "yarn":
