@@ -218,12 +218,7 @@ class RotaryEncoding {
   /// Rotates x [N, heads * head_dim] in place, row i at position pos[i]; every head's first
   /// R dimensions rotate, the rest pass through.
   void rotate(MatrixRef<T> x, const Positions& pos, Index heads) const {
-    detail::require(heads > 0, "RotaryEncoding: heads = ", heads, " must be > 0");
-    const Index width = detail::checked_mul(heads, head_dim_, "RotaryEncoding: heads * head_dim");
-    detail::require(x.rows() == pos.size() && x.cols() == width, "RotaryEncoding: input is [",
-                    x.rows(), ", ", x.cols(), "], expected [", pos.size(), ", ", width,
-                    "] (positions x heads*head_dim, heads = ", heads, ", head_dim = ", head_dim_,
-                    ")");
+    check_rows("", x, pos, heads);
     if (pos.empty()) return;
     const std::int64_t pmax = pos.max();
     const bool dyn_long = options_.scaling == RopeScaling::dynamic && uses_long(pmax);
@@ -270,7 +265,7 @@ class RotaryEncoding {
   /// Rotates with a given frequency set instead of the call's own: R(p * f.inv_freq) times
   /// f.attention_factor.
   void rotate(MatrixRef<T> x, const Positions& pos, Index heads, const RotaryFrequencies& f) const {
-    check_rows("rotate", x, pos, heads);
+    check_rows("::rotate", x, pos, heads);
     check_frequencies("rotate", f);
     rotate_by(x, heads, f.attention_factor,
               [&](Index i, std::size_t j) { return static_cast<double>(pos[i]) * f.inv_freq[j]; });
@@ -280,13 +275,13 @@ class RotaryEncoding {
   /// rotate(x, pos, heads) to rounding, with the frequency set of a call whose largest position
   /// is pos.max() (or of f when given).
   void unrotate(MatrixRef<T> x, const Positions& pos, Index heads) const {
-    check_rows("unrotate", x, pos, heads);
+    check_rows("::unrotate", x, pos, heads);
     if (pos.empty()) return;
     unrotate(x, pos, heads, frequencies(pos.max()));
   }
   void unrotate(MatrixRef<T> x, const Positions& pos, Index heads,
                 const RotaryFrequencies& f) const {
-    check_rows("unrotate", x, pos, heads);
+    check_rows("::unrotate", x, pos, heads);
     check_frequencies("unrotate", f);
     rotate_by(x, heads, 1.0 / f.attention_factor,
               [&](Index i, std::size_t j) { return -static_cast<double>(pos[i]) * f.inv_freq[j]; });
@@ -297,7 +292,7 @@ class RotaryEncoding {
   /// delta * f.inv_freq; the attention factor is unchanged. Every p + delta must be >= 0.
   void shift(MatrixRef<T> x, const Positions& pos, Index heads, std::int64_t delta,
              const RotaryFrequencies& f) const {
-    check_rows("shift", x, pos, heads);
+    check_rows("::shift", x, pos, heads);
     check_frequencies("shift", f);
     if (pos.empty()) return;
     const std::int64_t lo = pos.min(), hi = pos.max();
@@ -313,7 +308,7 @@ class RotaryEncoding {
   /// then the factor to.attention_factor / from.attention_factor.
   void rerotate(MatrixRef<T> x, const Positions& pos, Index heads, const RotaryFrequencies& from,
                 const RotaryFrequencies& to) const {
-    check_rows("rerotate", x, pos, heads);
+    check_rows("::rerotate", x, pos, heads);
     check_frequencies("rerotate", from);
     check_frequencies("rerotate", to);
     if (from == to) return;
@@ -412,10 +407,12 @@ class RotaryEncoding {
   }
 
  private:
+  // The rows x [N, heads * head_dim] of positions pos; `who` follows "RotaryEncoding" in
+  // messages ("" for rotate, "::shift", ...).
   void check_rows(const char* who, const MatrixRef<T>& x, const Positions& pos, Index heads) const {
-    detail::require(heads > 0, "RotaryEncoding::", who, ": heads = ", heads, " must be > 0");
+    detail::require(heads > 0, "RotaryEncoding", who, ": heads = ", heads, " must be > 0");
     const Index width = detail::checked_mul(heads, head_dim_, "RotaryEncoding: heads * head_dim");
-    detail::require(x.rows() == pos.size() && x.cols() == width, "RotaryEncoding::", who,
+    detail::require(x.rows() == pos.size() && x.cols() == width, "RotaryEncoding", who,
                     ": input is [", x.rows(), ", ", x.cols(), "], expected [", pos.size(), ", ",
                     width, "] (positions x heads*head_dim, heads = ", heads,
                     ", head_dim = ", head_dim_, ")");
