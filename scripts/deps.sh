@@ -4,7 +4,7 @@
 set -euo pipefail
 
 POSENC_DEPS=(g++ cmake make libeigen3-dev catch2 libbenchmark-dev python3 python3-numpy python3-matplotlib
-  libcli11-dev nlohmann-json3-dev doxygen)
+  libcli11-dev nlohmann-json3-dev doxygen pkgconf)
 # Scripts that need more (the sanitizer and fuzzing builds) name it before sourcing this file.
 read -r -a posenc_extra_deps <<<"${POSENC_EXTRA_DEPS:-}"
 POSENC_DEPS+=("${posenc_extra_deps[@]}")

@@ -5,9 +5,7 @@
 // multi-head self-attention kernel that consumes them (attention.hpp).
 #pragma once
 
-#define POSENC_VERSION_MAJOR 0
-#define POSENC_VERSION_MINOR 1
-#define POSENC_VERSION_PATCH 0
+#include "version.hpp"
 
 #include "alibi.hpp"
 #include "attention.hpp"

@@ -11,18 +11,24 @@
 // values must not be linked together silently (one definition rule). Everything that depends on
 // them lives in an inline namespace whose name spells the configuration, as nlohmann/json does
 // with its ABI tags: posenc::abi_v0_1 (serial, default tiles), posenc::abi_v0_1_omp_bq32 (OpenMP,
-// 32-query tiles) and so on. Code names posenc::X either way; mixing configurations becomes a link
-// error (undefined symbols), or distinct types, instead of one TU's bodies replacing another's.
-// Only posenc::error sits outside it, so that an error is caught as posenc::error whichever
-// configuration raised it.
+// 32-query tiles) and so on, its version part abi_v<major>_<minor> from version.hpp. Code names
+// posenc::X either way; mixing configurations becomes a link error (undefined symbols), or
+// distinct types, instead of one TU's bodies replacing another's. Only posenc::error sits outside
+// it, so that an error is caught as posenc::error whichever configuration raised it.
 #pragma once
 
 #include <cstdio>
 #include <cstdlib>
 
+#include "../version.hpp"
+
 #define POSENC_DETAIL_CAT2(a, b) a##b
 #define POSENC_DETAIL_CAT(a, b) POSENC_DETAIL_CAT2(a, b)
 
+// abi_v<major>_<minor>, e.g. abi_v0_1.
+#define POSENC_DETAIL_ABI_VERSION                                                         \
+  POSENC_DETAIL_CAT(POSENC_DETAIL_CAT(POSENC_DETAIL_CAT(abi_v, POSENC_VERSION_MAJOR), _), \
+                    POSENC_VERSION_MINOR)
 #if defined(_OPENMP)
 #define POSENC_DETAIL_ABI_OMP _omp
 #else
@@ -40,9 +46,10 @@
 #endif
 
 /// The inline namespace of this configuration, e.g. abi_v0_1_omp.
-#define POSENC_ABI_NAMESPACE                                                                       \
-  POSENC_DETAIL_CAT(                                                                               \
-      POSENC_DETAIL_CAT(POSENC_DETAIL_CAT(abi_v0_1, POSENC_DETAIL_ABI_OMP), POSENC_DETAIL_ABI_BQ), \
+#define POSENC_ABI_NAMESPACE                                                                 \
+  POSENC_DETAIL_CAT(                                                                         \
+      POSENC_DETAIL_CAT(POSENC_DETAIL_CAT(POSENC_DETAIL_ABI_VERSION, POSENC_DETAIL_ABI_OMP), \
+                        POSENC_DETAIL_ABI_BQ),                                               \
       POSENC_DETAIL_ABI_BK)
 #define POSENC_NAMESPACE_BEGIN \
   namespace posenc {           \
