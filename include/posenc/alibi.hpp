@@ -43,7 +43,19 @@ class AlibiEncoding {
   explicit AlibiEncoding(Index heads, double max_bias = 8.0)
       : slopes_(alibi_slopes(heads, max_bias)), max_bias_(max_bias) {}
 
+  /// With slopes of its own, one per head (MPT's rule for a head count that is not a power of
+  /// two, Falcon's slopes divided by sqrt(Dh), a model's own). max_bias() is then 0.
+  explicit AlibiEncoding(std::vector<double> slopes) : slopes_(std::move(slopes)), max_bias_(0.0) {
+    detail::require(!slopes_.empty(), "AlibiEncoding: slopes is empty, expected one per head");
+    detail::require_extent(static_cast<Index>(slopes_.size()),
+                           "AlibiEncoding: the number of slopes");
+    for (std::size_t h = 0; h < slopes_.size(); ++h)
+      detail::require(std::isfinite(slopes_[h]) && slopes_[h] >= 0.0, "AlibiEncoding: slopes[", h,
+                      "] = ", slopes_[h], " must be finite and >= 0");
+  }
+
   Index heads() const { return static_cast<Index>(slopes_.size()); }
+  /// b of the paper's slopes; 0 when built from slopes of its own.
   double max_bias() const { return max_bias_; }
   const std::vector<double>& slopes() const { return slopes_; }
 
