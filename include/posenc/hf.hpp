@@ -42,7 +42,17 @@ enum class AttentionType { full, sliding, chunked };
 /// The position encoder of a layer. `learned` layers take their positions from a table added to
 /// the embeddings before the first layer (the layer's own attention then adds nothing);
 /// `temperature` is Llama 4's query scaling on its layers without RoPE.
-enum class EncoderKind { none, learned, rope, mrope, alibi, t5, bert_relative, deberta, temperature };
+enum class EncoderKind {
+  none,
+  learned,
+  rope,
+  mrope,
+  alibi,
+  t5,
+  bert_relative,
+  deberta,
+  temperature
+};
 
 }  // namespace hf
 
@@ -255,7 +265,8 @@ struct RopeParameters {
 /// required and optional keys). Any other key is an error: a silent default would compute other
 /// frequencies than the model was trained with.
 inline void check_rope_keys(const Fields& s, const std::string& type) {
-  std::set<std::string> allowed{"rope_type", "type", "rope_theta", "partial_rotary_factor",
+  std::set<std::string> allowed{"rope_type",     "type",
+                                "rope_theta",    "partial_rotary_factor",
                                 "mrope_section", "mrope_interleaved"};
   std::vector<std::string> required;
   if (type == "linear") required = {"factor"};
@@ -271,9 +282,8 @@ inline void check_rope_keys(const Fields& s, const std::string& type) {
   }
   if (type == "longrope") {
     required = {"short_factor", "long_factor"};
-    for (const char* k :
-         {"attention_factor", "factor", "original_max_position_embeddings", "short_mscale",
-          "long_mscale"})
+    for (const char* k : {"attention_factor", "factor", "original_max_position_embeddings",
+                          "short_mscale", "long_mscale"})
       allowed.insert(k);
   }
   if (type == "llama3")
@@ -295,11 +305,11 @@ inline void check_rope_keys(const Fields& s, const std::string& type) {
 /// "mrope" (Qwen2-VL's legacy type) is the default frequencies with mrope_section.
 inline std::string rope_type_of(const Fields& s) {
   const auto a = s.string("rope_type"), b = s.string("type");
-  require(!a || !b || *a == *b, s.path("rope_type"), " = ", a.value_or(""), " and ",
-          s.path("type"), " = ", b.value_or(""), " contradict each other");
+  require(!a || !b || *a == *b, s.path("rope_type"), " = ", a.value_or(""), " and ", s.path("type"),
+          " = ", b.value_or(""), " contradict each other");
   std::string t = a ? *a : b ? *b : "default";
   if (t == "mrope") t = "default";
-  static const std::set<std::string> known{"default", "linear",   "dynamic", "yarn",
+  static const std::set<std::string> known{"default",  "linear", "dynamic",     "yarn",
                                            "longrope", "llama3", "proportional"};
   require(known.count(t) != 0, s.path(a ? "rope_type" : "type"), " = ", t,
           ": not a rope_type posenc knows (default, linear, dynamic, yarn, longrope, llama3, "
@@ -319,8 +329,7 @@ inline void apply_rope_type(RotaryOptions& o, const RopeParameters& rp, Index ro
   const std::string& t = rp.type;
   check_rope_keys(s, t);
   const auto need_max = [&](const char* who) {
-    require(max_positions > 0, top.where(), ": rope_type ", who,
-            " needs max_position_embeddings");
+    require(max_positions > 0, top.where(), ": rope_type ", who, " needs max_position_embeddings");
   };
   const auto factor = s.number("factor");
   if (t == "default") {
@@ -387,14 +396,13 @@ inline void apply_rope_type(RotaryOptions& o, const RopeParameters& rp, Index ro
       o.original_max_positions = max_positions;
       o.factor = factor.value_or(1.0);
     }
-    require(*o.original_max_positions > 0, s.where(), ": original_max_position_embeddings = ",
-            *o.original_max_positions, " must be > 0");
+    require(*o.original_max_positions > 0, s.where(),
+            ": original_max_position_embeddings = ", *o.original_max_positions, " must be > 0");
     o.short_factors = *s.numbers("short_factor");
     o.long_factors = *s.numbers("long_factor");
     const std::size_t half = static_cast<std::size_t>(rotary_dim / 2);
-    require(o.short_factors.size() == half, s.path("short_factor"), " has ",
-            o.short_factors.size(), " entries, the rotary width R = ", rotary_dim, " needs R/2 = ",
-            half);
+    require(o.short_factors.size() == half, s.path("short_factor"), " has ", o.short_factors.size(),
+            " entries, the rotary width R = ", rotary_dim, " needs R/2 = ", half);
     require(o.long_factors.size() == half, s.path("long_factor"), " has ", o.long_factors.size(),
             " entries, the rotary width R = ", rotary_dim, " needs R/2 = ", half);
     o.attention_factor = s.number("attention_factor");
@@ -515,8 +523,8 @@ inline ModelConfig parse_config(const nlohmann::json& root, const std::string& s
 
   ModelConfig m;
   {
-    const auto mt = c.string("model_type") ? c.string("model_type")
-                                           : Fields(root, source).string("model_type");
+    const auto mt =
+        c.string("model_type") ? c.string("model_type") : Fields(root, source).string("model_type");
     require(mt.has_value(), where, ": model_type missing");
     m.model_type = *mt;
   }
@@ -538,8 +546,8 @@ inline ModelConfig parse_config(const nlohmann::json& root, const std::string& s
   m.hidden_size = positive(c, {"hidden_size", "n_embd", "d_model"}, "hidden size");
   const Index heads =
       positive(c, {"num_attention_heads", "n_head", "num_heads", "n_heads"}, "attention heads");
-  const Index layers = positive(c, {"num_hidden_layers", "n_layer", "num_layers", "n_layers"},
-                                "number of layers");
+  const Index layers =
+      positive(c, {"num_hidden_layers", "n_layer", "num_layers", "n_layers"}, "number of layers");
   if (const auto mp = c.integer_of({"max_position_embeddings", "n_positions", "max_seq_len"})) {
     require(*mp > 0, where, ": max_position_embeddings = ", *mp, " must be > 0");
     m.max_positions = *mp;
@@ -628,18 +636,18 @@ inline ModelConfig parse_config(const nlohmann::json& root, const std::string& s
     }
     if (mt == "gptj") {
       // GPTJConfig.rotary_dim (default 64); null: the whole head (modeling_gptj.py).
-      const auto rd = c.has("rotary_dim") ? c.integer("rotary_dim")
-                                          : (c.object().contains("rotary_dim")
-                                                 ? std::optional<std::int64_t>{}
-                                                 : std::optional<std::int64_t>{64});
+      const auto rd = c.has("rotary_dim")
+                          ? c.integer("rotary_dim")
+                          : (c.object().contains("rotary_dim") ? std::optional<std::int64_t>{}
+                                                               : std::optional<std::int64_t>{64});
       if (rd) rotary_dim = static_cast<Index>(*rd);
     } else if (c.has("rotary_dim")) {
       posenc::detail::fail(c.path("rotary_dim"), " = ", *c.integer("rotary_dim"), ": ",
                            m.model_type, " does not read rotary_dim");
     }
     // Modeling code rounds R down to even through arange(0, dim, 2).
-    require(rotary_dim >= 2 && rotary_dim <= rope_head, where, ": the rotary width R = ",
-            rotary_dim, " must be in [2, ", rope_head, "]");
+    require(rotary_dim >= 2 && rotary_dim <= rope_head, where,
+            ": the rotary width R = ", rotary_dim, " must be in [2, ", rope_head, "]");
     rotary_dim -= rotary_dim % 2;
   }
 
@@ -661,8 +669,7 @@ inline ModelConfig parse_config(const nlohmann::json& root, const std::string& s
     const json* obj = nullptr;
     if (has_params) {
       const json& rpj = c.raw("rope_parameters");
-      require(rpj.is_object(), c.path("rope_parameters"), " = ", dump(rpj),
-              ": expected an object");
+      require(rpj.is_object(), c.path("rope_parameters"), " = ", dump(rpj), ": expected an object");
       const std::string key(name_of(at));
       if (rpj.contains(key) && rpj[key].is_object()) {
         obj = &rpj[key];
@@ -670,8 +677,8 @@ inline ModelConfig parse_config(const nlohmann::json& root, const std::string& s
       } else {
         bool nested = false;
         for (auto it = rpj.begin(); it != rpj.end(); ++it)
-          nested = nested || (it.value().is_object() &&
-                              find_name<AttentionType>(it.key()).has_value());
+          nested =
+              nested || (it.value().is_object() && find_name<AttentionType>(it.key()).has_value());
         require(!nested, c.path("rope_parameters"), ": no parameters for layer type ", key);
         obj = &rpj;
         rp.where = c.path("rope_parameters");
@@ -700,7 +707,7 @@ inline ModelConfig parse_config(const nlohmann::json& root, const std::string& s
   std::vector<Index> mrope_section;
   if (encoder == EncoderKind::mrope) {
     // Qwen2-VL: rope_scaling.mrope_section (rope_parameters in v5).
-    const json* obj = has_params ? &c.raw("rope_parameters")
+    const json* obj = has_params              ? &c.raw("rope_parameters")
                       : c.has("rope_scaling") ? &c.raw("rope_scaling")
                                               : nullptr;
     require(obj != nullptr, where, ": ", m.model_type, " needs rope_scaling.mrope_section");
@@ -751,7 +758,8 @@ inline ModelConfig parse_config(const nlohmann::json& root, const std::string& s
     const std::int64_t mwl = c.integer("max_window_layers").value_or(layers);
     if (!use) window = 0;
     for (Index i = 0; i < layers; ++i)
-      if (use && window > 0 && i >= mwl) types[static_cast<std::size_t>(i)] = AttentionType::sliding;
+      if (use && window > 0 && i >= mwl)
+        types[static_cast<std::size_t>(i)] = AttentionType::sliding;
   } else if (mt == "mistral" || mt == "mixtral" || mt == "phi3") {
     // Mistral, Mixtral, Phi-3: sliding_window on every layer when set.
     if (window > 0) std::fill(types.begin(), types.end(), AttentionType::sliding);
@@ -872,7 +880,8 @@ inline ModelConfig parse_config(const nlohmann::json& root, const std::string& s
       // T5Attention: relative_attention_num_buckets (32), relative_attention_max_distance
       // (128); has_relative_attention_bias on the first layer only; the encoder's buckets are
       // bidirectional.
-      L.t5_num_buckets = static_cast<Index>(c.integer("relative_attention_num_buckets").value_or(32));
+      L.t5_num_buckets =
+          static_cast<Index>(c.integer("relative_attention_num_buckets").value_or(32));
       L.t5_max_distance =
           static_cast<Index>(c.integer("relative_attention_max_distance").value_or(128));
       L.t5_bidirectional = true;
@@ -888,8 +897,7 @@ inline ModelConfig parse_config(const nlohmann::json& root, const std::string& s
       require(L.learned_positions > 0, where, ": a learned table needs max_position_embeddings");
     }
     if (L.encoder == EncoderKind::bert_relative) {
-      L.bert_relative_type =
-          *find_name<BertRelativeType>(*c.string("position_embedding_type"));
+      L.bert_relative_type = *find_name<BertRelativeType>(*c.string("position_embedding_type"));
       L.bert_max_positions = static_cast<Index>(m.max_positions);
       require(L.bert_max_positions > 0, where, ": relative_key needs max_position_embeddings");
     }
@@ -928,9 +936,12 @@ inline ModelConfig parse_config(const nlohmann::json& root, const std::string& s
           p2c = p2c || t == "p2c";
         }
       }
-      require(c2p || p2c, c.path("pos_att_type"), ": DeBERTa's relative attention needs c2p, p2c "
-                                                  "or both");
-      L.deberta.terms = c2p && p2c ? DebertaTerms::both : c2p ? DebertaTerms::c2p : DebertaTerms::p2c;
+      require(c2p || p2c, c.path("pos_att_type"),
+              ": DeBERTa's relative attention needs c2p, p2c "
+              "or both");
+      L.deberta.terms = c2p && p2c ? DebertaTerms::both
+                        : c2p      ? DebertaTerms::c2p
+                                   : DebertaTerms::p2c;
       require(c.boolean("share_att_key").value_or(true), c.path("share_att_key"),
               " = false: posenc builds DeBERTa's shared-key tables (share_att_key true) only");
       // DisentangledSelfAttention: scale_factor = 1 + len(pos_att_type); 1/sqrt(Dh f).
@@ -957,10 +968,9 @@ inline ModelConfig read_config(const std::string& path) {
 
 /// The encoders a layer can have, as one type for runtime choice (std::visit).
 template <class T>
-using LayerEncoder =
-    std::variant<NoEncoding<T>, RotaryEncoding<T>, MultiAxisRotaryEncoding<T>, AlibiEncoding<T>,
-                 AttentionTemperatureEncoding<T>, T5Encoding<T>, BertRelativeEncoding<T>,
-                 DebertaEncoding<T>>;
+using LayerEncoder = std::variant<NoEncoding<T>, RotaryEncoding<T>, MultiAxisRotaryEncoding<T>,
+                                  AlibiEncoding<T>, AttentionTemperatureEncoding<T>, T5Encoding<T>,
+                                  BertRelativeEncoding<T>, DebertaEncoding<T>>;
 
 /// The RoPE of a rope or mrope layer (for mrope: the 1D rotation its text tokens use, every
 /// axis at the same position).
