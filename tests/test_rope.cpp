@@ -643,14 +643,7 @@ TEST_CASE("rope: bad input throws posenc::error naming the parameter", "[rope][e
         E(2, o);
       },
       {"dynamic", "rotary_dim > 2", "got 2"});
-  // llama3 needs high_freq_factor > low_freq_factor.
-  require_error(
-      [&] {
-        RotaryOptions o = llama3(true);
-        o.high_freq_factor = 1.0;
-        E(16, o);
-      },
-      {"high_freq_factor = 1", "low_freq_factor = 1"});
+  // llama3 needs high_freq_factor >= low_freq_factor (equal: Llama 4, no smoothed band).
   require_error(
       [&] {
         RotaryOptions o = llama3(true);

@@ -500,6 +500,45 @@ inline std::vector<double> mpt_alibi_slopes(Index heads, double max_bias) {
   return out;
 }
 
+/// The defaults of each configuration class (configuration_*.py) for the fields posenc reads:
+/// a published config.json leaves out what equals its class's default (Gemma 3's text_config
+/// has no num_attention_heads), and Hugging Face fills it in from the class.
+inline json class_defaults(const std::string& model_type) {
+  if (model_type == "gemma3_text")  // Gemma3TextConfig
+    return {{"num_attention_heads", 8},
+            {"num_key_value_heads", 4},
+            {"head_dim", 256},
+            {"hidden_size", 2304},
+            {"num_hidden_layers", 26},
+            {"max_position_embeddings", 131072},
+            {"rope_theta", 1000000.0},
+            {"rope_local_base_freq", 10000.0},
+            {"query_pre_attn_scalar", 256},
+            {"sliding_window", 4096},
+            {"sliding_window_pattern", 6}};
+  if (model_type == "gemma2")  // Gemma2Config
+    return {{"head_dim", 256},
+            {"query_pre_attn_scalar", 256},
+            {"attn_logit_softcapping", 50.0},
+            {"sliding_window", 4096},
+            {"rope_theta", 10000.0}};
+  if (model_type == "llama4_text")  // Llama4TextConfig
+    return {{"head_dim", 128},
+            {"rope_theta", 500000.0},
+            {"attention_chunk_size", 8192},
+            {"attn_temperature_tuning", true},
+            {"floor_scale", 8192},
+            {"attn_scale", 0.1},
+            {"no_rope_layer_interval", 4}};
+  if (model_type == "gpt_oss")  // GptOssConfig
+    return {{"head_dim", 64}, {"sliding_window", 128}, {"rope_theta", 150000.0}};
+  if (model_type == "t5")  // T5Config
+    return {{"d_kv", 64},
+            {"relative_attention_num_buckets", 32},
+            {"relative_attention_max_distance", 128}};
+  return json::object();
+}
+
 /// The config object describing the layers: text_config for the multimodal wrappers (Gemma 3,
 /// Llama 4, Qwen2-VL in newer releases) whose top level has no attention fields.
 inline const json& text_part(const json& root) {
@@ -519,12 +558,13 @@ inline ModelConfig parse_config(const nlohmann::json& root, const std::string& s
   require(root.is_object(), source, ": expected a JSON object, got ", dump(root));
   const json& tj = text_part(root);
   const std::string where = &tj == &root ? source : source + ": text_config";
-  const Fields c(tj, where);
+  require(tj.is_object(), where, ": expected a JSON object, got ", dump(tj));
 
   ModelConfig m;
   {
+    const Fields t(tj, where);
     const auto mt =
-        c.string("model_type") ? c.string("model_type") : Fields(root, source).string("model_type");
+        t.string("model_type") ? t.string("model_type") : Fields(root, source).string("model_type");
     require(mt.has_value(), where, ": model_type missing");
     m.model_type = *mt;
   }
@@ -537,9 +577,14 @@ inline ModelConfig parse_config(const nlohmann::json& root, const std::string& s
   const Family* fam = nullptr;
   for (const Family& f : families)
     if (family_type == f.model_type) fam = &f;
-  require(fam != nullptr, c.path("model_type"), " = ", m.model_type,
+  require(fam != nullptr, where, ".model_type = ", m.model_type,
           ": not a model type posenc knows (", family_names(), ")");
   const std::string& mt = family_type;
+  // The config over its class's defaults (an explicit null stays null, as None in Python).
+  json merged = class_defaults(mt);
+  for (auto it = tj.begin(); it != tj.end(); ++it)
+    merged[it.key()] = it.value();
+  const Fields c(merged, where);
 
   // Shapes (each configuration_*.py's attribute_map: n_embd, n_head, n_layer for GPT-2 and
   // GPT-J, d_model / num_heads / num_layers for T5, d_model / n_heads / n_layers for MPT).
@@ -792,7 +837,13 @@ inline ModelConfig parse_config(const nlohmann::json& root, const std::string& s
         types[static_cast<std::size_t>(i)] =
             v == 1 && chunk > 0 ? AttentionType::chunked : AttentionType::full;
     }
-    temperature_tuning = c.boolean("attn_temperature_tuning").value_or(true);
+    // attn_temperature_tuning is tested for truth (Llama 4 Scout publishes 4).
+    if (c.has("attn_temperature_tuning")) {
+      const json& v = c.raw("attn_temperature_tuning");
+      require(v.is_boolean() || v.is_number_integer(), c.path("attn_temperature_tuning"), " = ",
+              dump(v), ": expected true, false or an integer");
+      temperature_tuning = v.is_boolean() ? v.get<bool>() : v.get<std::int64_t>() != 0;
+    }
     temperature.floor_scale = c.number("floor_scale").value_or(8192.0);
     temperature.attn_scale = c.number("attn_scale").value_or(0.1);
   }

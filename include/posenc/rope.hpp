@@ -578,9 +578,10 @@ class RotaryEncoding {
       detail::require(std::isfinite(o.low_freq_factor) && o.low_freq_factor > 0.0,
                       "RotaryEncoding: low_freq_factor = ", o.low_freq_factor,
                       " must be finite and > 0");
-      detail::require(std::isfinite(o.high_freq_factor) && o.high_freq_factor > o.low_freq_factor,
+      // Equal factors leave no band between the kept and the divided frequencies (Llama 4).
+      detail::require(std::isfinite(o.high_freq_factor) && o.high_freq_factor >= o.low_freq_factor,
                       "RotaryEncoding: high_freq_factor = ", o.high_freq_factor,
-                      " must be finite and > low_freq_factor = ", o.low_freq_factor);
+                      " must be finite and >= low_freq_factor = ", o.low_freq_factor);
     }
     if (s == RopeScaling::longrope) {
       const std::size_t half = static_cast<std::size_t>(r / 2);
@@ -653,7 +654,7 @@ class RotaryEncoding {
           if (lambda < m / o.high_freq_factor) continue;
           if (lambda > m / o.low_freq_factor) {
             v /= factor;
-          } else {
+          } else if (o.high_freq_factor > o.low_freq_factor) {
             const double s =
                 (m / lambda - o.low_freq_factor) / (o.high_freq_factor - o.low_freq_factor);
             v = (1.0 - s) * v / factor + s * v;
