@@ -11,7 +11,8 @@
 #define POSENC_VERSION_MINOR 1
 /// posenc's patch version (0).
 #define POSENC_VERSION_PATCH 0
-/// The version as one number, major * 10000 + minor * 100 + patch (0.1.0 is 100), for #if.
+/// The version as one number for preprocessor comparisons: major * 10000 + minor * 100 + patch
+/// (0.1.0 is 100).
 #define POSENC_VERSION \
   (POSENC_VERSION_MAJOR * 10000 + POSENC_VERSION_MINOR * 100 + POSENC_VERSION_PATCH)
 /// The version as a string, "major.minor.patch".
