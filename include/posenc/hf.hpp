@@ -81,7 +81,10 @@ namespace hf {
 
 /// What posenc builds for one attention layer of a model.
 struct LayerConfig {
+  /// The layer's index in its stack (T5: the decoder's stack follows the encoder's).
   Index layer = 0;
+  /// An encoder-decoder's decoder stack (T5).
+  bool decoder_stack = false;
   AttentionType attention_type = AttentionType::full;
   EncoderKind encoder = EncoderKind::none;
   /// H, H_kv, Dh of queries and keys, Dh of values (differs only in DeepSeek's MLA).
@@ -259,6 +262,7 @@ struct RopeParameters {
   std::string type = "default";
   double theta = 10000.0;
   const json* scaling = nullptr;  // the rope_scaling / rope_parameters object, if any
+  bool per_layer_type = false;    // from a rope_parameters object per layer type
 };
 
 /// Keys each Hugging Face rope_type reads (modeling_rope_utils.py, _validate_*_rope_parameters:
@@ -275,9 +279,8 @@ inline void check_rope_keys(const Fields& s, const std::string& type) {
     allowed.insert("original_max_position_embeddings");
   }
   if (type == "yarn") {
-    required = {"factor"};
-    for (const char* k : {"attention_factor", "beta_fast", "beta_slow", "mscale", "mscale_all_dim",
-                          "original_max_position_embeddings", "truncate"})
+    for (const char* k : {"factor", "attention_factor", "beta_fast", "beta_slow", "mscale",
+                          "mscale_all_dim", "original_max_position_embeddings", "truncate"})
       allowed.insert(k);
   }
   if (type == "longrope") {
@@ -351,53 +354,45 @@ inline void apply_rope_type(RotaryOptions& o, const RopeParameters& rp, Index ro
     o.original_max_positions = max_positions;
     return;
   }
+  // M and the factor of yarn and longrope (modeling_rope_utils.py standardize_rope_params and
+  // _compute_yarn_parameters / _compute_longrope_parameters): M is the config's top-level
+  // original_max_position_embeddings (Phi-3) for a single parameter set, else the set's own,
+  // else max_position_embeddings; the factor as written, or max_position_embeddings / M when
+  // the set has none.
+  const auto original_and_factor = [&](const char* who) {
+    need_max(who);
+    const bool has_top = !rp.per_layer_type && top.has("original_max_position_embeddings");
+    const bool has_own = s.has("original_max_position_embeddings");
+    const std::int64_t top_m = has_top ? *top.integer("original_max_position_embeddings") : 0;
+    const std::int64_t own_m = has_own ? *s.integer("original_max_position_embeddings") : 0;
+    require(!has_top || !has_own || top_m == own_m, top.path("original_max_position_embeddings"),
+            " = ", top_m, " and ", s.path("original_max_position_embeddings"), " = ", own_m,
+            " contradict each other");
+    const std::int64_t m = has_top ? top_m : has_own ? own_m : max_positions;
+    require(m > 0, s.where(), ": original_max_position_embeddings = ", m, " must be > 0");
+    o.original_max_positions = m;
+    o.factor = factor ? *factor : static_cast<double>(max_positions) / static_cast<double>(m);
+  };
   if (t == "yarn") {
-    // _compute_yarn_parameters: with rope_scaling.original_max_position_embeddings given, M is
-    // that and the factor is max_position_embeddings / M (DeepSeek-V3, gpt-oss), not
-    // rope_scaling.factor; else M = max_position_embeddings and the factor as given.
-    // beta_fast / beta_slow default 32 / 1 (`or`: 0 counts as absent), truncate true.
+    // _compute_yarn_parameters: beta_fast / beta_slow default 32 / 1 (`or`: 0 counts as
+    // absent); truncate (default true) is read from the config's top-level parameter set, so a
+    // per-layer-type set's own truncate is not seen.
     o.scaling = RopeScaling::yarn;
-    need_max("yarn");
-    if (const auto m = s.integer("original_max_position_embeddings")) {
-      require(*m > 0, s.path("original_max_position_embeddings"), " = ", *m, " must be > 0");
-      o.original_max_positions = *m;
-      o.factor = static_cast<double>(max_positions) / static_cast<double>(*m);
-    } else {
-      o.original_max_positions = max_positions;
-      o.factor = *factor;
-    }
+    original_and_factor("yarn");
     const auto bf = s.number("beta_fast"), bs = s.number("beta_slow");
     o.beta_fast = bf && *bf != 0.0 ? *bf : 32.0;
     o.beta_slow = bs && *bs != 0.0 ? *bs : 1.0;
-    o.truncate = s.boolean("truncate").value_or(true);
+    o.truncate = rp.per_layer_type ? true : s.boolean("truncate").value_or(true);
     o.attention_factor = s.number("attention_factor");
     o.mscale = s.number("mscale");
     o.mscale_all_dim = s.number("mscale_all_dim");
     return;
   }
   if (t == "longrope") {
-    // _compute_longrope_parameters: M = config.original_max_position_embeddings (top level,
-    // Phi-3) with factor = max_position_embeddings / M; else rope_scaling's
-    // original_max_position_embeddings, else max_position_embeddings with rope_scaling.factor.
+    // _compute_longrope_parameters: the short set up to M, the long one past it; the attention
+    // factor sqrt(1 + ln(factor) / ln(M)) unless given.
     o.scaling = RopeScaling::longrope;
-    need_max("longrope");
-    const auto top_m = top.integer("original_max_position_embeddings");
-    const auto s_m = s.integer("original_max_position_embeddings");
-    if (top_m) {
-      require(!s_m || *s_m == *top_m, top.path("original_max_position_embeddings"), " = ", *top_m,
-              " and ", s.path("original_max_position_embeddings"), " = ", s_m.value_or(0),
-              " contradict each other");
-      o.original_max_positions = *top_m;
-      o.factor = static_cast<double>(max_positions) / static_cast<double>(*top_m);
-    } else if (s_m) {
-      o.original_max_positions = *s_m;
-      o.factor = static_cast<double>(max_positions) / static_cast<double>(*s_m);
-    } else {
-      o.original_max_positions = max_positions;
-      o.factor = factor.value_or(1.0);
-    }
-    require(*o.original_max_positions > 0, s.where(),
-            ": original_max_position_embeddings = ", *o.original_max_positions, " must be > 0");
+    original_and_factor("longrope");
     o.short_factors = *s.numbers("short_factor");
     o.long_factors = *s.numbers("long_factor");
     const std::size_t half = static_cast<std::size_t>(rotary_dim / 2);
@@ -568,8 +563,9 @@ inline ModelConfig parse_config(const nlohmann::json& root, const std::string& s
     require(mt.has_value(), where, ": model_type missing");
     m.model_type = *mt;
   }
-  // The multimodal wrappers' text models.
+  // The multimodal wrappers' text models; model_type stays the file's own (gemma3, llama4).
   std::string family_type = m.model_type;
+  if (const auto rt = Fields(root, source).string("model_type")) m.model_type = *rt;
   if (family_type == "gemma3") family_type = "gemma3_text";
   if (family_type == "llama4") family_type = "llama4_text";
   if (family_type == "qwen2_vl_text") family_type = "qwen2_vl";
@@ -639,7 +635,9 @@ inline ModelConfig parse_config(const nlohmann::json& root, const std::string& s
     require(c.has("attn_config"), where, ": attn_config missing (MPT)");
     attn_config = &c.raw("attn_config");
     const Fields ac(*attn_config, c.path("attn_config"));
-    if (!ac.boolean("alibi").value_or(false)) encoder = EncoderKind::learned;
+    // Without alibi Hugging Face's MptModel has no position encoding (it ignores
+    // learned_pos_emb).
+    if (!ac.boolean("alibi").value_or(false)) encoder = EncoderKind::none;
   }
   if (mt == "bert") {
     // BertSelfAttention: position_embedding_type absolute (default), relative_key,
@@ -719,6 +717,7 @@ inline ModelConfig parse_config(const nlohmann::json& root, const std::string& s
       if (rpj.contains(key) && rpj[key].is_object()) {
         obj = &rpj[key];
         rp.where = c.path("rope_parameters") + "." + key;
+        rp.per_layer_type = true;
       } else {
         bool nested = false;
         for (auto it = rpj.begin(); it != rpj.end(); ++it)
@@ -874,23 +873,41 @@ inline ModelConfig parse_config(const nlohmann::json& root, const std::string& s
   }
 
   // --- Layers ------------------------------------------------------------------------------
-  for (Index i = 0; i < layers; ++i) {
+  // T5 (T5Stack): the encoder's num_layers blocks, then the decoder's num_decoder_layers
+  // (default num_layers) causal self-attention blocks, each stack numbered from 0 with its own
+  // relative_attention_bias in block 0 and causal buckets in the decoder.
+  Index decoder_layers = 0;
+  if (mt == "t5") {
+    const bool enc_dec = c.boolean("is_encoder_decoder").value_or(true);
+    if (enc_dec) {
+      const auto nd = c.integer("num_decoder_layers");
+      decoder_layers = nd ? static_cast<Index>(*nd) : layers;
+      require(decoder_layers >= 0 && decoder_layers <= posenc::max_extent,
+              c.path("num_decoder_layers"), " = ", decoder_layers, " must be in [0, 2^24]");
+    }
+    types.resize(static_cast<std::size_t>(layers + decoder_layers), AttentionType::full);
+    use_rope.resize(types.size(), true);
+  }
+  for (Index flat = 0; flat < layers + decoder_layers; ++flat) {
+    const bool decoder_stack = flat >= layers;
+    const Index i = decoder_stack ? flat - layers : flat;
     LayerConfig L;
     L.layer = i;
-    L.attention_type = types[static_cast<std::size_t>(i)];
+    L.attention_type = types[static_cast<std::size_t>(flat)];
     L.encoder = encoder;
     L.heads = heads;
     L.kv_heads = kv_heads;
     L.head_dim = head_dim;
     L.value_head_dim = value_head_dim;
-    L.causal = fam->causal;
+    L.causal = fam->causal || decoder_stack;
+    L.decoder_stack = decoder_stack;
     L.scale = scale;
     L.softcap = softcap;
     L.sinks = mt == "gpt_oss";
     if (L.attention_type == AttentionType::sliding) L.window = window;
     if (L.attention_type == AttentionType::chunked) L.chunk = chunk;
     if (encoder == EncoderKind::rope || encoder == EncoderKind::mrope) {
-      if (!use_rope[static_cast<std::size_t>(i)]) {
+      if (!use_rope[static_cast<std::size_t>(flat)]) {
         L.encoder = temperature_tuning ? EncoderKind::temperature : EncoderKind::none;
         L.temperature = temperature;
       } else {
@@ -935,7 +952,7 @@ inline ModelConfig parse_config(const nlohmann::json& root, const std::string& s
           static_cast<Index>(c.integer("relative_attention_num_buckets").value_or(32));
       L.t5_max_distance =
           static_cast<Index>(c.integer("relative_attention_max_distance").value_or(128));
-      L.t5_bidirectional = true;
+      L.t5_bidirectional = !decoder_stack;
       L.t5_has_bias = i == 0;
     }
     if (L.encoder == EncoderKind::learned) {
