@@ -196,7 +196,8 @@ TEST_CASE("hf: every fixture's layers build their encoders and attention options
       REQUIRE(o.resolved_kv_heads() == l.kv_heads);
       REQUIRE(*o.scale == static_cast<float>(l.scale));
       const bool tables = l.encoder == EncoderKind::t5 || l.encoder == EncoderKind::deberta ||
-                          l.encoder == EncoderKind::bert_relative;
+                          l.encoder == EncoderKind::bert_relative ||
+                          l.encoder == EncoderKind::transformer_xl;
       if (tables) {
         REQUIRE_THROWS_WITH(posenc::hf::make_encoder<float>(l),
                             Catch::Contains("tables come from the checkpoint"));

@@ -30,6 +30,7 @@
 #include "rope.hpp"
 #include "t5.hpp"
 #include "temperature.hpp"
+#include "transformer_xl.hpp"
 #include "types.hpp"
 
 POSENC_NAMESPACE_BEGIN
@@ -51,6 +52,7 @@ enum class EncoderKind {
   t5,
   bert_relative,
   deberta,
+  transformer_xl,
   temperature
 };
 
@@ -65,7 +67,7 @@ struct enum_names<hf::AttentionType> {
 };
 template <>
 struct enum_names<hf::EncoderKind> {
-  static constexpr std::array<std::pair<std::string_view, hf::EncoderKind>, 9> table{
+  static constexpr std::array<std::pair<std::string_view, hf::EncoderKind>, 10> table{
       {{"none", hf::EncoderKind::none},
        {"learned", hf::EncoderKind::learned},
        {"rope", hf::EncoderKind::rope},
@@ -74,6 +76,7 @@ struct enum_names<hf::EncoderKind> {
        {"t5", hf::EncoderKind::t5},
        {"bert-relative", hf::EncoderKind::bert_relative},
        {"deberta", hf::EncoderKind::deberta},
+       {"transformer-xl", hf::EncoderKind::transformer_xl},
        {"temperature", hf::EncoderKind::temperature}}};
 };
 
@@ -115,6 +118,9 @@ struct LayerConfig {
   Index bert_max_positions = 0;
   /// deberta: buckets, reach, terms (share_att_key only).
   DebertaOptions deberta;
+  /// transformer-xl: clamp_len (Hugging Face's TransfoXL; u, v, W_R per layer with untie_r).
+  TransformerXLOptions transformer_xl;
+  bool xl_untie_r = true;
   /// temperature: Llama 4's attn_scale and floor_scale.
   AttentionTemperatureOptions temperature;
 };
@@ -126,6 +132,8 @@ struct ModelConfig {
   Index hidden_size = 0;
   /// max_position_embeddings (n_positions, max_seq_len), 0 when the config has none.
   std::int64_t max_positions = 0;
+  /// layer_norm_eps (DeBERTa's layer norm of its relative embeddings; 1e-7 there by default).
+  double layer_norm_eps = 1e-7;
   std::vector<LayerConfig> layers;
 
   const LayerConfig& layer(Index l) const {
@@ -464,6 +472,7 @@ inline constexpr Family families[] = {
     {"opt", EncoderKind::learned, RotaryLayout::half, true},
     {"bert", EncoderKind::learned, RotaryLayout::half, false},
     {"deberta-v2", EncoderKind::deberta, RotaryLayout::half, false},
+    {"transfo-xl", EncoderKind::transformer_xl, RotaryLayout::half, true},
 };
 
 inline std::string family_names() {
@@ -593,6 +602,10 @@ inline ModelConfig parse_config(const nlohmann::json& root, const std::string& s
     require(*mp > 0, where, ": max_position_embeddings = ", *mp, " must be > 0");
     m.max_positions = *mp;
   }
+  if (const auto eps = c.number("layer_norm_eps")) {
+    require(*eps > 0.0, c.path("layer_norm_eps"), " = ", *eps, " must be > 0");
+    m.layer_norm_eps = *eps;
+  }
   Index kv_heads = heads;
   if (const auto kv = c.integer("num_key_value_heads")) kv_heads = static_cast<Index>(*kv);
   if (mt == "falcon") {
@@ -610,6 +623,8 @@ inline ModelConfig parse_config(const nlohmann::json& root, const std::string& s
   Index head_dim = 0;
   if (mt == "t5") {
     head_dim = positive(c, {"d_kv"}, "head size");
+  } else if (mt == "transfo-xl") {
+    head_dim = positive(c, {"d_head"}, "head size");
   } else if (mt == "deepseek_v3") {
     // modeling_deepseek_v3.py: qk_head_dim = qk_nope_head_dim + qk_rope_head_dim.
     head_dim = positive(c, {"qk_nope_head_dim"}, "nope head size") +
@@ -955,6 +970,16 @@ inline ModelConfig parse_config(const nlohmann::json& root, const std::string& s
       L.t5_bidirectional = !decoder_stack;
       L.t5_has_bias = i == 0;
     }
+    if (L.encoder == EncoderKind::transformer_xl) {
+      // TransfoXLConfig / RelPartialLearnableMultiHeadAttn: attn_type 0 only, clamp_len > 0
+      // clamps the distances, untie_r gives each layer its own r_w_bias / r_r_bias.
+      const std::int64_t at = c.integer("attn_type").value_or(0);
+      require(at == 0, c.path("attn_type"), " = ", at,
+              ": posenc builds Transformer-XL's relative attention (attn_type 0) only");
+      const std::int64_t cl = c.integer("clamp_len").value_or(-1);
+      L.transformer_xl.clamp_len = cl > 0 ? cl : -1;
+      L.xl_untie_r = c.boolean("untie_r").value_or(true);
+    }
     if (L.encoder == EncoderKind::learned) {
       L.learned_positions = static_cast<Index>(m.max_positions);
       // OPTLearnedPositionalEmbedding: offset 2, num_embeddings + 2 rows.
@@ -1036,9 +1061,10 @@ inline ModelConfig read_config(const std::string& path) {
 
 /// The encoders a layer can have, as one type for runtime choice (std::visit).
 template <class T>
-using LayerEncoder = std::variant<NoEncoding<T>, RotaryEncoding<T>, MultiAxisRotaryEncoding<T>,
-                                  AlibiEncoding<T>, AttentionTemperatureEncoding<T>, T5Encoding<T>,
-                                  BertRelativeEncoding<T>, DebertaEncoding<T>>;
+using LayerEncoder =
+    std::variant<NoEncoding<T>, RotaryEncoding<T>, MultiAxisRotaryEncoding<T>, AlibiEncoding<T>,
+                 AttentionTemperatureEncoding<T>, T5Encoding<T>, BertRelativeEncoding<T>,
+                 DebertaEncoding<T>, TransformerXLEncoding<T>>;
 
 /// The RoPE of a rope or mrope layer (for mrope: the 1D rotation its text tokens use, every
 /// axis at the same position).
