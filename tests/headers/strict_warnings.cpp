@@ -78,3 +78,19 @@ void instantiate_rerotation() {
 template void instantiate_rerotation<float>();
 template void instantiate_rerotation<double>();
 int main() {}
+
+#if POSENC_TEST_HAVE_HF
+// The Hugging Face front-end and checkpoint reader, every template body.
+#include <posenc/hf_checkpoint.hpp>
+template struct posenc::hf::Layer<float>;
+template struct posenc::hf::Layer<double>;
+template posenc::hf::Layer<float> posenc::hf::load_layer<float>(
+    const posenc::hf::ModelConfig&, posenc::Index, const posenc::safetensors::Checkpoint&);
+template posenc::hf::Layer<double> posenc::hf::load_layer<double>(
+    const posenc::hf::ModelConfig&, posenc::Index, const posenc::safetensors::Checkpoint&);
+template posenc::LearnedEncoding<float> posenc::hf::load_position_table<float>(
+    const posenc::hf::ModelConfig&, const posenc::safetensors::Checkpoint&);
+template posenc::Matrix<float> posenc::safetensors::File::matrix<float>(std::string_view) const;
+template posenc::Matrix<double> posenc::safetensors::Checkpoint::transposed<double>(
+    std::string_view, posenc::Index, posenc::Index) const;
+#endif
