@@ -168,6 +168,26 @@ std::vector<Fixture> make_fixtures() {
                               std::string(32, '\0'))},
       {"big_endian.npy", raw_npy("{'descr': '>f8', 'fortran_order': False, 'shape': (4, 8), }\n",
                                  std::string(256, '\0'))},
+      // Hugging Face config.json files for --config (posenc inspect, rope, attend, table): models
+      // of the fixture's shape (D = 8, H = 2, Dh = 4), one that posenc refuses, and bad JSON.
+      {"config_llama.json",
+       R"({"model_type": "llama", "hidden_size": 8, "num_attention_heads": 2,
+           "num_key_value_heads": 1, "num_hidden_layers": 2, "max_position_embeddings": 64,
+           "rope_theta": 500000.0, "rope_scaling": {"rope_type": "llama3", "factor": 8.0,
+           "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+           "original_max_position_embeddings": 16}})"},
+      {"config_yarn.json",
+       R"({"model_type": "qwen2", "hidden_size": 8, "num_attention_heads": 2,
+           "num_hidden_layers": 1, "max_position_embeddings": 64,
+           "rope_scaling": {"type": "yarn", "factor": 4.0,
+           "original_max_position_embeddings": 16}})"},
+      {"config_t5.json",
+       R"({"model_type": "t5", "d_model": 8, "num_heads": 2, "d_kv": 4, "num_layers": 2,
+           "relative_attention_num_buckets": 32, "relative_attention_max_distance": 128})"},
+      {"config_bloom.json",
+       R"({"model_type": "bloom", "hidden_size": 8, "n_head": 2, "n_layer": 1})"},
+      {"config_unknown.json", R"({"model_type": "nope", "hidden_size": 8})"},
+      {"config_bad.json", "{\"model_type\": \"llama\", "},
       {"fifo.npy", ""},
       {"dir.npy", ""},
       {"missing.npy", ""},
@@ -247,7 +267,7 @@ struct Command {
 const std::set<std::string> input_flags = {
     "in", "positions", "x", "wq", "wk", "wv", "wo", "table", "short-factors", "long-factors", "freq-factors",
     "rel-k", "rel-v", "u", "v", "wr", "bq", "bk", "bv", "bo", "segments", "sinks", "distance-table",
-    "rel-key-table", "rel-query-table", "rel-embeddings", "rel-ln-weight", "rel-ln-bias"};
+    "rel-key-table", "rel-query-table", "rel-embeddings", "rel-ln-weight", "rel-ln-bias", "config"};
 const std::set<std::string> output_flags = {"output"};
 // Text flags that are not paths.
 const std::set<std::string> text_flags = {

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "cli_common.hpp"
+#include "config_flags.hpp"
 
 namespace posenc_cli {
 
@@ -212,12 +213,14 @@ void add_table_command(CLI::App& app) {
     posenc::SinusoidalOptions sin;
     Dtype dtype = Dtype::f32;
     std::int64_t dim = 0, len = 0, offset = 0;
-    CLI::Option *len_opt = nullptr, *pos_opt = nullptr;
+    CLI::Option *len_opt = nullptr, *pos_opt = nullptr, *encoder_opt = nullptr, *dim_opt = nullptr;
+    ConfigFlags config;
   };
   auto a = std::make_shared<Args>();
   CLI::App* sub = app.add_subcommand("table", "Write the absolute encoding table PE [N, D]");
   EncoderFlags encoders(sub, a->encoder, "Encoder");
-  sub->add_option("--dim", a->dim, "Model width D (even)")->required()->check(extent());
+  a->encoder_opt = encoders.option();
+  a->dim_opt = sub->add_option("--dim", a->dim, "Model width D (even)")->check(extent());
   a->len_opt =
       sub->add_option("--len", a->len, "Number of positions N")->check(in_range(0, max_elements));
   auto* off = sub->add_option("--offset", a->offset, "First position P (positions P .. P+N-1)")
@@ -237,7 +240,34 @@ void add_table_command(CLI::App& app) {
   // own; another encoder would be a row here, and the flags that are sinusoidal's alone would be
   // named in sinusoidal's row.
   encoders.define({{"sinusoidal", {}}});
+  // --config replaces --encoder and the table's flags; without it --encoder and --dim are needed.
+  a->config.add(sub,
+                "the absolute table of --layer L's model, in place of --encoder and its flags");
+  a->encoder_opt->required(false);
+  a->config.replaces_all_except(
+      sub, {a->len_opt, off, a->pos_opt, sub->get_option("--dtype"), sub->get_option("--output")});
   sub->callback([a] {
+#if POSENC_CLI_HAVE_HF
+    if (a->config.given()) {
+      const posenc::hf::ModelConfig m = read_model_config(a->config.path);
+      const posenc::hf::LayerConfig& l = config_layer(a->config, m);
+      if (l.learned_positions > 0)
+        throw CliError("--config: " + layer_name(a->config, m) + " has a learned table [" +
+                       std::to_string(l.learned_positions) + ", " + std::to_string(m.hidden_size) +
+                       "] (learned_positions x hidden_size): its values are trained, in the "
+                       "checkpoint, and need --weights, which posenc table does not take");
+      throw CliError(
+          "--config: " + layer_name(a->config, m) + " uses encoder " +
+          std::string(posenc::name_of(l.encoder)) + ", which has no absolute table to write" +
+          (l.encoder == posenc::hf::EncoderKind::rope || l.encoder == posenc::hf::EncoderKind::mrope
+               ? " (posenc rope --config applies its RoPE)"
+               : ""));
+    }
+#else
+    if (a->config.given()) config_unavailable();
+#endif
+    if (!a->encoder_opt->count()) throw CliError("--encoder is required (or --config config.json)");
+    if (!a->dim_opt->count()) throw CliError("--dim is required");
     resolve_output(a->out);
     if (!a->len_opt->count() && !a->pos_opt->count())
       throw CliError("table: one of --len N or --positions pos.npy is required");
@@ -273,10 +303,11 @@ void add_rope_command(CLI::App& app) {
     std::vector<std::int64_t> mrope_section;
     CLI::Option *pos_opt = nullptr, *dtype_opt = nullptr, *mrope_layout_opt = nullptr,
                 *mrope_section_opt = nullptr;
+    ConfigFlags config;
   };
   auto a = std::make_shared<Args>();
   CLI::App* sub = app.add_subcommand("rope", "Rotate an array of queries or keys with RoPE");
-  sub->add_option("--in", a->in, "Input .npy [N, Dh] or [N, H, Dh]")->required();
+  auto* in_opt = sub->add_option("--in", a->in, "Input .npy [N, Dh] or [N, H, Dh]")->required();
   auto* off = sub->add_option("--offset", a->offset, "First position P")
                   ->check(in_range(0, max_position))
                   ->capture_default_str();
@@ -304,15 +335,17 @@ void add_rope_command(CLI::App& app) {
   a->rope.add(sub);
   a->dtype_opt = detail::add_dtype(sub, a->dtype, "the input's");
   detail::add_output(sub, a->out);
+  auto* inverse_opt = sub->get_option("--inverse");
+  a->config.add(sub,
+                "the RoPE of --layer L, in place of the RoPE flags (mrope layers: 1D positions "
+                "turn every axis alike, [A, N] positions use its mrope_section)");
+  a->config.replaces_all_except(
+      sub, {in_opt, off, a->pos_opt, inverse_opt, a->dtype_opt, sub->get_option("--output")});
   // Multi-axis RoPE (conventions.md 3c): positions [A, N] from --positions.
   const auto rotate_multi_axis = [](const Args& args, const Array& x, std::int64_t n,
                                     std::int64_t heads, std::int64_t dh,
-                                    const posenc::RotaryOptions& opts) {
-    if (!args.mrope_layout_opt->count())
-      throw CliError("--mrope-section: needs --mrope-layout chunked|interleaved|axial");
-    if (!args.pos_opt->count())
-      throw CliError("--mrope-layout: needs --positions pos.npy of shape [A, N]");
-    if (args.inverse) throw CliError("--inverse: not with --mrope-layout");
+                                    const posenc::RotaryOptions& opts, posenc::MropeLayout layout,
+                                    const std::vector<std::int64_t>& sections) {
     const auto p = read_npy_for("--positions", args.positions);
     if (p.dtype != "<i8" || p.shape.size() != 2 || p.shape[1] != n)
       throw CliError("--positions: " + args.positions + ": expected <i8 of shape [A, " +
@@ -330,9 +363,9 @@ void add_rope_command(CLI::App& app) {
     }
     posenc::MultiAxisRotaryOptions mo;
     mo.rope = opts;
-    mo.layout = args.mrope_layout;
+    mo.layout = layout;
     mo.axes = axes.rows();
-    for (const std::int64_t v : args.mrope_section)
+    for (const std::int64_t v : sections)
       mo.sections.push_back(static_cast<posenc::Index>(v));
     const Dtype dtype =
         args.dtype_opt->count() ? args.dtype : posenc::from_name<Dtype>(x.dtype, "--in");
@@ -345,7 +378,23 @@ void add_rope_command(CLI::App& app) {
     });
   };
   sub->callback([a, rotate_multi_axis] {
+#if !POSENC_CLI_HAVE_HF
+    if (a->config.given()) config_unavailable();
+#endif
     resolve_output(a->out);
+#if POSENC_CLI_HAVE_HF
+    std::optional<posenc::hf::ModelConfig> model;
+    const posenc::hf::LayerConfig* layer = nullptr;
+    if (a->config.given()) {
+      model = read_model_config(a->config.path);
+      layer = &config_layer(a->config, *model);
+      if (layer->encoder != posenc::hf::EncoderKind::rope &&
+          layer->encoder != posenc::hf::EncoderKind::mrope)
+        throw CliError("--config: " + layer_name(a->config, *model) + " uses encoder " +
+                       std::string(posenc::name_of(layer->encoder)) +
+                       ", not rope: posenc rope --config needs a RoPE layer");
+    }
+#endif
     const Array x = load_array("--in", a->in, ArrayRules::sequence());
     if (x.shape.size() != 2 && x.shape.size() != 3)
       throw CliError("--in: " + a->in + ": expected shape [N, Dh] or [N, H, Dh], got " +
@@ -356,9 +405,34 @@ void add_rope_command(CLI::App& app) {
     if (heads <= 0 || dh <= 0)
       throw CliError("--in: " + a->in + ": expected H > 0 and Dh > 0, got shape " +
                      shape_str(x.shape));
+#if POSENC_CLI_HAVE_HF
+    if (layer) {
+      if (dh != layer->head_dim)
+        throw CliError("--in: " + a->in + ": shape " + shape_str(x.shape) + " has Dh = " +
+                       std::to_string(dh) + ", but " + layer_name(a->config, *model) +
+                       " has head_dim " + std::to_string(layer->head_dim));
+      if (layer->encoder == posenc::hf::EncoderKind::mrope && a->pos_opt->count() &&
+          read_npy_for("--positions", a->positions).shape.size() == 2) {
+        if (a->inverse) throw CliError("--inverse: not with multi-axis positions [A, N]");
+        const std::vector<std::int64_t> sections(layer->mrope_section.begin(),
+                                                 layer->mrope_section.end());
+        rotate_multi_axis(*a, x, n, heads, dh, layer->rotary, posenc::MropeLayout::chunked,
+                          sections);
+        return;
+      }
+    }
+    const posenc::RotaryOptions opts =
+        layer ? layer->rotary : a->rope.options(static_cast<posenc::Index>(dh));
+#else
     const posenc::RotaryOptions opts = a->rope.options(static_cast<posenc::Index>(dh));
+#endif
     if (a->mrope_layout_opt->count() || a->mrope_section_opt->count()) {
-      rotate_multi_axis(*a, x, n, heads, dh, opts);
+      if (!a->mrope_layout_opt->count())
+        throw CliError("--mrope-section: needs --mrope-layout chunked|interleaved|axial");
+      if (!a->pos_opt->count())
+        throw CliError("--mrope-layout: needs --positions pos.npy of shape [A, N]");
+      if (a->inverse) throw CliError("--inverse: not with --mrope-layout");
+      rotate_multi_axis(*a, x, n, heads, dh, opts, a->mrope_layout, a->mrope_section);
       return;
     }
     const posenc::Positions pos =
@@ -591,11 +665,13 @@ struct RelativeEmbeddingFlags {
   /// E [2L-1, Dh], for self-attention at positions `pos` (every pair at most L - 1 apart).
   template <class T>
   posenc::BertRelativeEncoding<T> bert(std::int64_t dh, const std::string& from_dh,
-                                       const posenc::Positions& pos,
-                                       const std::string& pos_source) const {
+                                       const posenc::Positions& pos, const std::string& pos_source,
+                                       std::int64_t l = 0, const std::string& from_l = "") const {
     const std::string& path = distance_table;
-    const auto t =
-        load_array_as<T>("--distance-table", path, {-1, dh}, "([2L - 1, Dh] with " + from_dh + ")");
+    const auto t = load_array_as<T>(
+        "--distance-table", path, {l > 0 ? 2 * l - 1 : -1, dh},
+        "([2L - 1, Dh] with " + (l > 0 ? "L = " + std::to_string(l) + " " + from_l + ", " : "") +
+            from_dh + ")");
     if (t.shape[0] % 2 == 0)
       throw CliError("--distance-table: " + path +
                      ": expected an odd number of rows 2L - 1, got shape " + shape_str(t.shape));
@@ -749,6 +825,9 @@ void add_attend_command(CLI::App& app) {
     CLI::Option *u_opt = nullptr, *v_opt = nullptr, *wr_opt = nullptr, *clamp_opt = nullptr;
     // bert-relative, deberta
     detail::RelativeEmbeddingFlags relemb;
+    // --config: the layer's encoder and attention options in place of the flags above
+    ConfigFlags config;
+    CLI::Option *encoder_opt = nullptr, *heads_opt = nullptr, *causal_opt = nullptr;
   };
   auto a = std::make_shared<Args>();
   CLI::App* sub = app.add_subcommand(
@@ -758,9 +837,9 @@ void add_attend_command(CLI::App& app) {
   sub->add_option("--wk", a->wk, "Wk, .npy [D, Hkv*Dh]")->required();
   sub->add_option("--wv", a->wv, "Wv, .npy [D, Hkv*Dh]")->required();
   sub->add_option("--wo", a->wo, "Wo, .npy [H*Dh, D]")->required();
-  sub->add_option("--heads", a->heads, "Query heads H (divides D unless --head-dim is given)")
-      ->required()
-      ->check(extent());
+  a->heads_opt =
+      sub->add_option("--heads", a->heads, "Query heads H (divides D unless --head-dim is given)")
+          ->check(extent());
   a->kv_heads_opt = sub->add_option("--kv-heads", a->kv_heads,
                                     "Key/value heads Hkv, dividing H (default H; 1: multi-query)")
                         ->check(extent());
@@ -770,7 +849,7 @@ void add_attend_command(CLI::App& app) {
   a->bk_opt = sub->add_option("--bk", a->bk, "Key bias, .npy [Hkv*Dh]");
   a->bv_opt = sub->add_option("--bv", a->bv, "Value bias, .npy [Hkv*Dh]");
   a->bo_opt = sub->add_option("--bo", a->bo, "Output bias, .npy [D] (Y = O.Wo + bo)");
-  sub->add_flag("--causal", a->causal, "Causal mask (t5: also causal buckets)");
+  a->causal_opt = sub->add_flag("--causal", a->causal, "Causal mask (t5: also causal buckets)");
   auto* off = sub->add_option("--offset", a->offset, "First position P")
                   ->check(in_range(0, max_position))
                   ->capture_default_str();
@@ -892,8 +971,105 @@ void add_attend_command(CLI::App& app) {
       {"bert-relative", {F::needed(a->relemb.o_table, "e.npy ([2L-1, Dh])"), a->relemb.o_type}},
       {"deberta", {g_deberta}},
   });
+  // --config replaces --encoder, the encoders' flags except their tables, the head counts and
+  // sizes, --causal, --scale, --window, --chunk and --softcap.
+  a->encoder_opt = encoders.option();
+  a->encoder_opt->required(false);
+  a->config.add(sub,
+                "the encoder, heads, head size, causality, scale, window, chunk and soft-cap of "
+                "--layer L, in place of those flags (T5, BERT-relative and DeBERTa layers take "
+                "their tables from the table flags)");
+  {
+    std::vector<CLI::Option*> replaced = encoders.specific_flags();
+    const std::vector<CLI::Option*> tables{a->table_opt,     a->relemb.o_table, a->relemb.o_k_r,
+                                           a->relemb.o_q_r,  a->relemb.o_rel,   a->relemb.o_ln_w,
+                                           a->relemb.o_ln_b, a->relemb.o_eps};
+    replaced.erase(std::remove_if(replaced.begin(), replaced.end(),
+                                  [&](CLI::Option* o) {
+                                    return std::find(tables.begin(), tables.end(), o) !=
+                                           tables.end();
+                                  }),
+                   replaced.end());
+    for (CLI::Option* o :
+         {a->encoder_opt, a->heads_opt, a->kv_heads_opt, a->head_dim_opt, a->causal_opt,
+          a->scale_opt, a->window_opt, a->chunk_opt, a->softcap_opt})
+      replaced.push_back(o);
+    a->config.replaces(replaced);
+  }
 
   sub->callback([a] {
+#if POSENC_CLI_HAVE_HF
+    std::optional<posenc::hf::ModelConfig> model;
+    const posenc::hf::LayerConfig* layer = nullptr;
+    std::string from_config;  // "from layer 0 of c.json (llama)"
+    if (a->config.given()) {
+      model = read_model_config(a->config.path);
+      layer = &config_layer(a->config, *model);
+      from_config = "from " + layer_name(a->config, *model);
+      using K = posenc::hf::EncoderKind;
+      // The encoder of `attend --encoder` that runs the layer's (make() builds it from the layer).
+      switch (layer->encoder) {
+        case K::none:
+          a->encoder = "none";
+          break;
+        case K::learned:  // added at the input: with --table, as layer 0 sees it
+          a->encoder = a->table_opt->count() ? "learned" : "none";
+          break;
+        case K::rope:
+        case K::mrope:  // 1D positions: every axis at the token's position
+          a->encoder = "rope";
+          break;
+        default:
+          a->encoder = std::string(posenc::name_of(layer->encoder));
+          break;
+      }
+      a->heads = layer->heads;
+      a->causal = layer->causal;
+      if (layer->value_head_dim != layer->head_dim)
+        throw CliError("--config: " + layer_name(a->config, *model) + " has value heads of " +
+                       std::to_string(layer->value_head_dim) + " and query/key heads of " +
+                       std::to_string(layer->head_dim) +
+                       " (MLA), which posenc attend does not run");
+      if (layer->sinks && !a->sinks_opt->count())
+        throw CliError("--config: " + layer_name(a->config, *model) +
+                       " has attention sinks: give --sinks s.npy ([H] = [" +
+                       std::to_string(layer->heads) + "], the checkpoint's self_attn.sinks)");
+      if (!layer->sinks && a->sinks_opt->count())
+        throw CliError("--sinks: " + layer_name(a->config, *model) + " has no attention sinks");
+      const auto needs = [&](CLI::Option* o, const std::string& value, const std::string& what) {
+        if (!o->count())
+          throw CliError("--config: " + layer_name(a->config, *model) + " (" + a->encoder +
+                         ") needs " + what + ": give " + o->get_name() + " " + value +
+                         " (posenc attend reads no checkpoint)");
+      };
+      if (layer->encoder == K::t5)
+        needs(a->table_opt,
+              "t.npy ([num_buckets, H] = [" + std::to_string(layer->t5_num_buckets) + ", " +
+                  std::to_string(layer->heads) + "])",
+              "its relative_attention_bias");
+      if (layer->encoder == K::bert_relative) {
+        needs(a->relemb.o_table,
+              "e.npy ([2L - 1, Dh] = [" + std::to_string(2 * layer->bert_max_positions - 1) + ", " +
+                  std::to_string(layer->head_dim) + "])",
+              "its distance_embedding");
+        a->relemb.bert_type = layer->bert_relative_type;
+      }
+      if (layer->encoder == K::deberta) {
+        a->relemb.position_buckets = layer->deberta.position_buckets;
+        a->relemb.max_relative_positions = layer->deberta.max_relative_positions;
+        a->relemb.terms = layer->deberta.terms;
+      }
+      if (layer->encoder == K::temperature) a->temperature = layer->temperature;
+    } else {
+      if (!a->encoder_opt->count())
+        throw CliError("--encoder is required (or --config config.json)");
+      if (!a->heads_opt->count()) throw CliError("--heads is required (or --config config.json)");
+    }
+#else
+    if (a->config.given()) config_unavailable();
+    if (!a->encoder_opt->count()) throw CliError("--encoder is required (or --config config.json)");
+    if (!a->heads_opt->count()) throw CliError("--heads is required (or --config config.json)");
+#endif
     resolve_output(a->out);
     const std::string& e = a->encoder;
     if (a->prefill_opt->count() && !a->causal)
@@ -901,7 +1077,16 @@ void add_attend_command(CLI::App& app) {
                      " needs --causal: a decode loop appends each token after those it attends "
                      "to, which only a causal layer reproduces");
     const std::int64_t h = a->heads;
-    const bool kv_given = a->kv_heads_opt->count() > 0, dh_given = a->head_dim_opt->count() > 0;
+    bool kv_given = a->kv_heads_opt->count() > 0, dh_given = a->head_dim_opt->count() > 0;
+    std::string h_flag = "--heads", kv_flag = "--kv-heads", dh_flag = "--head-dim";
+#if POSENC_CLI_HAVE_HF
+    if (layer) {
+      kv_given = dh_given = true;
+      a->kv_heads = layer->kv_heads;
+      a->head_dim = layer->head_dim;
+      h_flag = kv_flag = dh_flag = from_config.substr(5);
+    }
+#endif
     const std::int64_t hkv = kv_given ? a->kv_heads : h;
     if (h % hkv != 0)
       throw CliError("--kv-heads = " + std::to_string(hkv) + " does not divide --heads = " +
@@ -922,11 +1107,16 @@ void add_attend_command(CLI::App& app) {
     const std::int64_t dh = dh_given ? a->head_dim : d / h;
     const std::int64_t qw = h * dh, kw = hkv * dh;  // each factor <= 2^24
     // Where each number of an expected shape came from.
+#if POSENC_CLI_HAVE_HF
+    if (layer && d != model->hidden_size)
+      throw CliError("--x: " + a->x + ": expected shape [N, " + std::to_string(model->hidden_size) +
+                     "] (D = hidden_size " + from_config + "), got " + shape_str(xr.shape));
+#endif
     const std::string from_d = "D = " + std::to_string(d) + " from --x";
-    const std::string from_h = "H = " + std::to_string(h) + " from --heads";
-    const std::string from_hkv = kv_given ? "Hkv = " + std::to_string(hkv) + " from --kv-heads"
+    const std::string from_h = "H = " + std::to_string(h) + " from " + h_flag;
+    const std::string from_hkv = kv_given ? "Hkv = " + std::to_string(hkv) + " from " + kv_flag
                                           : "Hkv = H = " + std::to_string(h) + " (no --kv-heads)";
-    const std::string from_dh = dh_given ? "Dh = " + std::to_string(dh) + " from --head-dim"
+    const std::string from_dh = dh_given ? "Dh = " + std::to_string(dh) + " from " + dh_flag
                                          : "Dh = D / H = " + std::to_string(d) + " / " +
                                                std::to_string(h) + " = " + std::to_string(dh);
     const posenc::Positions pos =
@@ -947,7 +1137,12 @@ void add_attend_command(CLI::App& app) {
     const Dtype dtype =
         a->dtype_opt->count() ? a->dtype : (xr.dtype == "<f4" ? Dtype::f32 : Dtype::f64);
     posenc::RotaryOptions rope_opts;
-    if (e == "rope") {
+#if POSENC_CLI_HAVE_HF
+    if (layer && e == "rope") {
+      rope_opts = layer->rotary;
+    } else
+#endif
+        if (e == "rope") {
       detail::RopeFlags rope = a->rope;
       if (a->layout_opt->count())
         rope.layout = posenc::from_name<posenc::RotaryLayout>(a->layout, "--layout");
@@ -990,6 +1185,15 @@ void add_attend_command(CLI::App& app) {
       else if (e == "deberta")  // DeBERTa's own: 1 / sqrt(f Dh)
         opt.scale = static_cast<T>(a->relemb.scale(dh));
       if (a->softcap_opt->count()) opt.softcap = to_scalar<T>("--softcap", a->softcap);
+#if POSENC_CLI_HAVE_HF
+      if (layer) {
+        opt.window = layer->window;
+        opt.chunk = layer->chunk;
+        opt.scale = to_scalar<T>("the scale " + from_config, layer->scale);
+        if (layer->softcap)
+          opt.softcap = to_scalar<T>("the softcap " + from_config, *layer->softcap);
+      }
+#endif
       const auto bias = [&](CLI::Option* o, const char* flag, const std::string& path,
                             std::int64_t size, const std::string& why) {
         return o->count() ? load_array_as<T>(flag, path, {size}, why).vector()
@@ -1020,6 +1224,37 @@ void add_attend_command(CLI::App& app) {
           o.scale = to_scalar<T>("--pe-scale", a->sin.scale);
           return posenc::SinusoidalEncoding<T>(static_cast<Index>(d), o);
         }
+#if POSENC_CLI_HAVE_HF
+        if (layer) {
+          using K = posenc::hf::EncoderKind;
+          if (layer->encoder == K::learned && e == "learned") {
+            const std::int64_t rows = layer->learned_positions;
+            const auto table = load_array_as<T>(
+                "--table", a->table, {rows, d},
+                detail::shape_from("[L, D]", {"L = " + std::to_string(rows) +
+                                                  " (learned_positions " + from_config + ")",
+                                              from_d}));
+            return posenc::LearnedEncoding<T>(table.data, layer->learned_offset);
+          }
+          if (layer->encoder == K::alibi) return posenc::AlibiEncoding<T>(layer->alibi_slopes);
+          if (layer->encoder == K::t5) {
+            const auto table = load_array_as<T>(
+                "--table", a->table, {layer->t5_num_buckets, h},
+                "([num_buckets, H] with num_buckets = " + std::to_string(layer->t5_num_buckets) +
+                    " and " + from_h + ")");
+            posenc::T5Options o;
+            o.max_distance = layer->t5_max_distance;
+            o.bidirectional = layer->t5_bidirectional;
+            return posenc::T5Encoding<T>(table.data, o);
+          }
+          if (layer->encoder == K::bert_relative)
+            return a->relemb.bert<T>(dh, from_dh, pos,
+                                     a->pos_opt->count() ? "--positions " + a->positions
+                                                         : "offset " + std::to_string(a->offset) +
+                                                               ", N from --x " + a->x,
+                                     layer->bert_max_positions, from_config);
+        }
+#endif
         if (e == "learned") {
           const auto table = load_array_as<T>("--table", a->table, {-1, d},
                                               detail::shape_from("[L, D]", {from_d}));

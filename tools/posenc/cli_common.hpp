@@ -348,6 +348,18 @@ class EncoderFlags {
             ->check(CLI::Validator([t](std::string& s) { return t->check_encoder(s); }, ""));
   }
 
+  /// --encoder itself (for --config, which replaces it: then it is not required).
+  CLI::Option* option() const { return t_->encoder; }
+  /// Every flag in some row (those of a specific encoder), once define() has run.
+  std::vector<CLI::Option*> specific_flags() const {
+    std::vector<CLI::Option*> out;
+    for (const Row& row : t_->rows)
+      for (const Flags& cell : row.flags)
+        for (CLI::Option* o : cell.options)
+          if (std::find(out.begin(), out.end(), o) == out.end()) out.push_back(o);
+    return out;
+  }
+
   /// The table, once every flag in it has been added to the command.
   void define(std::vector<Row> rows) {
     t_->rows = std::move(rows);

@@ -2,6 +2,19 @@
 // (docs/cli.md).
 #include "run.hpp"
 
+// The version string of --version: tools/CMakeLists.txt passes -DPOSENC_VERSION="x.y.z", taken
+// here before posenc/version.hpp (through posenc/error.hpp) redefines POSENC_VERSION as a number.
+#ifdef POSENC_VERSION
+namespace {
+constexpr const char* cli_version = POSENC_VERSION;
+}
+#undef POSENC_VERSION
+#else
+namespace {
+constexpr const char* cli_version = "unknown";
+}
+#endif
+
 #include <CLI/CLI.hpp>
 
 #include <posenc/error.hpp>
@@ -14,11 +27,8 @@
 #include "apply_commands.hpp"
 #include "cli_common.hpp"
 #include "compare_command.hpp"
+#include "inspect_command.hpp"
 #include "plot_command.hpp"
-
-#ifndef POSENC_VERSION
-#define POSENC_VERSION "unknown"
-#endif
 
 namespace posenc_cli {
 
@@ -30,6 +40,7 @@ void add_commands(CLI::App& app) {
   add_convert_layout_command(app);
   add_plot_command(app);
   add_compare_command(app);
+  add_inspect_command(app);
 }
 
 namespace {
@@ -82,7 +93,7 @@ int run(int argc, char** argv, std::ostream& out, std::ostream& err) {
   };
   CLI::App app{"posenc: Transformer positional encodings on .npy arrays (see docs/cli.md)",
                "posenc"};
-  app.set_version_flag("--version", std::string("posenc ") + POSENC_VERSION);
+  app.set_version_flag("--version", std::string("posenc ") + cli_version);
   app.require_subcommand(1);
   add_commands(app);
   // CLI11 reports an unknown first word as "A subcommand is required": name it instead.

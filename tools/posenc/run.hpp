@@ -10,7 +10,8 @@ class App;
 
 namespace posenc_cli {
 
-/// Registers every subcommand (table, rope, bias, attend, plot, compare) on `app`.
+/// Registers every subcommand (table, rope, bias, attend, convert-layout, plot,
+/// compare, inspect) on `app`.
 void add_commands(CLI::App& app);
 
 /// Parses the command line and runs the subcommand. Returns the exit status: 0 on success
