@@ -162,6 +162,8 @@ def softmax_rows(s, sinks=None):
     m = np.max(s, axis=-1, keepdims=True)
     e = np.exp(s - m)
     p = e / np.sum(e, axis=-1, keepdims=True)
+    rows = np.sum(np.isfinite(s), axis=-1) >= 4
+    PMAX.extend(np.max(p, axis=-1)[rows].ravel().tolist())
     return p[..., :-1] if sinks is not None else p
 
 
@@ -257,14 +259,16 @@ def finish(case, d, cfg, ck, x, pos, ys, family, exercises, module, names, shard
     if pe is not None:
         np.save(os.path.join(d, "pe.npy"), np.ascontiguousarray(pe, dtype="<f8"))
     dtypes = sorted(set(t[1] for t in ck.tensors))
+    pm = np.asarray(PMAX)
+    print("%-26s softmax max-prob median %.2f, max %.3f" % (case, np.median(pm), pm.max()))
+    assert pm.max() < 0.995, case
+    del PMAX[:]
     CASES.append(dict(case=case, family=family, exercises=exercises, module=module, names=names,
                       n=len(pos), d=x.shape[1], ys=sorted(ys), files=files, dtypes=dtypes,
                       positions="%d..%d" % (pos[0], pos[-1])))
 
 
-def check_prob_spread(case, s):
-    """Guard against saturated softmax: the largest probability of a row with >= 3 visible keys."""
-    pass
+PMAX = []  # the largest probability of each softmax row with >= 4 visible keys (a saturation check)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -329,9 +333,11 @@ def llama_like(case, cfg, *, prefix, n, pos, dtype="F32", bias_qkv=False, bias_o
         pr = softmax_rows(masked(s, mask), sk)
         ys["y_L%d" % li] = lin(merge(pr @ v), wo, bo)
     shards = shards_fn([t[0] for t in ck.tensors]) if shards_fn else None
+    pre = prefix.replace("%d", "{l}")
     finish(case, d, cfg, ck, x, pos, ys, family, exercises, module,
-           prefix.replace("%d", "{l}") + ".{q,k,v,o}_proj.weight" + (" / .bias" if bias_qkv else "")
-           + (" + .sinks [H]" if sinks else ""), shards)
+           pre + ".{q,k,v}_proj.%s, " % ("{weight,bias}" if bias_qkv else "weight") + pre
+           + ".o_proj.%s" % ("{weight,bias}" if bias_o else "weight") + (", %s.sinks [H]" % pre if sinks else ""),
+           shards)
 
 
 def case_llama3():
@@ -386,9 +392,9 @@ def case_gemma2():
         "attention_bias": False, "rms_norm_eps": 1e-06,
     }
     llama_like("gemma2-softcap", cfg, prefix="model.layers.%d.self_attn", n=10, pos=np.arange(1, 11), dtype="F32",
-               query_scale=24, softcap=5.0, window_layers=[4, None], gain=2.2, family="gemma2",
+               query_scale=24, softcap=5.0, window_layers=[4, None], gain=1.7, family="gemma2",
                module="Gemma2Attention (scaling = query_pre_attn_scalar**-0.5, softcap before the mask)",
-               exercises="query_pre_attn_scalar 24 != head_dim 16, attn_logit_softcapping 5 (scores up to ~10 before the cap), layer 0 sliding (W 4), layer 1 full")
+               exercises="query_pre_attn_scalar 24 != head_dim 16, attn_logit_softcapping 5 (the cap changes y by ~0.2 of max |y| 2), layer 0 sliding (W 4), layer 1 full")
 
 
 def case_gpt_oss():
@@ -903,6 +909,62 @@ def case_deberta():
 
 
 # ---------------------------------------------------------------------------------------------------
+# Transformer-XL (deprecated in transformers: models/deprecated/transfo_xl)
+# ---------------------------------------------------------------------------------------------------
+def rel_shift(x):
+    """RelPartialLearnableMultiHeadAttn._rel_shift on [qlen, klen, ...]."""
+    zero = np.zeros((x.shape[0], 1) + x.shape[2:])
+    xp = np.concatenate([zero, x], axis=1).reshape((x.shape[1] + 1, x.shape[0]) + x.shape[2:])
+    return xp[1:].reshape(x.shape)
+
+
+def case_transfo_xl():
+    cfg = {"architectures": ["TransfoXLLMHeadModel"], "model_type": "transfo-xl", "d_model": 32, "d_embed": 32,
+           "n_head": 4, "d_head": 8, "d_inner": 64, "n_layer": 2, "untie_r": True, "pre_lnorm": False,
+           "clamp_len": 1000, "mem_len": 16, "same_length": False, "attn_type": 0, "div_val": 1,
+           "adaptive": False, "cutoffs": [], "layer_norm_epsilon": 1e-05}
+    case = "transfo-xl"
+    d = start(case)
+    ck = Ckpt(case)
+    dm, h, dh = 32, 4, 8
+    n = 10
+    pos = np.arange(n)
+    x = draw_x(ck, n, dm)
+    # TransfoXLModel._forward (no mems): klen = qlen = N; pos_seq = arange(klen - 1, -1, -1) clamped to
+    # clamp_len; PositionalEmbedding(d_model): cat([sin(pos_seq x inv_freq), cos(...)]), inv_freq 10000^(-2i/D)
+    pos_seq = np.minimum(np.arange(n - 1, -1, -1, dtype=np.float64), 1000)
+    inv = 1.0 / (10000.0 ** (np.arange(0.0, dm, 2.0) / dm))
+    si = np.outer(pos_seq, inv)
+    r = np.concatenate([np.sin(si), np.cos(si)], axis=-1)  # [klen, D]
+    ys = {}
+    for li in range(2):
+        p = "transformer.layers.%d.dec_attn" % li
+        wqkv, _ = ck.linear(p + ".qkv_net", 3 * h * dh, dm)
+        wr, _ = ck.linear(p + ".r_net", h * dh, dm)
+        wo, _ = ck.linear(p + ".o_net", dm, h * dh)
+        ck.put(p + ".layer_norm.weight", np.ones(dm))
+        ck.put(p + ".layer_norm.bias", np.zeros(dm))
+        rwb = ck.normal(p + ".r_w_bias", (h, dh), 0.5)
+        rrb = ck.normal(p + ".r_r_bias", (h, dh), 0.5)
+        w_heads = lin(x, wqkv)
+        q, k, v = (w_heads[:, i * h * dh:(i + 1) * h * dh].reshape(n, h, dh) for i in range(3))  # chunk(3, -1)
+        rk = lin(r, wr).reshape(n, h, dh)
+        ac = np.einsum("ind,jnd->ijn", q + rwb, k)        # [qlen, klen, H]
+        bd = rel_shift(np.einsum("ind,jnd->ijn", q + rrb, rk))
+        score = (ac + bd) * (1.0 / dh ** 0.5)
+        # dec_attn_mask = triu(ones(qlen, klen), diagonal=1 + mlen): key j > query i is masked
+        mask = np.triu(np.ones((n, n), dtype=bool), 1)
+        score = np.where(mask[:, :, None], -np.inf, score)
+        prob = softmax_rows(score.transpose(2, 0, 1))     # softmax over the key axis
+        vec = np.einsum("nij,jnd->ind", prob, v).reshape(n, h * dh)
+        ys["y_L%d" % li] = lin(vec, wo)
+    finish(case, d, cfg, ck, x, pos, ys, "transfo-xl (deprecated)",
+           "relative positional attention: (q + r_w_bias).k + _rel_shift((q + r_r_bias).r_net(R)), R the split sinusoid of pos_seq = klen-1 .. 0 (distance i - j), untie_r (per-layer biases), causal, no memory; y = o_net(attn_vec) before residual + layer_norm",
+           "RelPartialLearnableMultiHeadAttn (pre_lnorm false), TransfoXLModel._forward, PositionalEmbedding",
+           "transformer.layers.{l}.dec_attn.qkv_net.weight [3 H Dh, D], .r_net.weight [H Dh, D], .o_net.weight, .r_w_bias [H, Dh], .r_r_bias [H, Dh], .layer_norm.{weight,bias}")
+
+
+# ---------------------------------------------------------------------------------------------------
 # README
 # ---------------------------------------------------------------------------------------------------
 README_HEAD = """# Hugging Face attention layers from checkpoints
@@ -944,11 +1006,14 @@ query temperature use absolute positions: that case uses 0..N-1 (= cache_positio
 def write_readme():
     rows = ["| case | family (model_type) | N, D | storage | positions | outputs | what it exercises | Hugging Face module transcribed | tensor names |",
             "|---|---|---|---|---|---|---|---|---|"]
+    def esc(t):
+        return t.replace("|", "\\|")
+
     for c in CASES:
         rows.append("| `%s` | %s | %d, %d | %s | %s | %s | %s | %s | %s |" % (
             c["case"], c["family"], c["n"], c["d"], "+".join(c["dtypes"]), c["positions"],
-            ", ".join("`%s`" % y for y in c["ys"]), c["exercises"], c["module"],
-            "`" + c["names"].replace("; ", "`; `").replace(", ", "`, `") + "`"))
+            ", ".join("`%s`" % y for y in c["ys"]), esc(c["exercises"]), esc(c["module"]),
+            "; ".join("`%s`" % esc(g) for g in c["names"].split("; "))))
     with open(os.path.join(OUT, "README.md"), "w") as f:
         f.write(README_HEAD)
         f.write("\n".join(rows) + "\n")
@@ -972,6 +1037,22 @@ Notes on the formulas used:
 - DeBERTa: `delta(i, j) = make_log_bucket_position(i - j)`; `c2p[i, j] = q_i . Kr[clamp(delta + span)]`,
   `p2c[i, j] = k_j . Qr[clamp(-delta(j, i) + span)]` (= `clamp(delta(i, j) + span)`: the bucket is odd),
   `Kr = key_proj(LN(rel))`, `Qr = query_proj(LN(rel))` with their biases; all three terms / sqrt(3 Dh).
+- gpt-oss sinks: `P_ij = exp(S_ij) / (exp(s_h) + sum_j exp(S_ij))` (the sink logit joins the row's
+  softmax and its probability is dropped); the sliding window is applied before.
+- Gemma 2: `S = c * tanh((q.k * query_pre_attn_scalar**-0.5) / c)`, then the (sliding) mask.
+- OPT scales `q_proj(x)` (bias included) by head_dim**-0.5: the same scores as scaling q.k.
+- BERT relative types: BertSelfAttention of transformers 4.x (`distance_embedding`, indices from
+  `arange(N)`, so `positions` must be 0..N-1); later versions may have dropped them.
+- Transformer-XL (models/deprecated/transfo_xl, RelPartialLearnableMultiHeadAttn with pre_lnorm
+  false): no memory, so klen = qlen = N; `pos_seq = [N-1, ..., 0]` (clamped to clamp_len),
+  `R = [sin(pos_seq x inv_freq), cos(...)]` over d_model (inv_freq 10000^(-2i/d_model));
+  `S = ((q + r_w_bias).k_j + rel_shift((q + r_r_bias).r_net(R))) / sqrt(d_head)`, which after
+  `_rel_shift` is `(q_i + r_r_bias).r_net(R)[distance i - j]` for j <= i; causal (`triu(1)`);
+  `y = o_net(attn_vec)`, before `layer_norm(x + y)` (its weight 1 and bias 0 are stored but unused).
+  `positions.npy` is 0..N-1 (distances i - j; the model takes no position ids).
+- T5 naming: `y_enc0`, `y_enc1` = `encoder.block.{0,1}.layer.0.SelfAttention` (bidirectional),
+  `y_dec0`, `y_dec1` = `decoder.block.{0,1}.layer.0.SelfAttention` (causal), all on the same `x`;
+  the decoder's cross-attention (`layer.1.EncDecAttention`) is not stored.
 """
 
 
@@ -979,7 +1060,7 @@ def main():
     os.makedirs(OUT, exist_ok=True)
     for f in (case_llama3, case_qwen2, case_mistral, case_phi3, case_gptj, case_neox, case_gemma2, case_gpt_oss,
               case_llama4, case_bloom, case_falcon_mqa, case_falcon_rw, case_mpt, case_gpt2, case_opt,
-              case_bert_abs, case_bert_rkq, case_bert_rk, case_t5, case_deberta):
+              case_bert_abs, case_bert_rkq, case_bert_rk, case_t5, case_deberta, case_transfo_xl):
         f()
     write_readme()
     total = 0
