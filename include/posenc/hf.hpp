@@ -875,6 +875,12 @@ inline ModelConfig parse_config(const nlohmann::json& root, const std::string& s
     scale = 1.0 / std::sqrt(qpas);
   }
   if (mt == "t5") scale = 1.0;  // T5Attention: no 1/sqrt(d_kv)
+  // GPT2Attention: scale_attn_weights (true) divides by sqrt(Dh); scale_attn_by_inverse_layer_idx
+  // (false) also by layer_idx + 1.
+  const bool gpt2_scaled = mt != "gpt2" || c.boolean("scale_attn_weights").value_or(true);
+  const bool gpt2_by_layer =
+      mt == "gpt2" && c.boolean("scale_attn_by_inverse_layer_idx").value_or(false);
+  if (!gpt2_scaled) scale = 1.0;
   if (mt == "mpt" && attn_config) {
     // MptAttention: softmax_scale, default 1/sqrt(d_model / n_heads).
     if (const auto ss = Fields(*attn_config, c.path("attn_config")).number("softmax_scale"))
@@ -916,7 +922,7 @@ inline ModelConfig parse_config(const nlohmann::json& root, const std::string& s
     L.value_head_dim = value_head_dim;
     L.causal = fam->causal || decoder_stack;
     L.decoder_stack = decoder_stack;
-    L.scale = scale;
+    L.scale = gpt2_by_layer ? scale / static_cast<double>(i + 1) : scale;
     L.softcap = softcap;
     L.sinks = mt == "gpt_oss";
     if (L.attention_type == AttentionType::sliding) L.window = window;
