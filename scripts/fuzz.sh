@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# Builds posenc's libFuzzer targets (fuzz/: the .npy reader and the command line) with
-# clang++-14, ASan and UBSan in a build tree of their own, runs them side by side for
+# Builds posenc's libFuzzer targets (fuzz/: the .npy and .safetensors readers and the command
+# line) with clang++-14, ASan and UBSan in a build tree of their own, runs them side by side for
 # FUZZ_SECONDS each with their seed corpus and dictionary, and fails on any finding.
 #
 #   bash scripts/fuzz.sh                     # CI: 60 s per target
 #   FUZZ_SECONDS=3600 bash scripts/fuzz.sh   # an hour per target
 #
 #   FUZZ_SECONDS   seconds per target (default 60)
-#   FUZZ_TARGETS   targets to run (default "fuzz_npy fuzz_cli")
+#   FUZZ_TARGETS   targets to run (default "fuzz_npy fuzz_safetensors fuzz_cli")
 #   BUILD_DIR      build directory (default build-fuzz)
 #   FUZZ_JOBS      parallel build jobs (default 2)
 #
@@ -20,12 +20,12 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/deps.sh
 if command -v dpkg >/dev/null 2>&1; then
-  POSENC_DEPS=(clang-14 libclang-rt-14-dev)
+  POSENC_DEPS=(clang-14 libclang-rt-14-dev nlohmann-json3-dev)
   posenc_install_deps
 fi
 
 seconds=${FUZZ_SECONDS:-60}
-read -r -a targets <<<"${FUZZ_TARGETS:-fuzz_npy fuzz_cli}"
+read -r -a targets <<<"${FUZZ_TARGETS:-fuzz_npy fuzz_safetensors fuzz_cli}"
 build_dir=${BUILD_DIR:-build-fuzz}
 jobs=${FUZZ_JOBS:-2}
 logs=$build_dir/fuzz-logs
@@ -53,6 +53,7 @@ echo "fuzz.sh: built in ${build_seconds} s"
 options() {
   case $1 in
     fuzz_npy) echo "-max_len=4096 -timeout=10 -dict=fuzz/npy.dict" ;;
+    fuzz_safetensors) echo "-max_len=4096 -timeout=10 -dict=fuzz/safetensors.dict" ;;
     fuzz_cli) echo "-max_len=1024 -timeout=30 -dict=fuzz/cli.dict -close_fd_mask=1" ;;
     *) echo "fuzz.sh: unknown target $1" >&2 && exit 2 ;;
   esac

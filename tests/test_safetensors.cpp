@@ -399,6 +399,8 @@ TEST_CASE("safetensors: files that are not regular files, and the index's errors
   const std::string index =
       tmp.write("model.safetensors.index.json", R"({"weight_map": {"w": "broken.safetensors"}})");
   require_index_refused(index, {(tmp.p / "broken.safetensors").string() + ": not a safetensors"});
+  require_index_refused(tmp.write("ctl.index.json", R"({"weight_map": {"w": "a\u0001b"}})"),
+                        {"the shard 'a\\x01b' has a control character in its name"});
 }
 
 TEST_CASE("safetensors: header lengths and offsets near 2^64 never wrap", "[safetensors]") {

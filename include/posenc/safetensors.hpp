@@ -980,6 +980,11 @@ class Checkpoint {
         if (shard.empty() || rel.is_absolute() || rel.has_root_name() || up)
           detail::fail(index, ": \"weight_map\" ", q, ": the shard ", detail::st_quote(shard),
                        " is not a file name relative to the index's directory");
+        // Its path starts the messages of its own errors: printable, as every message is.
+        for (char c : shard)
+          if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+            detail::fail(index, ": \"weight_map\" ", q, ": the shard ", detail::st_quote(shard),
+                         " has a control character in its name");
         const std::string file = (dir / rel).string();
         std::error_code ec;
         if (!fs::exists(file, ec))
