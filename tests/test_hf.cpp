@@ -333,3 +333,13 @@ TEST_CASE("hf: a layer index outside the model is an error", "[hf]") {
   const auto m = parse(llama_with(""));
   posenc_test::require_error([&] { m.layer(2); }, {"layer 2 is outside 0 .. 1"});
 }
+
+TEST_CASE("hf: GPT-2's scale flags", "[hf]") {
+  const char* base = R"({"model_type": "gpt2", "n_embd": 64, "n_head": 4, "n_layer": 3,
+    "n_positions": 128)";
+  const auto by_layer = parse(std::string(base) + R"(, "scale_attn_by_inverse_layer_idx": true})");
+  for (posenc::Index l = 0; l < 3; ++l)
+    REQUIRE(close(by_layer.layer(l).scale, 0.25 / static_cast<double>(l + 1)));
+  const auto unscaled = parse(std::string(base) + R"(, "scale_attn_weights": false})");
+  REQUIRE(unscaled.layer(2).scale == 1.0);
+}
