@@ -1787,7 +1787,10 @@ HELP_FLAGS = {
                "--rel-k", "--rel-v", "--max-relative", "--u", "--v", "--wr", "--clamp-len",
                "--distance-table", "--position-embedding-type", *DEBERTA_FLAGS, "--dtype", "-o"],
     "plot": [], "compare": [],
+    "inspect": ["--config", "--layer", "--json"],
 }
+for _sub in ("table", "rope", "attend"):  # --config config.json [--layer L] (posenc::hf)
+    HELP_FLAGS[_sub] += ["--config", "--layer"]
 
 
 def group_help(s):

@@ -57,6 +57,11 @@ TINY = {
     "t5": {"model_type": "t5", "d_model": 32, "num_heads": 2, "d_kv": 16, "num_layers": 1,
            "relative_attention_num_buckets": 8, "relative_attention_max_distance": 16},
     "gpt2": {"model_type": "gpt2", "n_embd": 32, "n_head": 2, "n_layer": 1, "n_positions": 8},
+    "bert": {"model_type": "bert", "hidden_size": 32, "num_attention_heads": 2, "num_hidden_layers": 1,
+             "max_position_embeddings": 8, "position_embedding_type": "relative_key_query"},
+    "deberta": {"model_type": "deberta-v2", "hidden_size": 32, "num_attention_heads": 2, "num_hidden_layers": 1,
+                "max_position_embeddings": 16, "relative_attention": True, "position_buckets": 4,
+                "max_relative_positions": 16, "pos_att_type": ["p2c", "c2p"]},
 }
 
 # The explicit flags of `posenc rope` equal to each config's RoPE (Dh = 16).
@@ -285,6 +290,16 @@ def group_attend(s):
     t5 = s.save("hf_t5.npy", rng.standard_normal((8, 2)))
     s.same_output("attend --config t5 --table", layer(2) + ["--config", s.configs["t5"], "--table", t5],
                   layer(2) + ["--heads", 2, "--scale", 1, "--encoder", "t5", "--table", t5, "--max-distance", 16])
+    e = s.save("hf_bert_e.npy", rng.standard_normal((15, dh)))
+    s.same_output("attend --config bert --distance-table",
+                  layer(2) + ["--config", s.configs["bert"], "--distance-table", e],
+                  layer(2) + ["--heads", 2, "--encoder", "bert-relative", "--distance-table", e,
+                              "--position-embedding-type", "relative_key_query"])
+    kr, qr = (s.save(f"hf_deb_{k}.npy", rng.standard_normal((8, h * dh))) for k in ("kr", "qr"))
+    s.same_output("attend --config deberta tables",
+                  layer(2) + ["--config", s.configs["deberta"], "--rel-key-table", kr, "--rel-query-table", qr],
+                  layer(2) + ["--heads", 2, "--encoder", "deberta", "--rel-key-table", kr, "--rel-query-table", qr,
+                              "--position-buckets", 4, "--max-relative-positions", 16])
     # The model's own: llama3 against a NumPy layer (GQA, causal, its RoPE).
     y = s.out("attend --config llama3 numpy", layer(1) + ["--config", s.configs["llama3"]])
     if y is not None:
@@ -360,8 +375,12 @@ def group_errors(s):
         ("attend no --heads", att + ["--encoder", "none"], ["--heads is required"]),
         ("attend D", att + ["--config", s.fixture("llama-3.1-8b")], ["--x", "expected shape [N, 4096]",
                                                                     "hidden_size from layer 0 of"]),
-        ("attend t5 without --table", att + ["--config", s.configs["t5"]], ["(t5) needs its relative_attention_bias",
+        ("attend t5 without --table", att + ["--config", s.configs["t5"]], ["(t5) uses encoder t5, which needs its relative_attention_bias",
                                                                             "--table t.npy ([num_buckets, H] = [8, 2])"]),
+        ("attend deberta without tables", att + ["--config", s.configs["deberta"]],
+         ["uses encoder deberta, which needs its relative tables", "[8, 32]"]),
+        ("attend bert without --distance-table", att + ["--config", s.configs["bert"]],
+         ["uses encoder bert-relative", "--distance-table e.npy ([2L - 1, Dh] = [15, 16])"]),
         ("attend sinks", att + ["--config", s.fixture("gpt-oss-20b")], ["has attention sinks", "--sinks"]),
         ("table --config learned", ["table", "--config", s.configs["gpt2"]], ["learned table [8, 32]", "--weights"]),
         ("table --config rope", ["table", "--config", llama, "--len", 3], ["uses encoder rope",

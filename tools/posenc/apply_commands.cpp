@@ -1038,9 +1038,9 @@ void add_attend_command(CLI::App& app) {
         throw CliError("--sinks: " + layer_name(a->config, *model) + " has no attention sinks");
       const auto needs = [&](CLI::Option* o, const std::string& value, const std::string& what) {
         if (!o->count())
-          throw CliError("--config: " + layer_name(a->config, *model) + " (" + a->encoder +
-                         ") needs " + what + ": give " + o->get_name() + " " + value +
-                         " (posenc attend reads no checkpoint)");
+          throw CliError("--config: " + layer_name(a->config, *model) + " uses encoder " +
+                         a->encoder + ", which needs " + what + ": give " + o->get_name() + " " +
+                         value + " (posenc attend reads no checkpoint)");
       };
       if (layer->encoder == K::t5)
         needs(a->table_opt,
@@ -1049,12 +1049,25 @@ void add_attend_command(CLI::App& app) {
               "its relative_attention_bias");
       if (layer->encoder == K::bert_relative) {
         needs(a->relemb.o_table,
-              "e.npy ([2L - 1, Dh] = [" + std::to_string(2 * layer->bert_max_positions - 1) + ", " +
-                  std::to_string(layer->head_dim) + "])",
+              "e.npy ([2L - 1, Dh] = [" +
+                  std::to_string(layer->bert_max_positions > max_extent
+                                     ? 2 * max_extent - 1
+                                     : 2 * layer->bert_max_positions - 1) +
+                  ", " + std::to_string(layer->head_dim) + "])",
               "its distance_embedding");
         a->relemb.bert_type = layer->bert_relative_type;
       }
       if (layer->encoder == K::deberta) {
+        const posenc::Index b = layer->deberta.position_buckets;
+        const posenc::Index span = b > 0 ? b : layer->deberta.max_relative_positions;
+        if (!a->relemb.o_k_r->count() && !a->relemb.o_q_r->count() && !a->relemb.o_rel->count())
+          throw CliError(
+              "--config: " + layer_name(a->config, *model) +
+              " uses encoder deberta, which needs its relative tables: give "
+              "--rel-key-table kr.npy and --rel-query-table qr.npy ([2*span, H*Dh] = [" +
+              std::to_string(2 * span) + ", " + std::to_string(layer->heads * layer->head_dim) +
+              "]) or --rel-embeddings rel.npy ([2*span, D] = [" + std::to_string(2 * span) + ", " +
+              std::to_string(model->hidden_size) + "]) (posenc attend reads no checkpoint)");
         a->relemb.position_buckets = layer->deberta.position_buckets;
         a->relemb.max_relative_positions = layer->deberta.max_relative_positions;
         a->relemb.terms = layer->deberta.terms;

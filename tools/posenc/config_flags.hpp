@@ -109,6 +109,8 @@ inline posenc::hf::ModelConfig read_model_config(const std::string& path) {
     return posenc::hf::parse_config(j, path);
   } catch (const posenc::error& e) {
     throw CliError(std::string("--config: ") + e.what());
+  } catch (const nlohmann::json::exception& e) {
+    throw CliError(where + ": " + e.what());
   }
 }
 

@@ -44,6 +44,11 @@ Json or_null(bool present, const V& v) {
   return present ? Json(v) : Json(nullptr);
 }
 
+/// 2 max_position_embeddings - 1, or 2^63 - 1 past it.
+std::int64_t largest_dynamic_position(const hf::ModelConfig& m) {
+  return m.max_positions > max_position / 2 ? max_position : 2 * m.max_positions - 1;
+}
+
 /// The long frequency set of a layer whose set depends on the length: longrope's long set (a call
 /// reaching position M), dynamic's at the largest position 2 max_position_embeddings - 1 (a
 /// sequence of twice the context); none otherwise.
@@ -60,7 +65,7 @@ LongSet long_set(const hf::ModelConfig& m, const hf::LayerConfig& l,
     s.f = enc.frequencies(*l.rotary.original_max_positions);
   } else if (l.rotary.scaling == posenc::RopeScaling::dynamic) {
     s.present = true;
-    s.f = enc.frequencies(2 * m.max_positions - 1);
+    s.f = enc.frequencies(largest_dynamic_position(m));
   }
   return s;
 }
@@ -226,12 +231,13 @@ std::vector<std::string> layer_text(const hf::ModelConfig& m, const hf::LayerCon
         std::string(s.present ? "inv_freq (short, within the original context) " : "inv_freq ") +
         freq_line(f.inv_freq) + ", attention factor " + num(f.attention_factor));
     if (s.present)
-      out.push_back(
-          std::string("inv_freq (long, ") +
-          (o.scaling == posenc::RopeScaling::longrope
-               ? "past M"
-               : "at seq_len 2 max_position_embeddings = " + std::to_string(2 * m.max_positions)) +
-          ") " + freq_line(s.f.inv_freq) + ", attention factor " + num(s.f.attention_factor));
+      out.push_back(std::string("inv_freq (long, ") +
+                    (o.scaling == posenc::RopeScaling::longrope
+                         ? "past M"
+                         : "at the largest position 2 max_position_embeddings - 1 = " +
+                               std::to_string(largest_dynamic_position(m))) +
+                    ") " + freq_line(s.f.inv_freq) + ", attention factor " +
+                    num(s.f.attention_factor));
     if (o.scaling == posenc::RopeScaling::longrope)
       out.push_back("longrope factors [" + std::to_string(o.short_factors.size()) + "]: short " +
                     num(o.short_factors.front()) + " .. " + num(o.short_factors.back()) +
@@ -255,8 +261,10 @@ std::vector<std::string> layer_text(const hf::ModelConfig& m, const hf::LayerCon
   if (l.encoder == K::bert_relative)
     out.push_back("bert-relative: " + std::string(posenc::name_of(l.bert_relative_type)) + ", L " +
                   std::to_string(l.bert_max_positions) + " (distance table [" +
-                  std::to_string(2 * l.bert_max_positions - 1) + ", " + std::to_string(l.head_dim) +
-                  "])");
+                  std::to_string(l.bert_max_positions > max_position / 2
+                                     ? max_position
+                                     : 2 * l.bert_max_positions - 1) +
+                  ", " + std::to_string(l.head_dim) + "])");
   if (l.encoder == K::deberta) {
     const posenc::Index b = l.deberta.position_buckets, mrp = l.deberta.max_relative_positions;
     const posenc::Index span = b > 0 ? b : mrp;
