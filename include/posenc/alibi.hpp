@@ -87,6 +87,10 @@ class AlibiEncoding {
           row[j] -= m * static_cast<T>(std::llabs(pi - k[j0 + j]));
       }
     }
+    /// ALiBi has no trained parameters and its bias does not depend on q or k: nothing to add.
+    template <class G>
+    void add_grad(Index, Index, Index, const ConstMatrixRef<T>&, const ConstMatrixRef<T>&,
+                  const ConstMatrixRef<T>&, MatrixRef<T>, MatrixRef<T>, G&) const {}
   };
 
   ScoreBias score_bias(const Positions& query_pos, const Positions& key_pos, Index heads,

@@ -273,7 +273,7 @@ void attend_core(const E& enc, const ConstMatrixRef<typename E::Scalar>& q,
                  const ConstMatrixRef<typename E::Scalar>& k,
                  const ConstMatrixRef<typename E::Scalar>& v, const Positions& qpos,
                  const Positions& kpos, const AttendOptions<typename E::Scalar>& opt,
-                 MatrixRef<typename E::Scalar> out) {
+                 MatrixRef<typename E::Scalar> out, typename E::Scalar* lse = nullptr) {
   using T = typename E::Scalar;
   using RowMajorMap = Eigen::Map<Matrix<T>, 0, Eigen::OuterStride<>>;
   using RowArrayMap = Eigen::Map<Eigen::Array<T, 1, Eigen::Dynamic>>;
@@ -284,6 +284,7 @@ void attend_core(const E& enc, const ConstMatrixRef<typename E::Scalar>& q,
   if (nq == 0) return;
   if (nk == 0) {
     out.setZero();
+    if (lse) std::fill(lse, lse + heads * nq, std::numeric_limits<T>::infinity());
     return;
   }
 
@@ -434,17 +435,22 @@ void attend_core(const E& enc, const ConstMatrixRef<typename E::Scalar>& q,
       for (Index i = 0; i < bi; ++i) {
         auto o = out.row(i0 + i).segment(h * dh, dh);
         const T li = sc.l(i);
+        // lse: the row's log-sum-exp, P_ij = e^(S_ij - lse) (+inf for a row that sees
+        // nothing, so that every P_ij is 0), for the backward pass.
         if (li == T(0)) {
           o.setZero();
+          if (lse) lse[h * nq + i0 + i] = std::numeric_limits<T>::infinity();
           continue;
         }
-        T denom = li, num = T(1);
+        T denom = li, num = T(1), mx = sc.m(i);
         if (sink && sh != neg_inf) {
-          const T mi = sc.m(i), mx = std::isnan(mi) ? mi : std::max(mi, sh);
+          const T mi = sc.m(i);
+          mx = std::isnan(mi) ? mi : std::max(mi, sh);
           num = std::exp(mi - mx);
           denom = li * num + std::exp(sh - mx);
         }
         o = (num / denom) * acc.row(i);
+        if (lse) lse[h * nq + i0 + i] = mx + std::log(denom);
       }
     }
   }

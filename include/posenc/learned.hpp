@@ -117,6 +117,23 @@ class LearnedEncoding {
     accumulate_gradient(grad_out, pos, g);
     return g;
   }
+  /// dL/dW (posenc/gradients.hpp): the table's gradient, [L_max, D].
+  struct Gradients {
+    Matrix<T> table;
+    Gradients& operator+=(const Gradients& o) {
+      table += o.table;
+      return *this;
+    }
+  };
+  Gradients zero_gradients() const {
+    return {Matrix<T>::Zero(table_.rows(), table_.cols())};
+  }
+  /// The backward hook of add_to_input: row i of dx into row pos[i] + table_offset.
+  void add_to_input_backward(const ConstMatrixRef<T>& dx, const Positions& pos,
+                             Gradients& g) const {
+    accumulate_gradient(dx, pos, g.table);
+  }
+
   /// W -= learning_rate * grad_table (plain SGD; bring your own optimiser through table()).
   void sgd_step(const ConstMatrixRef<T>& grad_table, T learning_rate) {
     detail::require(grad_table.rows() == max_len() && grad_table.cols() == dim(),

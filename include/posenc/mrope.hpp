@@ -68,6 +68,14 @@ class MultiAxisRotaryEncoding {
     rope_.rotate_axes(x, positions, heads, axis_of_);
   }
 
+  /// The transpose of rotate(x, positions, heads), for gradients.
+  void rotate_backward(MatrixRef<T> g, const Eigen::Ref<const AxisPositions>& positions,
+                       Index heads) const {
+    detail::require(positions.rows() == axes(), "MultiAxisRotaryEncoding: positions have ",
+                    positions.rows(), " axes, the encoder ", axes());
+    rope_.rotate_axes_backward(g, positions, heads, axis_of_);
+  }
+
   /// The encoder the attention kernel takes: token i of a call at (sequence) position p uses
   /// column p - first of `table` [A, L] as its axis positions, so causal masks, windows and the
   /// KV cache work on sequence positions while the rotation uses the axes. Decoding binds a
@@ -85,6 +93,18 @@ class MultiAxisRotaryEncoding {
         cols.col(i) = table_->col(static_cast<Index>(c));
       }
       enc_->rotate(x, cols, heads);
+    }
+    /// The transpose of rotate (its gradient).
+    void rotate_backward(MatrixRef<T> g, const Positions& pos, Index heads) const {
+      AxisPositions cols(table_->rows(), pos.size());
+      for (Index i = 0; i < pos.size(); ++i) {
+        const std::int64_t c = detail::saturating_sub(pos[i], first_);
+        detail::require(c >= 0 && c < table_->cols(), "MultiAxisRotaryEncoding: position ", pos[i],
+                        " is outside the bound table of columns ", first_, " .. ",
+                        first_ + table_->cols() - 1);
+        cols.col(i) = table_->col(static_cast<Index>(c));
+      }
+      enc_->rotate_backward(g, cols, heads);
     }
     void check(const AttentionShape& shape) const {
       detail::require(shape.head_dim == enc_->head_dim(),

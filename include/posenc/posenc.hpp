@@ -14,6 +14,7 @@
 #include "deberta.hpp"
 #include "encoder.hpp"
 #include "error.hpp"
+#include "gradients.hpp"
 #include "learned.hpp"
 #include "mrope.hpp"
 #include "relative.hpp"

@@ -287,6 +287,25 @@ class RotaryEncoding {
               [&](Index i, std::size_t j) { return -static_cast<double>(pos[i]) * f.inv_freq[j]; });
   }
 
+  /// The transpose of rotate(x, pos, heads), for gradients (conventions.md section 7): R(-theta)
+  /// times the attention factor, with the call's frequency set (that of pos.max()).
+  void rotate_backward(MatrixRef<T> g, const Positions& pos, Index heads) const {
+    check_rows("::rotate_backward", g, pos, heads);
+    if (pos.empty()) return;
+    const RotaryFrequencies f = frequencies(pos.max());
+    rotate_by(g, heads, f.attention_factor,
+              [&](Index i, std::size_t j) { return -static_cast<double>(pos[i]) * f.inv_freq[j]; });
+  }
+
+  /// The transpose of rotate_axes (its gradient): R(-theta) times the attention factor.
+  void rotate_axes_backward(MatrixRef<T> g, const Eigen::Ref<const AxisPositions>& axes,
+                            Index heads, const std::vector<Index>& axis_of) const {
+    // R(-theta) = J R(theta) J, J negating the second element of every pair.
+    flip_second(g, heads);
+    rotate_axes(g, axes, heads, axis_of);
+    flip_second(g, heads);
+  }
+
   /// Moves rows rotated at positions pos (with the set f) to positions pos + delta
   /// (conventions.md 3d): R(theta(p + delta)) = R(delta * inv_freq) R(theta(p)), one rotation by
   /// delta * f.inv_freq; the attention factor is unchanged. Every p + delta must be >= 0.
@@ -693,6 +712,20 @@ class RotaryEncoding {
       out[i] = static_cast<T>(af * std::cos(angle));
       out[half + i] = static_cast<T>(af * std::sin(angle));
     }
+  }
+
+  // Negates the second element of every rotated pair of every row and head (J of
+  // rotate_axes_backward).
+  void flip_second(MatrixRef<T> x, Index heads) const {
+    const Index half = rotary_dim_ / 2;
+    for (Index r = 0; r < x.rows(); ++r)
+      for (Index h = 0; h < heads; ++h) {
+        T* xh = x.row(r).data() + h * head_dim_ + block_offset_;
+        for (Index i = 0; i < half; ++i) {
+          T& b = options_.layout == RotaryLayout::half ? xh[half + i] : xh[2 * i + 1];
+          b = -b;
+        }
+      }
   }
 
   // One token: every head's pairs rotated by the row's cos/sin. Straight-line loops over

@@ -91,6 +91,16 @@ class T5Encoding {
                                        options_.bidirectional);
   }
 
+  /// dL/dT [num_buckets, H] (posenc/gradients.hpp).
+  struct Gradients {
+    Matrix<T> table;
+    Gradients& operator+=(const Gradients& o) {
+      table += o.table;
+      return *this;
+    }
+  };
+  Gradients zero_gradients() const { return {Matrix<T>::Zero(table_.rows(), table_.cols())}; }
+
   struct ScoreBias {
     const T5Encoding* enc;
     Positions q, k;
@@ -119,6 +129,17 @@ class T5Encoding {
           for (Index j = 0; j < s.cols(); ++j)
             row[j] += enc->table_(enc->bucket(k[j0 + j] - pi), h);
         }
+      }
+    }
+    /// dL/dT[bucket, h] = the sum of dS over the tile's entries that read it; the bias does
+    /// not depend on q or k.
+    void add_grad(Index h, Index i0, Index j0, const ConstMatrixRef<T>& /*q*/,
+                  const ConstMatrixRef<T>& /*k*/, const ConstMatrixRef<T>& ds, MatrixRef<T> /*dq*/,
+                  MatrixRef<T> /*dk*/, Gradients& g) const {
+      for (Index i = 0; i < ds.rows(); ++i) {
+        const std::int64_t pi = q[i0 + i];
+        for (Index j = 0; j < ds.cols(); ++j)
+          g.table(enc->bucket(k[j0 + j] - pi), h) += ds(i, j);
       }
     }
   };

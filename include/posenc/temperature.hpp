@@ -51,6 +51,10 @@ class AttentionTemperatureEncoding {
     for (Index i = 0; i < q.rows(); ++i)
       q.row(i) *= static_cast<T>(scale_at(pos[i]));
   }
+  /// The gradient of rotate_queries: the same per-row scaling (it is diagonal).
+  void rotate_queries_backward(MatrixRef<T> g, const Positions& pos, Index heads) const {
+    rotate_queries(g, pos, heads);
+  }
 
  private:
   AttentionTemperatureOptions options_;
