@@ -11,7 +11,12 @@
 //       (RoPE: R(-theta) times the attention factor; a query temperature: the same scaling).
 //       An encoder with a forward rotation hook must have its backward one.
 //   using Gradients = ...;   Gradients zero_gradients() const;
-//       the encoder's trained parameters' gradients (a struct with operator+=), zero.
+//       the encoder's trained parameters' gradients (a struct with operator+= and
+//       `template <class F> void for_each(F&& f) const` calling f(name, const Matrix&) for
+//       each tensor), zero; with
+//   template <class F> void for_each_parameter(F&& f);
+//       calling f(name, Matrix<Scalar>&) for the same tensors in the same order, the view
+//       an optimiser updates (names as the command line's flags: "table", "rel-k", "u", ...).
 //   void add_to_input_backward(const ConstMatrixRef<Scalar>& dx, const Positions& pos,
 //                              Gradients& g) const;
 //       for add_to_input encoders with trained tables (the learned table).
@@ -49,6 +54,8 @@ POSENC_NAMESPACE_BEGIN
 /// The gradients of an encoder without trained parameters.
 struct NoGradients {
   NoGradients& operator+=(const NoGradients&) { return *this; }
+  template <class F>
+  void for_each(F&&) const {}
 };
 
 namespace detail {

@@ -98,7 +98,17 @@ class T5Encoding {
       table += o.table;
       return *this;
     }
+    /// f(name, gradient) in the order of the encoder's for_each_parameter.
+    template <class F>
+    void for_each(F&& f) const {
+      f("table", table);
+    }
   };
+  /// f(name, parameter) for every trained tensor (an optimiser's view; posenc/gradients.hpp).
+  template <class F>
+  void for_each_parameter(F&& f) {
+    f("table", table_);
+  }
   Gradients zero_gradients() const { return {Matrix<T>::Zero(table_.rows(), table_.cols())}; }
 
   struct ScoreBias {
