@@ -375,34 +375,41 @@ struct Layer {
   Matrix<T> operator()(const ConstMatrixRef<T>& x, const Positions& p) const {
     AttentionOptions<T> o = options;
     o.positions = p;
-    return std::visit(
-        [&](const auto& e) -> Matrix<T> {
-          using E = std::decay_t<decltype(e)>;
-          if constexpr (std::is_same_v<E, MultiAxisRotaryEncoding<T>>) {
-            // Text tokens: every axis at the token's position. The bound table's column c is
-            // position pmin + c.
-            std::int64_t lo = 0, hi = -1;
-            for (Index j = 0; j < p.size(); ++j) {
-              lo = j == 0 ? p[j] : std::min(lo, p[j]);
-              hi = j == 0 ? p[j] : std::max(hi, p[j]);
-            }
-            const std::int64_t span = p.size() == 0 ? 0 : hi - lo + 1;
-            posenc::detail::require(span <= posenc::max_extent, "hf::Layer: positions span ", lo,
-                                    " .. ", hi, ", more than 2^24 for an M-RoPE table");
-            AxisPositions table(e.axes(), static_cast<Index>(span));
-            for (Index a = 0; a < table.rows(); ++a)
-              for (Index c = 0; c < table.cols(); ++c)
-                table(a, c) = lo + c;
-            return attention(x, weights.wq, weights.wk, weights.wv, weights.wo, e.bind(table, lo),
-                             o);
-          } else {
-            return attention(x, weights.wq, weights.wk, weights.wv, weights.wo, e, o);
-          }
-        },
-        encoder);
+    return run(x, o);
   }
   Matrix<T> operator()(const ConstMatrixRef<T>& x) const {
     return (*this)(x, Positions(0, x.rows()));
+  }
+
+  /// Y with options o in place of `options` (e.g. with segments, or positions of its own).
+  Matrix<T> run(const ConstMatrixRef<T>& x, const AttentionOptions<T>& o) const {
+    return std::visit([&](const auto& e) -> Matrix<T> { return with_encoder(e, x, o); }, encoder);
+  }
+
+ private:
+  template <class E>
+  Matrix<T> with_encoder(const E& e, const ConstMatrixRef<T>& x,
+                         const AttentionOptions<T>& o) const {
+    if constexpr (std::is_same_v<E, MultiAxisRotaryEncoding<T>>) {
+      // Text tokens: every axis at the token's position. The bound table's column c is
+      // position lo + c.
+      const Positions p = o.positions ? *o.positions : Positions(o.offset, x.rows());
+      std::int64_t lo = 0, hi = -1;
+      for (Index j = 0; j < p.size(); ++j) {
+        lo = j == 0 ? p[j] : std::min(lo, p[j]);
+        hi = j == 0 ? p[j] : std::max(hi, p[j]);
+      }
+      const std::int64_t span = p.size() == 0 ? 0 : hi - lo + 1;
+      posenc::detail::require(span <= posenc::max_extent, "hf::Layer: positions span ", lo, " .. ",
+                              hi, ", more than 2^24 for an M-RoPE table");
+      AxisPositions table(e.axes(), static_cast<Index>(span));
+      for (Index a = 0; a < table.rows(); ++a)
+        for (Index c = 0; c < table.cols(); ++c)
+          table(a, c) = lo + c;
+      return attention(x, weights.wq, weights.wk, weights.wv, weights.wo, e.bind(table, lo), o);
+    } else {
+      return attention(x, weights.wq, weights.wk, weights.wv, weights.wo, e, o);
+    }
   }
 };
 
