@@ -36,6 +36,32 @@ class ShawEncoding {
   const Matrix<T>& a_k() const { return a_k_; }
   const Matrix<T>& a_v() const { return a_v_; }
 
+  /// dL/dA_K and dL/dA_V [2K+1, Dh] (posenc/gradients.hpp).
+  struct Gradients {
+    Matrix<T> a_k, a_v;
+    Gradients& operator+=(const Gradients& o) {
+      a_k += o.a_k;
+      a_v += o.a_v;
+      return *this;
+    }
+    /// f(name, gradient) in the order of the encoder's for_each_parameter.
+    template <class F>
+    void for_each(F&& f) const {
+      f("rel-k", a_k);
+      f("rel-v", a_v);
+    }
+  };
+  /// f(name, parameter) for A_K ("rel-k") and A_V ("rel-v"), the command line's flags (an
+  /// optimiser's view; posenc/gradients.hpp).
+  template <class F>
+  void for_each_parameter(F&& f) {
+    f("rel-k", a_k_);
+    f("rel-v", a_v_);
+  }
+  Gradients zero_gradients() const {
+    return {Matrix<T>::Zero(a_k_.rows(), a_k_.cols()), Matrix<T>::Zero(a_v_.rows(), a_v_.cols())};
+  }
+
   struct ScoreBias {
     const ShawEncoding* enc;
     Positions q, k;
@@ -107,6 +133,83 @@ class ShawEncoding {
             w(i, r(i0 + i, j0 + j)) += p(i, j);
       }
       out.noalias() += w * enc->a_v_;
+    }
+
+    // Backward (posenc/gradients.hpp). w(i, r) += x(i, j) summed over the tile's entries with
+    // r(i, j) = r, w [bi, 2K+1] (the runs of add_values).
+    void sum_by_distance(Index i0, Index j0, const ConstMatrixRef<T>& x, MatrixRef<T> w) const {
+      w.setZero();
+      if (q.contiguous() && k.contiguous()) {
+        const std::int64_t kk = enc->max_relative(), cols = x.cols();
+        for (Index i = 0; i < x.rows(); ++i) {
+          const std::int64_t c = run_start(i0 + i, j0);
+          const std::int64_t lo_end = std::clamp<std::int64_t>(
+              detail::saturating_add(detail::saturating_sub(-kk, c), 1), 0, cols);
+          const std::int64_t mid_end =
+              std::clamp<std::int64_t>(detail::saturating_sub(kk, c), lo_end, cols);
+          const T* xr = x.row(i).data();
+          T* wr = w.row(i).data();
+          T lo_sum = 0, hi_sum = 0;
+          for (std::int64_t j = 0; j < lo_end; ++j)
+            lo_sum += xr[j];
+          for (std::int64_t j = lo_end; j < mid_end; ++j)
+            wr[j + c + kk] += xr[j];
+          for (std::int64_t j = mid_end; j < cols; ++j)
+            hi_sum += xr[j];
+          wr[0] += lo_sum;
+          wr[2 * kk] += hi_sum;
+        }
+        return;
+      }
+      for (Index i = 0; i < x.rows(); ++i)
+        for (Index j = 0; j < x.cols(); ++j)
+          w(i, r(i0 + i, j0 + j)) += x(i, j);
+    }
+    // s(i, j) += a(i, r(i, j)), a [bi, 2K+1] (the runs of add).
+    void gather_by_distance(Index i0, Index j0, const ConstMatrixRef<T>& a, MatrixRef<T> s) const {
+      if (q.contiguous() && k.contiguous()) {
+        const std::int64_t kk = enc->max_relative(), cols = s.cols();
+        for (Index i = 0; i < s.rows(); ++i) {
+          const std::int64_t c = run_start(i0 + i, j0);
+          const std::int64_t lo_end = std::clamp<std::int64_t>(
+              detail::saturating_add(detail::saturating_sub(-kk, c), 1), 0, cols);
+          const std::int64_t mid_end =
+              std::clamp<std::int64_t>(detail::saturating_sub(kk, c), lo_end, cols);
+          const T* ar = a.row(i).data();
+          T* row = s.row(i).data();
+          for (std::int64_t j = 0; j < lo_end; ++j)
+            row[j] += ar[0];
+          for (std::int64_t j = lo_end; j < mid_end; ++j)
+            row[j] += ar[j + c + kk];
+          for (std::int64_t j = mid_end; j < cols; ++j)
+            row[j] += ar[2 * kk];
+        }
+        return;
+      }
+      for (Index i = 0; i < s.rows(); ++i)
+        for (Index j = 0; j < s.cols(); ++j)
+          s(i, j) += a(i, r(i0 + i, j0 + j));
+    }
+    /// The score term's gradients given dS of the tile: with w(i, r) = sum of ds_ij over the
+    /// entries reading A_K[r], dq += scale w A_K and dA_K += scale w^T q (no k term).
+    void add_grad(Index /*h*/, Index i0, Index j0, const ConstMatrixRef<T>& qt,
+                  const ConstMatrixRef<T>& /*kt*/, const ConstMatrixRef<T>& ds, MatrixRef<T> dq,
+                  MatrixRef<T> /*dk*/, Gradients& g) const {
+      auto w = detail::thread_scratch<T, struct shaw_grad_w>(ds.rows(), enc->a_k_.rows());
+      sum_by_distance(i0, j0, ds, w);
+      dq.noalias() += scale * (w * enc->a_k_);
+      g.a_k.noalias() += scale * (w.transpose() * qt);
+    }
+    /// The value term's gradients: dp_ij += dout_i . A_V[r(i, j)], and with w(i, r) = the sum
+    /// of p_ij over the entries reading A_V[r], dA_V += w^T dout.
+    void add_values_grad(Index /*h*/, Index i0, Index j0, const ConstMatrixRef<T>& p,
+                         const ConstMatrixRef<T>& dout, MatrixRef<T> dp, Gradients& g) const {
+      auto w = detail::thread_scratch<T, struct shaw_grad_w>(p.rows(), enc->a_v_.rows());
+      sum_by_distance(i0, j0, p, w);
+      g.a_v.noalias() += w.transpose() * dout;
+      auto da = detail::thread_scratch<T, struct shaw_grad_da>(p.rows(), enc->a_v_.rows());
+      da.noalias() = dout * enc->a_v_.transpose();
+      gather_by_distance(i0, j0, da, dp);
     }
   };
 

@@ -1,0 +1,490 @@
+// Gradients of the relative encoders' terms (Shaw, Transformer-XL, BERT relative, DeBERTa;
+// conventions.md 5b-5e and 7): the attention core's dQ, dK, dV and the tables' gradients, and
+// the layer's dX, dW, biases, sinks and tables, against central finite differences in double,
+// over grouped heads, causal or not, windows, segments with padding, listed positions (dense
+// and sparse distance ranges), several tiles; float32 against float64. Also checks that each
+// encoder's for_each_parameter names the same tensors, in the same order, as its Gradients.
+#include <posenc/gradients.hpp>
+#include <posenc/posenc.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstdio>
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "test_support.hpp"
+
+namespace {
+
+using posenc::AttendOptions;
+using posenc::AttentionOptions;
+using posenc::Index;
+using posenc::Matrix;
+using posenc::Positions;
+using posenc::Vector;
+using posenc_test::random_matrix;
+using Params = std::vector<Matrix<double>>;
+
+/// The largest |fd - analytic| / max(scale, |fd|) seen by check_fd (reported at the end).
+double worst_relative_error = 0.0;
+std::string worst_what;
+
+/// L = sum(Y o G) for a fixed random G, so dL/dY = G.
+double loss(const Matrix<double>& y, const Matrix<double>& g) {
+  return y.cwiseProduct(g).sum();
+}
+
+/// Checks analytic gradient `grad` of f at the entries of `param` (all, or `samples` of them
+/// chosen by a seeded generator) against (f(p + h) - f(p - h)) / 2h.
+void check_fd(Matrix<double>& param, const Matrix<double>& grad, const std::function<double()>& f,
+              const std::string& what, int samples = -1, double h = 1e-5) {
+  INFO(what);
+  REQUIRE(grad.rows() == param.rows());
+  REQUIRE(grad.cols() == param.cols());
+  REQUIRE(grad.allFinite());
+  std::mt19937_64 rng(12345);
+  const Index n = param.size();
+  const Index count = samples < 0 ? n : std::min<Index>(n, samples);
+  double scale = 1e-3;
+  for (Index e = 0; e < n; ++e)
+    scale = std::max(scale, std::fabs(grad.data()[e]));
+  for (Index c = 0; c < count; ++c) {
+    const Index e = samples < 0 ? c : static_cast<Index>(rng() % static_cast<std::uint64_t>(n));
+    double& p = param.data()[e];
+    const double keep = p;
+    p = keep + h;
+    const double up = f();
+    p = keep - h;
+    const double down = f();
+    p = keep;
+    const double fd = (up - down) / (2 * h);
+    const double err = std::fabs(fd - grad.data()[e]);
+    const double rel = err / std::max(scale, std::fabs(fd));
+    if (rel > worst_relative_error) {
+      worst_relative_error = rel;
+      worst_what = what;
+    }
+    INFO(what << "[" << e / param.cols() << ", " << e % param.cols() << "] analytic "
+              << grad.data()[e] << " finite difference " << fd);
+    REQUIRE(err <= 1e-6 * scale + 1e-7 * std::fabs(fd));
+  }
+}
+
+void check_fd(Vector<double>& param, const Vector<double>& grad, const std::function<double()>& f,
+              const std::string& what) {
+  Matrix<double> p = param.transpose(), g = grad.transpose();
+  check_fd(
+      p, g,
+      [&] {
+        param = p.transpose();
+        return f();
+      },
+      what);
+  param = p.transpose();
+}
+
+void check_fd(std::vector<double>& param, const std::vector<double>& grad,
+              const std::function<double()>& f, const std::string& what) {
+  Matrix<double> p(1, static_cast<Index>(param.size())), g(1, p.cols());
+  for (Index i = 0; i < p.cols(); ++i) {
+    p(0, i) = param[static_cast<std::size_t>(i)];
+    g(0, i) = grad[static_cast<std::size_t>(i)];
+  }
+  check_fd(
+      p, g,
+      [&] {
+        for (Index i = 0; i < p.cols(); ++i)
+          param[static_cast<std::size_t>(i)] = p(0, i);
+        return f();
+      },
+      what);
+  for (Index i = 0; i < p.cols(); ++i)
+    param[static_cast<std::size_t>(i)] = p(0, i);
+}
+
+/// The encoder's gradients as (name, matrix) in for_each's order, and a check that
+/// for_each_parameter names the same tensors in the same order with the parameters' values.
+template <class E, class G>
+std::vector<Matrix<double>> encoder_gradients(E enc, const G& grads, const Params& params,
+                                              const std::vector<std::string>& names) {
+  std::vector<std::string> gn, pn;
+  std::vector<Matrix<double>> gm;
+  grads.for_each([&](const auto& name, const Matrix<double>& m) {
+    gn.emplace_back(name);
+    gm.push_back(m);
+  });
+  std::size_t at = 0;
+  enc.for_each_parameter([&](const auto& name, Matrix<double>& m) {
+    pn.emplace_back(name);
+    REQUIRE(at < params.size());
+    REQUIRE(posenc_test::max_abs_diff(m, params[at]) == 0.0);
+    ++at;
+  });
+  REQUIRE(gn == names);
+  REQUIRE(pn == names);
+  for (std::size_t i = 0; i < gm.size(); ++i) {
+    REQUIRE(gm[i].rows() == params[i].rows());
+    REQUIRE(gm[i].cols() == params[i].cols());
+  }
+  return gm;
+}
+
+struct CoreCase {
+  std::string name;
+  Index nq = 9, nk = 9, heads = 4, kv_heads = 2, dh = 5;
+  AttendOptions<double> opt;
+  std::vector<std::int64_t> qpos, kpos;  // empty: 0 .. n-1
+};
+
+CoreCase core_base(const std::string& n, bool gqa) {
+  CoreCase c;
+  c.name = n;
+  c.opt.heads = 4;
+  c.opt.kv_heads = gqa ? 2 : 4;
+  return c;
+}
+
+/// The shapes of test_gradients.cpp, and listed positions whose distances span a sparse range.
+std::vector<CoreCase> core_cases(bool gqa) {
+  std::vector<CoreCase> out;
+  out.push_back(core_base("full", gqa));
+  {
+    auto c = core_base("causal", gqa);
+    c.opt.visibility.causal = true;
+    out.push_back(c);
+  }
+  {
+    auto c = core_base("causal window 3, MQA", gqa);
+    c.opt.visibility.causal = true;
+    c.opt.visibility.window = 3;
+    if (gqa) c.opt.kv_heads = 1;
+    out.push_back(c);
+  }
+  {
+    auto c = core_base("bidirectional window 2, chunk 4, listed positions", gqa);
+    c.opt.visibility.window = 2;
+    c.opt.visibility.chunk = 4;
+    c.qpos = c.kpos = {0, 1, 2, 5, 6, 7, 8, 11, 12};
+    out.push_back(c);
+  }
+  {
+    auto c = core_base("listed positions, unsorted, repeated", gqa);
+    c.qpos = {4, 0, 7, 7, 12, 2, 9, 3, 1};
+    c.kpos = {3, 3, 8, 0, 12, 6, 1, 10, 5};
+    out.push_back(c);
+  }
+  {
+    auto c = core_base("listed positions far apart (sparse distances), causal", gqa);
+    c.opt.visibility.causal = true;
+    c.qpos = c.kpos = {0, 1, 3, 9000, 9001, 9004, 20000, 20002, 20007};
+    out.push_back(c);
+  }
+  {
+    auto c = core_base("segments with padding, causal", gqa);
+    c.opt.visibility.causal = true;
+    c.opt.query_segments = c.opt.key_segments = {0, 0, 0, 1, 1, 1, 1, -1, -1};
+    out.push_back(c);
+  }
+  {
+    auto c = core_base("sinks, soft-cap, scale", gqa);
+    c.opt.visibility.causal = true;
+    c.opt.sinks = {0.3, -0.5, 1.0, -std::numeric_limits<double>::infinity()};
+    c.opt.softcap = 2.0;
+    c.opt.scale = 0.9;
+    out.push_back(c);
+  }
+  {
+    auto c = core_base("cross: 6 queries, 11 keys at later positions", gqa);
+    c.nq = 6;
+    c.nk = 11;
+    c.qpos = {10, 11, 12, 13, 14, 15};
+    c.kpos = {5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+    c.opt.visibility.causal = true;
+    out.push_back(c);
+  }
+  return out;
+}
+
+Positions positions_or(const std::vector<std::int64_t>& p, Index n) {
+  return p.empty() ? Positions(0, n) : Positions(p);
+}
+
+/// The core's gradients (dQ, dK, dV, dsinks, and each table of the encoder make(params)) on
+/// case c, checked entry by entry (or `samples` sampled entries of each).
+template <class Make>
+void check_core(const Make& make, Params params, const std::vector<std::string>& names,
+                const CoreCase& c, std::uint64_t seed, int samples = -1) {
+  INFO("case " << c.name);
+  using E = decltype(make(params));
+  const Index hkv = c.opt.kv_heads == 0 ? c.opt.heads : c.opt.kv_heads;
+  Matrix<double> q = random_matrix<double>(c.nq, c.opt.heads * c.dh, seed, 0.8);
+  Matrix<double> k = random_matrix<double>(c.nk, hkv * c.dh, seed + 1, 0.8);
+  Matrix<double> v = random_matrix<double>(c.nk, hkv * c.dh, seed + 2);
+  const Matrix<double> g = random_matrix<double>(c.nq, c.opt.heads * c.dh, seed + 3);
+  const Positions qp = positions_or(c.qpos, c.nq), kp = positions_or(c.kpos, c.nk);
+  AttendOptions<double> opt = c.opt;
+  const E enc = make(params);
+  const auto forward_with = [&](const E& e) {
+    Matrix<double> o(c.nq, q.cols());
+    posenc::attend(e, q, k, v, qp, kp, opt, o);
+    return loss(o, g);
+  };
+  const auto forward = [&] { return forward_with(enc); };
+  Matrix<double> o(c.nq, q.cols()), lse(c.opt.heads, c.nq);
+  posenc::attend(enc, q, k, v, qp, kp, opt, o, lse);
+  const auto grads = posenc::attend_backward(enc, q, k, v, qp, kp, opt, o, lse, g);
+  check_fd(q, grads.dq, forward, "dQ", samples);
+  check_fd(k, grads.dk, forward, "dK", samples);
+  check_fd(v, grads.dv, forward, "dV", samples);
+  if (!opt.sinks.empty()) {
+    std::vector<double> fin = opt.sinks, gfin = grads.dsinks;
+    const std::vector<double> keep = opt.sinks;
+    for (std::size_t h = 0; h < fin.size(); ++h)
+      if (std::isinf(fin[h])) {
+        REQUIRE(gfin[h] == 0.0);
+        fin[h] = 0.0;
+      }
+    check_fd(
+        fin, gfin,
+        [&] {
+          for (std::size_t h = 0; h < fin.size(); ++h)
+            opt.sinks[h] = std::isinf(keep[h]) ? keep[h] : fin[h];
+          return forward();
+        },
+        "dsinks");
+    opt.sinks = keep;
+  }
+  const auto ge = encoder_gradients(enc, grads.encoder, params, names);
+  for (std::size_t i = 0; i < ge.size(); ++i)
+    check_fd(
+        params[i], ge[i], [&] { return forward_with(make(params)); }, "d " + names[i], samples);
+}
+
+struct LayerCase {
+  std::string name;
+  Index n = 8, d = 12, heads = 4, kv_heads = 2, dh = 4;
+  bool causal = true, biases = true, sinks = false;
+  std::int64_t window = 0, offset = 3;
+  std::vector<std::int64_t> positions, segments;
+};
+
+std::vector<LayerCase> layer_cases(bool gqa) {
+  std::vector<LayerCase> out;
+  LayerCase a;
+  a.name = "causal, Dh != D/H, biases";
+  if (!gqa) a.kv_heads = 4;
+  out.push_back(a);
+  LayerCase full;
+  full.name = "bidirectional, no biases, MHA";
+  full.causal = false;
+  full.biases = false;
+  full.kv_heads = 4;
+  out.push_back(full);
+  LayerCase win;
+  win.name = "window 3, sinks, segments with padding";
+  win.window = 3;
+  win.sinks = true;
+  win.causal = false;
+  win.segments = {0, 0, 0, 1, 1, 1, -1, -1};
+  if (!gqa) win.kv_heads = 4;
+  out.push_back(win);
+  LayerCase listed;
+  listed.name = "listed positions, causal";
+  listed.positions = {2, 3, 5, 6, 10, 11, 12, 15};
+  if (gqa)
+    listed.kv_heads = 1;
+  else
+    listed.kv_heads = 4;
+  out.push_back(listed);
+  return out;
+}
+
+/// Every gradient of attention_backward for the encoder make(params) on case c.
+template <class Make>
+void check_layer(const Make& make, Params params, const std::vector<std::string>& names,
+                 const LayerCase& c, std::uint64_t seed) {
+  INFO("layer case " << c.name);
+  using E = decltype(make(params));
+  const Index qw = c.heads * c.dh, kw = c.kv_heads * c.dh;
+  Matrix<double> x = random_matrix<double>(c.n, c.d, seed, 0.7);
+  Matrix<double> wq = random_matrix<double>(c.d, qw, seed + 1, 0.4);
+  Matrix<double> wk = random_matrix<double>(c.d, kw, seed + 2, 0.4);
+  Matrix<double> wv = random_matrix<double>(c.d, kw, seed + 3, 0.4);
+  Matrix<double> wo = random_matrix<double>(qw, c.d, seed + 4, 0.4);
+  const Matrix<double> g = random_matrix<double>(c.n, c.d, seed + 5);
+  AttentionOptions<double> opt;
+  opt.heads = c.heads;
+  opt.kv_heads = c.kv_heads;
+  opt.head_dim = c.dh;
+  opt.causal = c.causal;
+  opt.window = c.window;
+  opt.offset = c.offset;
+  if (!c.positions.empty()) opt.positions = Positions(c.positions);
+  opt.segments = c.segments;
+  if (c.biases) {
+    opt.bq = random_matrix<double>(qw, 1, seed + 6, 0.3);
+    opt.bk = random_matrix<double>(kw, 1, seed + 7, 0.3);
+    opt.bv = random_matrix<double>(kw, 1, seed + 8, 0.3);
+    opt.bo = random_matrix<double>(c.d, 1, seed + 9, 0.3);
+  }
+  if (c.sinks) opt.sinks = {0.2, -0.4, 0.9, 0.0};
+  const E enc = make(params);
+  const auto forward_with = [&](const E& e) {
+    return loss(posenc::attention(x, wq, wk, wv, wo, e, opt), g);
+  };
+  const auto forward = [&] { return forward_with(enc); };
+  const auto r = posenc::attention_backward(x, wq, wk, wv, wo, enc, opt, g);
+  check_fd(x, r.dx, forward, "dX");
+  check_fd(wq, r.dwq, forward, "dWq");
+  check_fd(wk, r.dwk, forward, "dWk");
+  check_fd(wv, r.dwv, forward, "dWv");
+  check_fd(wo, r.dwo, forward, "dWo");
+  if (c.biases) {
+    check_fd(opt.bq, r.dbq, forward, "dbq");
+    check_fd(opt.bk, r.dbk, forward, "dbk");
+    check_fd(opt.bv, r.dbv, forward, "dbv");
+    check_fd(opt.bo, r.dbo, forward, "dbo");
+  }
+  if (c.sinks) check_fd(opt.sinks, r.dsinks, forward, "dsinks");
+  const auto ge = encoder_gradients(enc, r.encoder, params, names);
+  for (std::size_t i = 0; i < ge.size(); ++i)
+    check_fd(
+        params[i], ge[i], [&] { return forward_with(make(params)); }, "d " + names[i]);
+}
+
+/// The core over several tiles (N = 130 > both tile sizes), sampled entries.
+template <class Make>
+void check_tiles(const Make& make, const Params& params, const std::vector<std::string>& names,
+                 Index heads, Index kv_heads, Index dh, std::uint64_t seed) {
+  for (const int variant : {0, 1, 2}) {
+    CoreCase c;
+    c.nq = c.nk = 130;
+    c.dh = dh;
+    c.opt.heads = heads;
+    c.opt.kv_heads = kv_heads;
+    if (variant == 0) {
+      c.name = "130 tokens";
+    } else if (variant == 1) {
+      c.name = "130 tokens causal, window 70, offset 40";
+      c.opt.visibility.causal = true;
+      c.opt.visibility.window = 70;
+      c.qpos.resize(130);
+      for (Index i = 0; i < 130; ++i)
+        c.qpos[static_cast<std::size_t>(i)] = 40 + i;
+      c.kpos = c.qpos;
+    } else {
+      c.name = "130 listed positions (gaps), causal";
+      c.opt.visibility.causal = true;
+      for (Index i = 0; i < 130; ++i)
+        c.qpos.push_back(i + i / 7);
+      c.kpos = c.qpos;
+    }
+    check_core(make, params, names, c, seed + static_cast<std::uint64_t>(variant), 40);
+  }
+}
+
+/// float32 through attention_backward against float64, every gradient.
+template <class MakeF, class MakeD>
+void check_float(const MakeF& make_f, const MakeD& make_d, const Params& params, Index heads,
+                 Index kv_heads, Index dh, Index d, bool causal) {
+  const Index n = 70;
+  const Matrix<double> x = random_matrix<double>(n, d, 1, 0.7);
+  const Matrix<double> wq = random_matrix<double>(d, heads * dh, 2, 0.4);
+  const Matrix<double> wk = random_matrix<double>(d, kv_heads * dh, 3, 0.4);
+  const Matrix<double> wv = random_matrix<double>(d, kv_heads * dh, 4, 0.4);
+  const Matrix<double> wo = random_matrix<double>(heads * dh, d, 5, 0.4);
+  const Matrix<double> g = random_matrix<double>(n, d, 6);
+  AttentionOptions<double> od;
+  od.heads = heads;
+  od.kv_heads = kv_heads;
+  od.head_dim = dh;
+  od.causal = causal;
+  od.offset = 5;
+  AttentionOptions<float> of;
+  of.heads = heads;
+  of.kv_heads = kv_heads;
+  of.head_dim = dh;
+  of.causal = causal;
+  of.offset = 5;
+  std::vector<Matrix<float>> pf;
+  for (const auto& p : params)
+    pf.push_back(p.cast<float>());
+  const auto ed = make_d(params);
+  const auto ef = make_f(pf);
+  const auto rd = posenc::attention_backward(x, wq, wk, wv, wo, ed, od, g);
+  const auto rf =
+      posenc::attention_backward(x.cast<float>(), wq.cast<float>(), wk.cast<float>(),
+                                 wv.cast<float>(), wo.cast<float>(), ef, of, g.cast<float>());
+  const auto close = [](const Matrix<float>& a, const Matrix<double>& b, const std::string& what) {
+    INFO(what);
+    const double mag = std::max(1.0, b.cwiseAbs().maxCoeff());
+    REQUIRE(posenc_test::max_abs_diff(a.cast<double>(), b) <= 2e-5 * mag);
+  };
+  close(rf.dx, rd.dx, "dX");
+  close(rf.dwq, rd.dwq, "dWq");
+  close(rf.dwk, rd.dwk, "dWk");
+  close(rf.dwv, rd.dwv, "dWv");
+  close(rf.dwo, rd.dwo, "dWo");
+  std::vector<Matrix<double>> gd;
+  std::vector<Matrix<float>> gf;
+  rd.encoder.for_each([&](const auto&, const Matrix<double>& m) { gd.push_back(m); });
+  rf.encoder.for_each([&](const auto&, const Matrix<float>& m) { gf.push_back(m); });
+  REQUIRE(gd.size() == gf.size());
+  REQUIRE(!gd.empty());
+  for (std::size_t i = 0; i < gd.size(); ++i)
+    close(gf[i], gd[i], "encoder gradient " + std::to_string(i));
+}
+
+// ---- the encoders, built from their parameters in for_each_parameter's order
+
+template <class T>
+posenc::ShawEncoding<T> make_shaw(const std::vector<Matrix<T>>& p) {
+  return posenc::ShawEncoding<T>(p[0], p[1]);
+}
+
+}  // namespace
+
+TEST_CASE("gradients, Shaw: the core's dQ, dK, dV, dA_K, dA_V", "[gradients][shaw]") {
+  std::uint64_t seed = 100;
+  const std::vector<std::string> names{"rel-k", "rel-v"};
+  for (const Index kk : {Index(2), Index(20)}) {
+    INFO("K = " << kk);
+    const Params p{random_matrix<double>(2 * kk + 1, 5, 11, 0.5),
+                   random_matrix<double>(2 * kk + 1, 5, 12, 0.5)};
+    for (const auto& c : core_cases(true))
+      check_core(make_shaw<double>, p, names, c, seed += 10);
+  }
+}
+
+TEST_CASE("gradients, Shaw: several tiles", "[gradients][shaw]") {
+  for (const Index kk : {Index(3), Index(100)}) {
+    INFO("K = " << kk);
+    const Params p{random_matrix<double>(2 * kk + 1, 8, 21, 0.5),
+                   random_matrix<double>(2 * kk + 1, 8, 22, 0.5)};
+    check_tiles(make_shaw<double>, p, {"rel-k", "rel-v"}, 2, 1, 8, 500);
+  }
+}
+
+TEST_CASE("gradients, Shaw: layers", "[gradients][shaw]") {
+  std::uint64_t seed = 1000;
+  for (const auto& c : layer_cases(true)) {
+    const Params p{random_matrix<double>(7, c.dh, seed + 31, 0.5),
+                   random_matrix<double>(7, c.dh, seed + 32, 0.5)};
+    check_layer(make_shaw<double>, p, {"rel-k", "rel-v"}, c, seed += 20);
+  }
+}
+
+TEST_CASE("gradients, Shaw: float32 agrees with float64", "[gradients][shaw]") {
+  const Params p{random_matrix<double>(9, 4, 41, 0.5), random_matrix<double>(9, 4, 42, 0.5)};
+  check_float(make_shaw<float>, make_shaw<double>, p, 4, 2, 4, 16, true);
+}
+
+TEST_CASE("gradients, relative encoders: the worst finite-difference error", "[gradients]") {
+  std::printf("worst relative finite-difference error: %.3g (%s)\n", worst_relative_error,
+              worst_what.c_str());
+  SUCCEED();
+}
