@@ -446,6 +446,17 @@ posenc::ShawEncoding<T> make_shaw(const std::vector<Matrix<T>>& p) {
   return posenc::ShawEncoding<T>(p[0], p[1]);
 }
 
+std::function<posenc::TransformerXLEncoding<double>(const Params&)> make_xl(std::int64_t clamp) {
+  return [clamp](const Params& p) {
+    posenc::TransformerXLOptions o;
+    o.clamp_len = clamp;
+    return posenc::TransformerXLEncoding<double>(p[0], p[1], p[2], o);
+  };
+}
+posenc::TransformerXLEncoding<float> make_xl_float(const std::vector<Matrix<float>>& p) {
+  return posenc::TransformerXLEncoding<float>(p[0], p[1], p[2]);
+}
+
 }  // namespace
 
 TEST_CASE("gradients, Shaw: the core's dQ, dK, dV, dA_K, dA_V", "[gradients][shaw]") {
@@ -481,6 +492,44 @@ TEST_CASE("gradients, Shaw: layers", "[gradients][shaw]") {
 TEST_CASE("gradients, Shaw: float32 agrees with float64", "[gradients][shaw]") {
   const Params p{random_matrix<double>(9, 4, 41, 0.5), random_matrix<double>(9, 4, 42, 0.5)};
   check_float(make_shaw<float>, make_shaw<double>, p, 4, 2, 4, 16, true);
+}
+
+TEST_CASE("gradients, Transformer-XL: the core's dQ, dK, dV, du, dv, dW_R", "[gradients][xl]") {
+  std::uint64_t seed = 2000;
+  const std::vector<std::string> names{"u", "v", "wr"};
+  for (const std::int64_t clamp : {std::int64_t(-1), std::int64_t(3)}) {
+    INFO("clamp_len " << clamp);
+    const Params p{random_matrix<double>(4, 5, 51, 0.5), random_matrix<double>(4, 5, 52, 0.5),
+                   random_matrix<double>(6, 20, 53, 0.4)};
+    for (const auto& c : core_cases(true))
+      check_core(make_xl(clamp), p, names, c, seed += 10);
+  }
+}
+
+TEST_CASE("gradients, Transformer-XL: several tiles", "[gradients][xl]") {
+  for (const std::int64_t clamp : {std::int64_t(-1), std::int64_t(50)}) {
+    INFO("clamp_len " << clamp);
+    const Params p{random_matrix<double>(2, 8, 61, 0.5), random_matrix<double>(2, 8, 62, 0.5),
+                   random_matrix<double>(8, 16, 63, 0.4)};
+    check_tiles(make_xl(clamp), p, {"u", "v", "wr"}, 2, 1, 8, 600);
+  }
+}
+
+TEST_CASE("gradients, Transformer-XL: layers", "[gradients][xl]") {
+  std::uint64_t seed = 3000;
+  for (const auto& c : layer_cases(true)) {
+    const Params p{random_matrix<double>(c.heads, c.dh, seed + 31, 0.5),
+                   random_matrix<double>(c.heads, c.dh, seed + 32, 0.5),
+                   random_matrix<double>(c.d, c.heads * c.dh, seed + 33, 0.4)};
+    for (const std::int64_t clamp : {std::int64_t(-1), std::int64_t(2)})
+      check_layer(make_xl(clamp), p, {"u", "v", "wr"}, c, seed += 20);
+  }
+}
+
+TEST_CASE("gradients, Transformer-XL: float32 agrees with float64", "[gradients][xl]") {
+  const Params p{random_matrix<double>(4, 4, 71, 0.5), random_matrix<double>(4, 4, 72, 0.5),
+                 random_matrix<double>(16, 16, 73, 0.4)};
+  check_float(make_xl_float, make_xl(-1), p, 4, 2, 4, 16, true);
 }
 
 TEST_CASE("gradients, relative encoders: the worst finite-difference error", "[gradients]") {

@@ -74,6 +74,36 @@ class TransformerXLEncoding {
     return out;
   }
 
+  /// dL/du, dL/dv [H, Dh] and dL/dW_R [D, H Dh] (posenc/gradients.hpp).
+  struct Gradients {
+    Matrix<T> u, v, w_r;
+    Gradients& operator+=(const Gradients& o) {
+      u += o.u;
+      v += o.v;
+      w_r += o.w_r;
+      return *this;
+    }
+    /// f(name, gradient) in the order of the encoder's for_each_parameter.
+    template <class F>
+    void for_each(F&& f) const {
+      f("u", u);
+      f("v", v);
+      f("wr", w_r);
+    }
+  };
+  /// f(name, parameter) for u, v and W_R ("u", "v", "wr": the command line's flags; an
+  /// optimiser's view, posenc/gradients.hpp).
+  template <class F>
+  void for_each_parameter(F&& f) {
+    f("u", u_);
+    f("v", v_);
+    f("wr", w_r_);
+  }
+  Gradients zero_gradients() const {
+    return {Matrix<T>::Zero(u_.rows(), u_.cols()), Matrix<T>::Zero(v_.rows(), v_.cols()),
+            Matrix<T>::Zero(w_r_.rows(), w_r_.cols())};
+  }
+
   struct ScoreBias {
     const TransformerXLEncoding* enc;
     Positions q, k;
@@ -150,6 +180,117 @@ class TransformerXLEncoding {
             s(i, j) +=
                 scale * qv.row(i).dot(rh.row(index_of(enc->clamp(q[i0 + i] - k[j0 + j])))) + uk(j);
       }
+    }
+
+    /// The gradients given dS of the tile (posenc/gradients.hpp): with c_j = scale sum_i ds_ij
+    /// and w(i, d) = scale sum of ds_ij over the entries at (clamped) distance d,
+    ///   dk_j += c_j u_h,  du_h += sum_j c_j k_j,
+    ///   dq_i += sum_d w(i, d) r_{d,h},  dv_h += the same summed over i,
+    ///   dr_{d,h} = sum_i w(i, d) (q_i + v_h),  dW_R[:, head h] += R_d^T dr_{d,h}
+    /// (R_d, the sinusoid of d, recomputed for the tile's distances).
+    void add_grad(Index h, Index i0, Index j0, const ConstMatrixRef<T>& qt,
+                  const ConstMatrixRef<T>& kt, const ConstMatrixRef<T>& dst, MatrixRef<T> dq,
+                  MatrixRef<T> dk, Gradients& g) const {
+      const Index dh = enc->head_dim(), bi = dst.rows(), bj = dst.cols(), dm = enc->w_r_.rows();
+      // u_h . k_j
+      auto cs = detail::thread_scratch<T, struct xl_grad_cs>(1, bj);
+      cs.noalias() = scale * dst.colwise().sum();
+      dk.noalias() += cs.transpose() * enc->u_.row(h);
+      g.u.row(h).noalias() += cs * kt;
+      // (q_i + v_h) . r_{d,h}
+      auto qv = detail::thread_scratch<T, struct xl_grad_qv>(bi, qt.cols());
+      qv = qt;
+      qv.rowwise() += enc->v_.row(h);
+      const auto rh = r.middleCols(h * dh, dh);
+      auto dwr = g.w_r.middleCols(h * dh, dh);
+      auto dqr = detail::thread_scratch<T, struct xl_grad_dq>(bi, dh);
+      if (dense) {
+        // the tile's distances lo .. hi, as add() takes them
+        std::int64_t qmin = std::numeric_limits<std::int64_t>::max(), qmax = -1;
+        std::int64_t kmin = qmin, kmax = -1;
+        for (Index i = 0; i < bi; ++i) {
+          qmin = std::min(qmin, q[i0 + i]);
+          qmax = std::max(qmax, q[i0 + i]);
+        }
+        for (Index j = 0; j < bj; ++j) {
+          kmin = std::min(kmin, k[j0 + j]);
+          kmax = std::max(kmax, k[j0 + j]);
+        }
+        const std::int64_t lo = enc->clamp(qmin - kmax), hi = enc->clamp(qmax - kmin);
+        const Index first = index_of(lo), nd = static_cast<Index>(hi - lo + 1);
+        auto w = detail::thread_scratch<T, struct xl_grad_w>(bi, nd);
+        w.setZero();
+        if (q.contiguous() && k.contiguous()) {
+          // the runs of add(): d = e - j, clamped to +-clamp_len at both ends
+          const std::int64_t cols = bj, cl = enc->options_.clamp_len;
+          for (Index i = 0; i < bi; ++i) {
+            const std::int64_t e = (q.offset() + i0 + i) - (k.offset() + j0);
+            const std::int64_t hi_end =
+                cl < 0 ? 0
+                       : std::clamp<std::int64_t>(
+                             detail::saturating_add(detail::saturating_sub(e, cl), 1), 0, cols);
+            const std::int64_t mid_end =
+                cl < 0 ? cols
+                       : std::clamp<std::int64_t>(detail::saturating_add(e, cl), hi_end, cols);
+            const T* dsr = dst.row(i).data();
+            T* wr = w.row(i).data();
+            T hi_sum = 0, lo_sum = 0;
+            for (std::int64_t j = 0; j < hi_end; ++j)
+              hi_sum += dsr[j];
+            for (std::int64_t j = hi_end; j < mid_end; ++j)
+              wr[e - j - lo] += dsr[j];
+            for (std::int64_t j = mid_end; j < cols; ++j)
+              lo_sum += dsr[j];
+            if (hi_end > 0) wr[cl - lo] += hi_sum;
+            if (mid_end < cols) wr[-cl - lo] += lo_sum;
+          }
+        } else {
+          for (Index i = 0; i < bi; ++i)
+            for (Index j = 0; j < bj; ++j)
+              w(i, static_cast<Index>(enc->clamp(q[i0 + i] - k[j0 + j]) - lo)) += dst(i, j);
+        }
+        w *= scale;
+        dqr.noalias() = w * rh.middleRows(first, nd);
+        auto dr = detail::thread_scratch<T, struct xl_grad_dr>(nd, dh);
+        dr.noalias() = w.transpose() * qv;
+        auto sin_r = detail::thread_scratch<T, struct xl_grad_sin>(nd, dm);
+        for (Index c = 0; c < nd; ++c)
+          detail::sinusoid_row(static_cast<double>(lo + c), enc->inv_freq_, true, 1.0,
+                               sin_r.row(c).data());
+        dwr.noalias() += sin_r.transpose() * dr;
+      } else {
+        // sparse distances: the tile's distinct ones, entry by entry
+        thread_local std::vector<Index> at, distinct;
+        at.resize(static_cast<std::size_t>(bi * bj));
+        for (Index i = 0; i < bi; ++i)
+          for (Index j = 0; j < bj; ++j)
+            at[static_cast<std::size_t>(i * bj + j)] = index_of(enc->clamp(q[i0 + i] - k[j0 + j]));
+        distinct.assign(at.begin(), at.end());
+        std::sort(distinct.begin(), distinct.end());
+        distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
+        const Index nd = static_cast<Index>(distinct.size());
+        auto dr = detail::thread_scratch<T, struct xl_grad_dr>(nd, dh);
+        dr.setZero();
+        dqr.setZero();
+        for (Index i = 0; i < bi; ++i)
+          for (Index j = 0; j < bj; ++j) {
+            const Index a = at[static_cast<std::size_t>(i * bj + j)];
+            const Index slot = static_cast<Index>(
+                std::lower_bound(distinct.begin(), distinct.end(), a) - distinct.begin());
+            const T c = scale * dst(i, j);
+            dqr.row(i) += c * rh.row(a);
+            dr.row(slot) += c * qv.row(i);
+          }
+        auto sin_r = detail::thread_scratch<T, struct xl_grad_sin>(nd, dm);
+        for (Index c = 0; c < nd; ++c)
+          detail::sinusoid_row(
+              static_cast<double>(
+                  ds[static_cast<std::size_t>(distinct[static_cast<std::size_t>(c)])]),
+              enc->inv_freq_, true, 1.0, sin_r.row(c).data());
+        dwr.noalias() += sin_r.transpose() * dr;
+      }
+      dq += dqr;
+      g.v.row(h) += dqr.colwise().sum();
     }
   };
 
