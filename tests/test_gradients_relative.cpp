@@ -261,7 +261,8 @@ void check_core(const Make& make, Params params, const std::vector<std::string>&
   const auto ge = encoder_gradients(enc, grads.encoder, params, names);
   for (std::size_t i = 0; i < ge.size(); ++i)
     check_fd(
-        params[i], ge[i], [&] { return forward_with(make(params)); }, "d " + names[i], samples);
+        params[i], ge[i], [&] { return forward_with(make(params)); }, "d " + names[i],
+        params[i].size() > 400 ? 80 : samples);
 }
 
 struct LayerCase {
@@ -457,6 +458,19 @@ posenc::TransformerXLEncoding<float> make_xl_float(const std::vector<Matrix<floa
   return posenc::TransformerXLEncoding<float>(p[0], p[1], p[2]);
 }
 
+std::function<posenc::BertRelativeEncoding<double>(const Params&)> make_bert(
+    posenc::BertRelativeType type) {
+  return [type](const Params& p) { return posenc::BertRelativeEncoding<double>(p[0], type); };
+}
+std::function<posenc::BertRelativeEncoding<float>(const std::vector<Matrix<float>>&)>
+make_bert_float(posenc::BertRelativeType type) {
+  return [type](const std::vector<Matrix<float>>& p) {
+    return posenc::BertRelativeEncoding<float>(p[0], type);
+  };
+}
+const posenc::BertRelativeType bert_types[] = {posenc::BertRelativeType::relative_key,
+                                               posenc::BertRelativeType::relative_key_query};
+
 }  // namespace
 
 TEST_CASE("gradients, Shaw: the core's dQ, dK, dV, dA_K, dA_V", "[gradients][shaw]") {
@@ -530,6 +544,73 @@ TEST_CASE("gradients, Transformer-XL: float32 agrees with float64", "[gradients]
   const Params p{random_matrix<double>(4, 4, 71, 0.5), random_matrix<double>(4, 4, 72, 0.5),
                  random_matrix<double>(16, 16, 73, 0.4)};
   check_float(make_xl_float, make_xl(-1), p, 4, 2, 4, 16, true);
+}
+
+TEST_CASE("gradients, BERT relative: the core's dQ, dK, dV, dE", "[gradients][bert]") {
+  std::uint64_t seed = 4000;
+  for (const auto type : bert_types) {
+    INFO("type " << posenc::name_of(type));
+    for (const auto& c : core_cases(true)) {
+      std::int64_t far = std::max<std::int64_t>(c.nq, c.nk);
+      for (const auto p : c.qpos)
+        far = std::max(far, p);
+      for (const auto p : c.kpos)
+        far = std::max(far, p);
+      const Params p{random_matrix<double>(2 * (far + 2) - 1, 5, seed + 1, 0.5)};
+      check_core(make_bert(type), p, {"distance-table"}, c, seed += 10);
+    }
+  }
+}
+
+TEST_CASE("gradients, BERT relative: several tiles", "[gradients][bert]") {
+  for (const auto type : bert_types) {
+    INFO("type " << posenc::name_of(type));
+    const Params p{random_matrix<double>(2 * 300 - 1, 8, 81, 0.5)};
+    check_tiles(make_bert(type), p, {"distance-table"}, 2, 1, 8, 700);
+  }
+}
+
+TEST_CASE("gradients, BERT relative: layers", "[gradients][bert]") {
+  std::uint64_t seed = 5000;
+  for (const auto& c : layer_cases(true))
+    for (const auto type : bert_types) {
+      INFO("type " << posenc::name_of(type));
+      const Params p{random_matrix<double>(2 * 20 - 1, c.dh, seed + 31, 0.5)};
+      check_layer(make_bert(type), p, {"distance-table"}, c, seed += 20);
+    }
+}
+
+TEST_CASE("gradients, BERT relative: float32 agrees with float64", "[gradients][bert]") {
+  const Params p{random_matrix<double>(2 * 80 - 1, 4, 91, 0.5)};
+  for (const auto type : bert_types)
+    check_float(make_bert_float(type), make_bert(type), p, 4, 2, 4, 16, false);
+}
+
+TEST_CASE("gradients, BERT relative: for_each_parameter's updates reach the forward pass",
+          "[gradients][bert]") {
+  const Matrix<double> e0 = random_matrix<double>(2 * 10 - 1, 4, 95, 0.5);
+  const Matrix<double> q = random_matrix<double>(8, 8, 96), k = random_matrix<double>(8, 8, 97);
+  AttendOptions<double> opt;
+  opt.heads = 2;
+  const Positions p(0, 8);
+  for (const auto type : bert_types) {
+    posenc::BertRelativeEncoding<double> enc(e0, type);
+    Matrix<double>* table = nullptr;
+    enc.for_each_parameter([&](const auto&, Matrix<double>& m) {
+      m.array() += 0.25;  // an update inside f
+      table = &m;
+    });
+    Matrix<double> o(8, 8), want(8, 8);
+    posenc::attend(enc, q, k, k, p, p, opt, o);
+    posenc::attend(posenc::BertRelativeEncoding<double>(e0.array() + 0.25, type), q, k, k, p, p,
+                   opt, want);
+    REQUIRE(posenc_test::max_abs_diff(o, want) == 0.0);
+    table->array() -= 0.5;  // a later update through the kept reference
+    enc.parameters_changed();
+    posenc::attend(enc, q, k, k, p, p, opt, o);
+    posenc::attend(posenc::BertRelativeEncoding<double>(*table, type), q, k, k, p, p, opt, want);
+    REQUIRE(posenc_test::max_abs_diff(o, want) == 0.0);
+  }
 }
 
 TEST_CASE("gradients, relative encoders: the worst finite-difference error", "[gradients]") {

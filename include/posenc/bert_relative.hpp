@@ -142,6 +142,59 @@ void add_key_table_terms(const ConstMatrixRef<T>& kt, const TransposedTable<T>& 
   add_transposed(st.data(), bi, bi, bj, s.data(), s.outerStride());
 }
 
+/// The backward of add_query_table_terms (same distances, any non-decreasing f): given
+/// ds [bi, bj] = dL/ds for s(i, j) += scale q_i . T[f(e + i - j)],
+///   dq_i += scale sum_j ds_ij T[f(..)],  dT[f(..)] += scale sum_j ds_ij q_i,
+/// tab [rows, Dh] and dtab its gradient. Blocks of B query rows gather their entries per table
+/// row (a block needs bj + B - 1 rows at most), then two products per block.
+template <class T, class F>
+void query_table_terms_grad(const ConstMatrixRef<T>& qt, const ConstMatrixRef<T>& tab,
+                            std::int64_t e, const F& f, T scale, const ConstMatrixRef<T>& ds,
+                            MatrixRef<T> dq, MatrixRef<T> dtab) {
+  constexpr Index B = 16;
+  const Index bi = ds.rows(), bj = ds.cols();
+  for (Index r = 0; r < bi; r += B) {
+    const Index n = std::min(B, bi - r);
+    const Index lo = f(e + r - (bj - 1)), w = f(e + r + n - 1) - lo + 1;
+    auto g = thread_scratch<T, struct rel_query_grad>(n, w);
+    g.setZero();
+    for (Index rr = 0; rr < n; ++rr) {
+      const std::int64_t d0 = e + r + rr;  // the distance at column j = 0
+      const T* dsr = ds.row(r + rr).data();
+      T* gr = g.row(rr).data();
+      for (Index j = 0; j < bj; ++j)
+        gr[f(d0 - j) - lo] += dsr[j];
+    }
+    dq.middleRows(r, n).noalias() += scale * (g * tab.middleRows(lo, w));
+    dtab.middleRows(lo, w).noalias() += scale * (g.transpose() * qt.middleRows(r, n));
+  }
+}
+
+/// The backward of add_key_table_terms: for s(i, j) += scale k_j . T[f(e + i - j)],
+///   dk_j += scale sum_i ds_ij T[f(..)],  dT[f(..)] += scale sum_i ds_ij k_j,
+/// in blocks of B keys (each needs bi + B - 1 table rows at most).
+template <class T, class F>
+void key_table_terms_grad(const ConstMatrixRef<T>& kt, const ConstMatrixRef<T>& tab, std::int64_t e,
+                          const F& f, T scale, const ConstMatrixRef<T>& ds, MatrixRef<T> dk,
+                          MatrixRef<T> dtab) {
+  constexpr Index B = 16;
+  const Index bi = ds.rows(), bj = ds.cols();
+  for (Index c = 0; c < bj; c += B) {
+    const Index n = std::min(B, bj - c);
+    const Index lo = f(e - (c + n - 1)), w = f(e + (bi - 1) - c) - lo + 1;
+    auto g = thread_scratch<T, struct rel_key_grad>(n, w);
+    g.setZero();
+    for (Index i = 0; i < bi; ++i) {
+      const std::int64_t d0 = e + i - c;  // the distance at key c
+      const T* dsr = ds.row(i).data() + c;
+      for (Index cc = 0; cc < n; ++cc)
+        g(cc, f(d0 - cc) - lo) += dsr[cc];
+    }
+    dk.middleRows(c, n).noalias() += scale * (g * tab.middleRows(lo, w));
+    dtab.middleRows(lo, w).noalias() += scale * (g.transpose() * kt.middleRows(c, n));
+  }
+}
+
 }  // namespace detail
 
 /// Which content terms BERT's relative embeddings add (Hugging Face position_embedding_type).
@@ -200,6 +253,38 @@ class BertRelativeEncoding {
     return static_cast<Index>(p_query - p_key + (max_positions() - 1));
   }
 
+  /// dL/dE [2L - 1, Dh] (posenc/gradients.hpp).
+  struct Gradients {
+    Matrix<T> table;
+    Gradients& operator+=(const Gradients& o) {
+      table += o.table;
+      return *this;
+    }
+    /// f(name, gradient) in the order of the encoder's for_each_parameter.
+    template <class F>
+    void for_each(F&& f) const {
+      f("distance-table", table);
+    }
+  };
+  /// f(name, parameter) for E ("distance-table", the command line's flag; an optimiser's view,
+  /// posenc/gradients.hpp). The forward pass reads a transposed copy of E, rebuilt when f
+  /// returns: an optimiser that keeps the reference and writes E later must call
+  /// parameters_changed() after each update.
+  template <class F>
+  void for_each_parameter(F&& f) {
+    f("distance-table", table_);
+    parameters_changed();
+  }
+  /// Rebuilds what the forward pass derives from E (its transposed copy) after E was changed
+  /// through a reference from for_each_parameter. E keeps its shape.
+  void parameters_changed() {
+    detail::require(table_.rows() == packed_.rows() && table_.cols() == packed_.dh(),
+                    "BertRelativeEncoding: table E became [", table_.rows(), ", ", table_.cols(),
+                    "], it was [", packed_.rows(), ", ", packed_.dh(), "]");
+    packed_ = detail::TransposedTable<T>(table_, "BertRelativeEncoding: E transposed");
+  }
+  Gradients zero_gradients() const { return {Matrix<T>::Zero(table_.rows(), table_.cols())}; }
+
   struct ScoreBias {
     const BertRelativeEncoding* enc;
     Positions q, k;
@@ -225,6 +310,35 @@ class BertRelativeEncoding {
           T v = qt.row(i).dot(t.row(r));
           if (both) v += kt.row(j).dot(t.row(r));
           s(i, j) += scale * v;
+        }
+    }
+    /// The gradients given dS of the tile (posenc/gradients.hpp): dq_i += scale sum_j ds_ij
+    /// E[idx], dE[idx] += scale ds_ij q_i, and with relative_key_query also dk_j += scale
+    /// sum_i ds_ij E[idx], dE[idx] += scale ds_ij k_j.
+    void add_grad(Index /*h*/, Index i0, Index j0, const ConstMatrixRef<T>& qt,
+                  const ConstMatrixRef<T>& kt, const ConstMatrixRef<T>& ds, MatrixRef<T> dq,
+                  MatrixRef<T> dk, Gradients& g) const {
+      const bool both = enc->type_ == BertRelativeType::relative_key_query;
+      const Index shift = enc->max_positions() - 1;
+      const Matrix<T>& t = enc->table_;
+      if (q.contiguous() && k.contiguous()) {
+        const std::int64_t e = (q.offset() + i0) - (k.offset() + j0);
+        const auto f = [shift](std::int64_t d) { return static_cast<Index>(d + shift); };
+        detail::query_table_terms_grad<T>(qt, t, e, f, scale, ds, dq, g.table);
+        if (both) detail::key_table_terms_grad<T>(kt, t, e, f, scale, ds, dk, g.table);
+        return;
+      }
+      for (Index i = 0; i < ds.rows(); ++i)
+        for (Index j = 0; j < ds.cols(); ++j) {
+          const Index r = static_cast<Index>(q[i0 + i] - k[j0 + j] + shift);
+          const T c = scale * ds(i, j);
+          if (c == T(0)) continue;  // masked
+          dq.row(i) += c * t.row(r);
+          g.table.row(r) += c * qt.row(i);
+          if (both) {
+            dk.row(j) += c * t.row(r);
+            g.table.row(r) += c * kt.row(j);
+          }
         }
     }
   };

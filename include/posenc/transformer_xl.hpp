@@ -278,6 +278,7 @@ class TransformerXLEncoding {
             const Index slot = static_cast<Index>(
                 std::lower_bound(distinct.begin(), distinct.end(), a) - distinct.begin());
             const T c = scale * dst(i, j);
+            if (c == T(0)) continue;  // masked
             dqr.row(i) += c * rh.row(a);
             dr.row(slot) += c * qv.row(i);
           }
