@@ -267,7 +267,7 @@ struct Command {
 const std::set<std::string> input_flags = {
     "in", "positions", "x", "wq", "wk", "wv", "wo", "table", "short-factors", "long-factors", "freq-factors",
     "rel-k", "rel-v", "u", "v", "wr", "bq", "bk", "bv", "bo", "segments", "sinks", "distance-table",
-    "rel-key-table", "rel-query-table", "rel-embeddings", "rel-ln-weight", "rel-ln-bias", "config"};
+    "rel-key-table", "rel-query-table", "rel-embeddings", "rel-ln-weight", "rel-ln-bias", "config", "weights"};
 const std::set<std::string> output_flags = {"output"};
 // Text flags that are not paths.
 const std::set<std::string> text_flags = {

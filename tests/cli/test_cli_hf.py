@@ -11,7 +11,7 @@ error is one line naming the problem, with no output file.
   /usr/bin/python3 test_cli_hf.py --posenc BUILD/tools/posenc --data tests/reference/data \\
       --hf tests/hf [GROUP ...]
 
-GROUP is any of: inspect rope attend errors (default: all), or unavailable (a program built
+GROUP is any of: inspect rope attend errors weights (default: all), or unavailable (a program built
 without nlohmann/json: every --config path answers with one line). Prints "N passed, M failed".
 """
 import argparse
@@ -402,6 +402,84 @@ def group_errors(s):
         s.error_run(name, args, frags)
 
 
+# --- checkpoints: attend --config --weights ------------------------------------------------------
+def group_weights(s):
+    """Every checkpoint of tests/hf/layers (written in the exact format by
+    tests/reference/make_hf_layers.py) through `attend --config --weights --layer L` against the
+    reference's float64 outputs, in f64 and f32; a decode loop; every error one line."""
+    layers = os.path.join(s.hf, "layers")
+    for case in sorted(os.listdir(layers)):
+        d = os.path.join(layers, case)
+        if not os.path.isdir(d):
+            continue
+        cfg = os.path.join(d, "config.json")
+        with open(cfg) as f:
+            c = json.load(f)
+        encoder_layers = c.get("num_layers", c.get("num_hidden_layers", c.get("n_layer", 0)))
+        for y in sorted(f for f in os.listdir(d) if f.startswith("y_") and f.endswith(".npy")):
+            stem = y[2:-4]
+            if stem.startswith("L"):
+                layer = int(stem[1:])
+            elif stem.startswith("enc"):
+                layer = int(stem[3:])
+            else:  # T5's decoder layers follow the encoder's
+                layer = encoder_layers + int(stem[3:])
+            ref = np.load(os.path.join(d, y))
+            args = ["attend", "--config", cfg, "--weights", d, "--layer", layer,
+                    "--x", os.path.join(d, "x.npy"), "--positions", os.path.join(d, "positions.npy")]
+            for dt, tol in (("f64", 1e-12), ("f32", 2e-5)):
+                out = s.out(f"weights {case} {y} {dt}", args + ["--dtype", dt])
+                if out is not None:
+                    s.compare(f"weights {case} {y} {dt}", out, ref, dt, tol)
+    # A decode loop over the checkpoint's layer equals the reference's one call.
+    d = os.path.join(layers, "llama3-gqa")
+    out = s.out("weights llama3-gqa prefill 3",
+                ["attend", "--config", os.path.join(d, "config.json"), "--weights", d, "--layer", 1,
+                 "--x", os.path.join(d, "x.npy"), "--positions", os.path.join(d, "positions.npy"),
+                 "--prefill", 3])
+    if out is not None:
+        s.compare("weights llama3-gqa prefill 3", out, np.load(os.path.join(d, "y_L1.npy")), "f64", 1e-12)
+    # table --config --weights: the checkpoint's learned rows at the positions (OPT: offset 2).
+    for case in ("gpt2-conv1d", "opt", "bert-absolute"):
+        cd = os.path.join(layers, case)
+        for dt, tol in (("f64", 0.0), ("f32", 1e-7)):
+            out = s.out(f"table weights {case} {dt}",
+                        ["table", "--config", os.path.join(cd, "config.json"), "--weights", cd,
+                         "--positions", os.path.join(cd, "positions.npy"), "--dtype", dt])
+            if out is not None:
+                s.compare(f"table weights {case} {dt}", out, np.load(os.path.join(cd, "pe.npy")), dt, tol)
+    # Errors.
+    llama_cfg, llama = os.path.join(d, "config.json"), d
+    gpt2_cfg = os.path.join(layers, "gpt2-conv1d", "config.json")
+    x = os.path.join(d, "x.npy")
+    bad_x = s.save("hf_w_bad_x.npy", np.zeros((3, 5)))
+    att = ["attend", "--x", x]
+    for name, args, frags in [
+        ("weights missing file", att + ["--config", llama_cfg, "--weights", s.w("none.safetensors")],
+         ["--weights: ", "none.safetensors", "cannot open"]),
+        ("weights wrong model", att + ["--config", gpt2_cfg, "--weights", llama],
+         ["--weights: ", "no tensor 'transformer.h.0.attn.c_attn.weight'"]),
+        ("weights without --config", att + ["--weights", llama], ["--weights requires --config"]),
+        ("weights with --wq", att + ["--config", llama_cfg, "--weights", llama, "--wq", x],
+         ["--wq excludes --weights"]),
+        ("weights with --sinks", att + ["--config", llama_cfg, "--weights", llama, "--sinks", x],
+         ["excludes"]),
+        ("weights x shape", ["attend", "--x", bad_x, "--config", llama_cfg, "--weights", llama],
+         ["--x: ", "expected shape [N, 32]", "hidden_size"]),
+        ("weights layer", att + ["--config", llama_cfg, "--weights", llama, "--layer", 7],
+         ["--layer: 7 is outside 0 .. 1"]),
+        ("no --wq", att + ["--config", llama_cfg], ["--wq is required (or --weights"]),
+        ("table weights rope", ["table", "--config", llama_cfg, "--weights", llama, "--len", 3],
+         ["--weights: ", "uses encoder rope, which has no learned table"]),
+        ("table weights past the table", ["table", "--config", gpt2_cfg, "--weights",
+                                          os.path.join(layers, "gpt2-conv1d"), "--len", 40],
+         ["--positions: ", "LearnedEncoding"]),
+        ("table weights without --config", ["table", "--weights", llama, "--len", 3],
+         ["--weights requires --config"]),
+    ]:
+        s.fails(name, args, frags)
+
+
 # --- built without nlohmann/json ----------------------------------------------------------------
 def group_unavailable(s):
     llama = s.configs["llama3"]
@@ -411,7 +489,8 @@ def group_unavailable(s):
     s.fails("unavailable table", ["table", "--config", llama, "--len", 2], [NO_HF])
 
 
-GROUPS = {"inspect": group_inspect, "rope": group_rope, "attend": group_attend, "errors": group_errors}
+GROUPS = {"inspect": group_inspect, "rope": group_rope, "attend": group_attend, "errors": group_errors,
+          "weights": group_weights}
 
 
 def main():

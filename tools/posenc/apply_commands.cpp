@@ -19,6 +19,9 @@
 
 #include "cli_common.hpp"
 #include "config_flags.hpp"
+#if POSENC_CLI_HAVE_HF
+#include <posenc/hf_checkpoint.hpp>
+#endif
 
 namespace posenc_cli {
 
@@ -215,6 +218,8 @@ void add_table_command(CLI::App& app) {
     std::int64_t dim = 0, len = 0, offset = 0;
     CLI::Option *len_opt = nullptr, *pos_opt = nullptr, *encoder_opt = nullptr, *dim_opt = nullptr;
     ConfigFlags config;
+    std::string weights;
+    CLI::Option* weights_opt = nullptr;
   };
   auto a = std::make_shared<Args>();
   CLI::App* sub = app.add_subcommand("table", "Write the absolute encoding table PE [N, D]");
@@ -246,16 +251,49 @@ void add_table_command(CLI::App& app) {
   a->encoder_opt->required(false);
   a->config.replaces_all_except(
       sub, {a->len_opt, off, a->pos_opt, sub->get_option("--dtype"), sub->get_option("--output")});
+  a->weights_opt = sub->add_option("--weights", a->weights,
+                                   "A Hugging Face .safetensors checkpoint holding --layer's "
+                                   "learned table (GPT-2 wpe, OPT, BERT; with --config)")
+                       ->needs(a->config.o_config);
   sub->callback([a] {
 #if POSENC_CLI_HAVE_HF
     if (a->config.given()) {
       const posenc::hf::ModelConfig m = read_model_config(a->config.path);
       const posenc::hf::LayerConfig& l = config_layer(a->config, m);
+      if (l.learned_positions > 0 && a->weights_opt->count()) {
+        // PE[p] = W[p + offset] for the positions asked (rows of the checkpoint's table)
+        resolve_output(a->out);
+        if (!a->len_opt->count() && !a->pos_opt->count())
+          throw CliError("table: one of --len N or --positions pos.npy is required");
+        const posenc::Positions pos = detail::positions_from(
+            a->pos_opt, a->positions, a->offset, a->len_opt->count() ? a->len : -1, "--len");
+        detail::with_dtype(a->dtype, [&](auto zero) {
+          using T = decltype(zero);
+          std::optional<posenc::LearnedEncoding<T>> table;
+          try {
+            table.emplace(
+                posenc::hf::load_position_table<T>(m, posenc::safetensors::Checkpoint(a->weights)));
+          } catch (const posenc::error& e) {
+            throw CliError(std::string("--weights: ") + e.what());
+          }
+          posenc::Matrix<T> t = posenc::Matrix<T>::Zero(pos.size(), m.hidden_size);
+          try {
+            table->add_to_input(t, pos);
+          } catch (const posenc::error& e) {
+            throw CliError(std::string("--positions: ") + e.what());
+          }
+          write_npy_matrix(a->out, t, {pos.size(), m.hidden_size}, a->dtype);
+        });
+        return;
+      }
+      if (a->weights_opt->count() && l.learned_positions == 0)
+        throw CliError("--weights: " + layer_name(a->config, m) + " uses encoder " +
+                       std::string(posenc::name_of(l.encoder)) + ", which has no learned table");
       if (l.learned_positions > 0)
         throw CliError("--config: " + layer_name(a->config, m) + " has a learned table [" +
                        std::to_string(l.learned_positions) + ", " + std::to_string(m.hidden_size) +
                        "] (learned_positions x hidden_size): its values are trained, in the "
-                       "checkpoint, and need --weights, which posenc table does not take");
+                       "checkpoint: give --weights model.safetensors");
       throw CliError(
           "--config: " + layer_name(a->config, m) + " uses encoder " +
           std::string(posenc::name_of(l.encoder)) + ", which has no absolute table to write" +
@@ -264,7 +302,7 @@ void add_table_command(CLI::App& app) {
                : ""));
     }
 #else
-    if (a->config.given()) config_unavailable();
+    if (a->config.given() || a->weights_opt->count()) config_unavailable();
 #endif
     if (!a->encoder_opt->count()) throw CliError("--encoder is required (or --config config.json)");
     if (!a->dim_opt->count()) throw CliError("--dim is required");
@@ -780,6 +818,93 @@ struct RelativeEmbeddingFlags {
   }
 };
 
+#if POSENC_CLI_HAVE_HF
+template <class E>
+struct is_multi_axis : std::false_type {};
+template <class T>
+struct is_multi_axis<posenc::MultiAxisRotaryEncoding<T>> : std::true_type {};
+
+/// `posenc attend --config c.json --weights m.safetensors --layer L --x x.npy -o y.npy`: layer
+/// L of the checkpoint (posenc/hf_checkpoint.hpp), its weights, biases, sinks and tables by the
+/// model's tensor names, at --offset / --positions, with --segments and --prefill as attend's.
+template <class Args>
+void attend_checkpoint(const Args& a, const posenc::hf::ModelConfig& model,
+                       const ConfigFlags& config) {
+  const posenc::Index index = static_cast<posenc::Index>(config.layer);
+  const posenc::hf::LayerConfig& layer = model.layers[static_cast<std::size_t>(index)];
+  const std::string name = layer_name(config, model);
+  if (layer.value_head_dim != layer.head_dim)
+    throw CliError("--config: " + name + " has value heads of " +
+                   std::to_string(layer.value_head_dim) + " and query/key heads of " +
+                   std::to_string(layer.head_dim) + " (MLA), which posenc attend does not run");
+  if (a.prefill_opt->count() && !layer.causal)
+    throw CliError("--prefill " + std::to_string(a.prefill) + ": " + name +
+                   " is not causal: a decode loop reproduces only a causal layer");
+  resolve_output(a.out);
+  posenc_npy::NpyArray xr = read_float_npy("--x", a.x, ArrayRules::sequence());
+  if (xr.shape.size() != 2 || xr.shape[1] != model.hidden_size)
+    throw CliError("--x: " + a.x + ": expected shape [N, " + std::to_string(model.hidden_size) +
+                   "] (D = hidden_size from " + name + "), got " + shape_str(xr.shape));
+  const std::int64_t n = xr.shape[0];
+  const posenc::Positions pos = positions_from(a.pos_opt, a.positions, a.offset, n, "--x " + a.x);
+  if (a.prefill_opt->count() && a.prefill > n)
+    throw CliError("--prefill: " + std::to_string(a.prefill) +
+                   " is more than N = " + std::to_string(n) + " (from --x " + a.x + ")");
+  std::vector<std::int64_t> segments;
+  if (a.seg_opt->count()) {
+    segments = load_int_vector("--segments", a.segments);
+    if (static_cast<std::int64_t>(segments.size()) != n)
+      throw CliError("--segments: " + a.segments + ": expected shape [" + std::to_string(n) +
+                     "] (N from --x " + a.x + "), got [" + std::to_string(segments.size()) + "]");
+  }
+  if (a.prefill_opt->count() && a.pos_opt->count())
+    check_decode_order(pos, segments, a.prefill, a.positions);
+  const Dtype dtype =
+      a.dtype_opt->count() ? a.dtype : (xr.dtype == "<f4" ? Dtype::f32 : Dtype::f64);
+  with_dtype(dtype, [&](auto zero) {
+    using T = decltype(zero);
+    const posenc::Matrix<T> xt =
+        std::move(array_values<T>("--x", a.x, xr, ArrayRules::sequence()).data);
+    std::vector<char>().swap(xr.data);
+    std::optional<posenc::hf::Layer<T>> l;
+    try {
+      const posenc::safetensors::Checkpoint ck(a.weights);
+      l.emplace(posenc::hf::load_layer<T>(model, index, ck));
+    } catch (const posenc::error& e) {
+      throw CliError(std::string("--weights: ") + e.what());
+    }
+    posenc::AttentionOptions<T> opt = l->options;
+    if (a.pos_opt->count())
+      opt.positions = pos;
+    else
+      opt.offset = a.offset;
+    opt.segments = segments;
+    posenc::Matrix<T> y;
+    if (!a.prefill_opt->count()) {
+      y = l->run(xt, opt);
+    } else {
+      bool increasing = true;
+      for (posenc::Index i = 1; i < pos.size() && increasing; ++i)
+        increasing = pos[i] > pos[i - 1];
+      std::visit(
+          [&](const auto& enc) {
+            if constexpr (is_multi_axis<std::decay_t<decltype(enc)>>::value) {
+              throw CliError("--prefill: " + name +
+                             " uses M-RoPE, whose decode loop needs its axis positions; run it "
+                             "without --prefill");
+            } else {
+              y = decode_loop(enc, xt, l->weights.wq, l->weights.wk, l->weights.wv, l->weights.wo,
+                              opt, static_cast<posenc::Index>(a.prefill),
+                              opt.window > 0 && increasing);
+            }
+          },
+          l->encoder);
+    }
+    write_npy_matrix(a.out, y, {n, model.hidden_size}, dtype);
+  });
+}
+#endif
+
 }  // namespace detail
 
 void add_attend_command(CLI::App& app) {
@@ -828,15 +953,19 @@ void add_attend_command(CLI::App& app) {
     // --config: the layer's encoder and attention options in place of the flags above
     ConfigFlags config;
     CLI::Option *encoder_opt = nullptr, *heads_opt = nullptr, *causal_opt = nullptr;
+    // --weights: the layer's weights, biases, sinks and tables from a checkpoint
+    std::string weights;
+    CLI::Option *weights_opt = nullptr, *wq_opt = nullptr, *wk_opt = nullptr, *wv_opt = nullptr,
+                *wo_opt = nullptr;
   };
   auto a = std::make_shared<Args>();
   CLI::App* sub = app.add_subcommand(
       "attend", "Multi-head self-attention Y [N, D] of X with projections and an encoder");
   sub->add_option("--x", a->x, "Input X, .npy [N, D]")->required();
-  sub->add_option("--wq", a->wq, "Wq, .npy [D, H*Dh] (y = x.W)")->required();
-  sub->add_option("--wk", a->wk, "Wk, .npy [D, Hkv*Dh]")->required();
-  sub->add_option("--wv", a->wv, "Wv, .npy [D, Hkv*Dh]")->required();
-  sub->add_option("--wo", a->wo, "Wo, .npy [H*Dh, D]")->required();
+  a->wq_opt = sub->add_option("--wq", a->wq, "Wq, .npy [D, H*Dh] (y = x.W)");
+  a->wk_opt = sub->add_option("--wk", a->wk, "Wk, .npy [D, Hkv*Dh]");
+  a->wv_opt = sub->add_option("--wv", a->wv, "Wv, .npy [D, Hkv*Dh]");
+  a->wo_opt = sub->add_option("--wo", a->wo, "Wo, .npy [H*Dh, D]");
   a->heads_opt =
       sub->add_option("--heads", a->heads, "Query heads H (divides D unless --head-dim is given)")
           ->check(extent());
@@ -996,6 +1125,38 @@ void add_attend_command(CLI::App& app) {
       replaced.push_back(o);
     a->config.replaces(replaced);
   }
+  // --weights (with --config) replaces the weight, bias, sink and table flags as well.
+  a->weights_opt =
+      sub->add_option(
+             "--weights", a->weights,
+             "A Hugging Face .safetensors checkpoint (a file, model.safetensors.index.json "
+             "or their directory): --layer's projections, biases, sinks and position "
+             "tables, by the model's tensor names (with --config)")
+          ->needs(a->config.o_config);
+  for (CLI::Option* o : std::vector<CLI::Option*>{a->wq_opt,
+                                                  a->wk_opt,
+                                                  a->wv_opt,
+                                                  a->wo_opt,
+                                                  a->bq_opt,
+                                                  a->bk_opt,
+                                                  a->bv_opt,
+                                                  a->bo_opt,
+                                                  a->sinks_opt,
+                                                  a->table_opt,
+                                                  a->table_offset_opt,
+                                                  a->relemb.o_table,
+                                                  a->relemb.o_k_r,
+                                                  a->relemb.o_q_r,
+                                                  a->relemb.o_rel,
+                                                  a->relemb.o_ln_w,
+                                                  a->relemb.o_ln_b,
+                                                  a->relemb.o_eps,
+                                                  a->rel_k_opt,
+                                                  a->rel_v_opt,
+                                                  a->u_opt,
+                                                  a->v_opt,
+                                                  a->wr_opt})
+    if (o) a->weights_opt->excludes(o);
 
   sub->callback([a] {
 #if POSENC_CLI_HAVE_HF
@@ -1006,6 +1167,7 @@ void add_attend_command(CLI::App& app) {
       model = read_model_config(a->config.path);
       layer = &config_layer(a->config, *model);
       from_config = "from " + layer_name(a->config, *model);
+      if (a->weights_opt->count()) return detail::attend_checkpoint(*a, *model, a->config);
       using K = posenc::hf::EncoderKind;
       // The encoder of `attend --encoder` that runs the layer's (make() builds it from the layer).
       switch (layer->encoder) {
@@ -1079,10 +1241,15 @@ void add_attend_command(CLI::App& app) {
       if (!a->heads_opt->count()) throw CliError("--heads is required (or --config config.json)");
     }
 #else
+    if (a->weights_opt->count()) config_unavailable();
     if (a->config.given()) config_unavailable();
     if (!a->encoder_opt->count()) throw CliError("--encoder is required (or --config config.json)");
     if (!a->heads_opt->count()) throw CliError("--heads is required (or --config config.json)");
 #endif
+    for (const CLI::Option* o : {a->wq_opt, a->wk_opt, a->wv_opt, a->wo_opt})
+      if (!o->count())
+        throw CliError(o->get_name() +
+                       " is required (or --weights model.safetensors with --config)");
     resolve_output(a->out);
     const std::string& e = a->encoder;
     if (a->prefill_opt->count() && !a->causal)
