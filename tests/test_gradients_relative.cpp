@@ -471,6 +471,48 @@ make_bert_float(posenc::BertRelativeType type) {
 const posenc::BertRelativeType bert_types[] = {posenc::BertRelativeType::relative_key,
                                                posenc::BertRelativeType::relative_key_query};
 
+/// DeBERTa from its tables in for_each_parameter's order: K_r (c2p), Q_r (p2c).
+template <class T>
+std::function<posenc::DebertaEncoding<T>(const std::vector<Matrix<T>>&)> make_deberta(
+    Index heads, posenc::DebertaOptions o) {
+  return [heads, o](const std::vector<Matrix<T>>& p) {
+    const bool c2p = o.terms != posenc::DebertaTerms::p2c;
+    const bool p2c = o.terms != posenc::DebertaTerms::c2p;
+    const Matrix<T> none;
+    return posenc::DebertaEncoding<T>(c2p ? p[0] : none, p2c ? p[c2p ? 1 : 0] : none, heads, o);
+  };
+}
+/// The tables and their names for terms o.terms, [2 span, H Dh] each.
+std::pair<Params, std::vector<std::string>> deberta_params(const posenc::DebertaOptions& o,
+                                                           Index hdh, std::uint64_t seed) {
+  const Index span = o.position_buckets > 0 ? o.position_buckets : o.max_relative_positions;
+  Params p;
+  std::vector<std::string> n;
+  if (o.terms != posenc::DebertaTerms::p2c) {
+    p.push_back(random_matrix<double>(2 * span, hdh, seed, 0.5));
+    n.emplace_back("rel-key-table");
+  }
+  if (o.terms != posenc::DebertaTerms::c2p) {
+    p.push_back(random_matrix<double>(2 * span, hdh, seed + 1, 0.5));
+    n.emplace_back("rel-query-table");
+  }
+  return {p, n};
+}
+std::vector<posenc::DebertaOptions> deberta_options(Index buckets, Index max_relative) {
+  std::vector<posenc::DebertaOptions> out;
+  for (const auto terms :
+       {posenc::DebertaTerms::both, posenc::DebertaTerms::c2p, posenc::DebertaTerms::p2c}) {
+    for (const bool bucketed : {true, false}) {
+      posenc::DebertaOptions o;
+      o.terms = terms;
+      o.position_buckets = bucketed ? buckets : 0;
+      o.max_relative_positions = bucketed ? max_relative : buckets / 2 + 1;
+      out.push_back(o);
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 TEST_CASE("gradients, Shaw: the core's dQ, dK, dV, dA_K, dA_V", "[gradients][shaw]") {
@@ -611,6 +653,77 @@ TEST_CASE("gradients, BERT relative: for_each_parameter's updates reach the forw
     posenc::attend(posenc::BertRelativeEncoding<double>(*table, type), q, k, k, p, p, opt, want);
     REQUIRE(posenc_test::max_abs_diff(o, want) == 0.0);
   }
+}
+
+TEST_CASE("gradients, DeBERTa: the core's dQ, dK, dV, dK_r, dQ_r", "[gradients][deberta]") {
+  std::uint64_t seed = 6000;
+  for (const auto& o : deberta_options(8, 20)) {
+    INFO("terms " << posenc::name_of(o.terms) << ", buckets " << o.position_buckets << ", m "
+                  << o.max_relative_positions);
+    const auto [p, names] = deberta_params(o, 4 * 5, seed + 1);
+    for (const auto& c : core_cases(true))
+      check_core(make_deberta<double>(4, o), p, names, c, seed += 10);
+  }
+}
+
+TEST_CASE("gradients, DeBERTa: several tiles", "[gradients][deberta]") {
+  for (const auto& o : deberta_options(32, 100)) {
+    INFO("terms " << posenc::name_of(o.terms) << ", buckets " << o.position_buckets);
+    const auto [p, names] = deberta_params(o, 2 * 8, 801);
+    check_tiles(make_deberta<double>(2, o), p, names, 2, 1, 8, 800);
+  }
+}
+
+TEST_CASE("gradients, DeBERTa: layers", "[gradients][deberta]") {
+  std::uint64_t seed = 7000;
+  for (const auto& c : layer_cases(true))
+    for (const auto& o : deberta_options(8, 12)) {
+      INFO("terms " << posenc::name_of(o.terms) << ", buckets " << o.position_buckets);
+      const auto [p, names] = deberta_params(o, c.heads * c.dh, seed + 31);
+      check_layer(make_deberta<double>(c.heads, o), p, names, c, seed += 20);
+    }
+}
+
+TEST_CASE("gradients, DeBERTa: float32 agrees with float64", "[gradients][deberta]") {
+  for (const auto& o : deberta_options(16, 40)) {
+    INFO("terms " << posenc::name_of(o.terms) << ", buckets " << o.position_buckets);
+    const auto [p, names] = deberta_params(o, 4 * 4, 901);
+    check_float(make_deberta<float>(4, o), make_deberta<double>(4, o), p, 4, 2, 4, 16, true);
+  }
+}
+
+TEST_CASE("gradients, DeBERTa: for_each_parameter's updates reach the forward pass",
+          "[gradients][deberta]") {
+  posenc::DebertaOptions o;
+  o.position_buckets = 8;
+  o.max_relative_positions = 20;
+  const auto [p0, names] = deberta_params(o, 2 * 4, 905);
+  const Matrix<double> q = random_matrix<double>(12, 8, 96), k = random_matrix<double>(12, 8, 97);
+  AttendOptions<double> opt;
+  opt.heads = 2;
+  const Positions pos(0, 12);
+  auto enc = make_deberta<double>(2, o)(p0);
+  std::vector<Matrix<double>*> kept;
+  enc.for_each_parameter([&](const auto&, Matrix<double>& m) {
+    m.array() += 0.25;
+    kept.push_back(&m);
+  });
+  Matrix<double> out(12, 8), want(12, 8);
+  const auto current = [&] {
+    Params now;
+    for (const auto* m : kept)
+      now.push_back(*m);
+    return make_deberta<double>(2, o)(now);
+  };
+  posenc::attend(enc, q, k, k, pos, pos, opt, out);
+  posenc::attend(current(), q, k, k, pos, pos, opt, want);
+  REQUIRE(posenc_test::max_abs_diff(out, want) == 0.0);
+  for (auto* m : kept)
+    m->array() *= 0.5;
+  enc.parameters_changed();
+  posenc::attend(enc, q, k, k, pos, pos, opt, out);
+  posenc::attend(current(), q, k, k, pos, pos, opt, want);
+  REQUIRE(posenc_test::max_abs_diff(out, want) == 0.0);
 }
 
 TEST_CASE("gradients, relative encoders: the worst finite-difference error", "[gradients]") {

@@ -276,6 +276,58 @@ class DebertaEncoding {
     return index_of(p_query - p_key);
   }
 
+  /// dL/dK_r and dL/dQ_r [2 span, H Dh] (posenc/gradients.hpp); a table whose term is off
+  /// stays empty (0 x 0) and is skipped by for_each.
+  struct Gradients {
+    Matrix<T> k_r, q_r;
+    Gradients& operator+=(const Gradients& o) {
+      k_r += o.k_r;
+      q_r += o.q_r;
+      return *this;
+    }
+    /// f(name, gradient) in the order of the encoder's for_each_parameter.
+    template <class F>
+    void for_each(F&& f) const {
+      if (k_r.size() > 0) f("rel-key-table", k_r);
+      if (q_r.size() > 0) f("rel-query-table", q_r);
+    }
+  };
+  /// f(name, parameter) for K_r ("rel-key-table", with c2p) and Q_r ("rel-query-table", with
+  /// p2c), the command line's flags (an optimiser's view, posenc/gradients.hpp). The forward
+  /// pass reads transposed per-head copies, rebuilt when f returns: an optimiser that keeps the
+  /// references and writes the tables later must call parameters_changed() after each update.
+  template <class F>
+  void for_each_parameter(F&& f) {
+    if (uses_c2p()) f("rel-key-table", k_r_);
+    if (uses_p2c()) f("rel-query-table", q_r_);
+    parameters_changed();
+  }
+  /// Rebuilds the transposed per-head copies of K_r and Q_r after they were changed through
+  /// references from for_each_parameter. The tables keep their shapes.
+  void parameters_changed() {
+    const char* who = "DebertaEncoding";
+    const Index cols = heads_ * head_dim_;
+    const auto same = [&](const Matrix<T>& t, bool used, const char* name) {
+      if (!used) return;
+      detail::require(t.rows() == 2 * span_ && t.cols() == cols, who, ": ", name, " became [",
+                      t.rows(), ", ", t.cols(), "], it was [", 2 * span_, ", ", cols, "]");
+    };
+    same(k_r_, uses_c2p(), "K_r");
+    same(q_r_, uses_p2c(), "Q_r");
+    for (Index h = 0; h < heads_; ++h) {
+      const auto hs = static_cast<std::size_t>(h);
+      if (uses_c2p())
+        k_packed_[hs] =
+            detail::TransposedTable<T>(k_r_.middleCols(h * head_dim_, head_dim_), who, ": K_r^T");
+      if (uses_p2c())
+        q_packed_[hs] =
+            detail::TransposedTable<T>(q_r_.middleCols(h * head_dim_, head_dim_), who, ": Q_r^T");
+    }
+  }
+  Gradients zero_gradients() const {
+    return {Matrix<T>::Zero(k_r_.rows(), k_r_.cols()), Matrix<T>::Zero(q_r_.rows(), q_r_.cols())};
+  }
+
   struct ScoreBias {
     const DebertaEncoding* enc;
     Positions q, k;
@@ -315,6 +367,42 @@ class DebertaEncoding {
           if (c2p) v += qt.row(i).dot(enc->k_r_.row(c).segment(h * dh, dh));
           if (p2c) v += kt.row(j).dot(enc->q_r_.row(c).segment(h * dh, dh));
           s(i, j) += scale * v;
+        }
+    }
+    /// The gradients given dS of the tile (posenc/gradients.hpp), c = c(bucket(p_i - p_j)):
+    /// c2p: dq_i += scale sum_j ds_ij K_r,h[c], dK_r,h[c] += scale ds_ij q_i;
+    /// p2c: dk_j += scale sum_i ds_ij Q_r,h[c], dQ_r,h[c] += scale ds_ij k_j.
+    void add_grad(Index h, Index i0, Index j0, const ConstMatrixRef<T>& qt,
+                  const ConstMatrixRef<T>& kt, const ConstMatrixRef<T>& ds, MatrixRef<T> dq,
+                  MatrixRef<T> dk, Gradients& g) const {
+      const bool c2p = enc->uses_c2p(), p2c = enc->uses_p2c();
+      const Index dh = enc->head_dim_;
+      if (q.contiguous() && k.contiguous()) {
+        const std::int64_t e = (q.offset() + i0) - (k.offset() + j0);
+        const std::int32_t* l = lut.data();
+        const std::int64_t lo = lut_lo;
+        const auto f = [l, lo](std::int64_t d) { return static_cast<Index>(l[d - lo]); };
+        if (c2p)
+          detail::query_table_terms_grad<T>(qt, enc->k_r_.middleCols(h * dh, dh), e, f, scale, ds,
+                                            dq, g.k_r.middleCols(h * dh, dh));
+        if (p2c)
+          detail::key_table_terms_grad<T>(kt, enc->q_r_.middleCols(h * dh, dh), e, f, scale, ds, dk,
+                                          g.q_r.middleCols(h * dh, dh));
+        return;
+      }
+      for (Index i = 0; i < ds.rows(); ++i)
+        for (Index j = 0; j < ds.cols(); ++j) {
+          const T v = scale * ds(i, j);
+          if (v == T(0)) continue;  // masked
+          const Index c = index(q[i0 + i] - k[j0 + j]);
+          if (c2p) {
+            dq.row(i) += v * enc->k_r_.row(c).segment(h * dh, dh);
+            g.k_r.row(c).segment(h * dh, dh) += v * qt.row(i);
+          }
+          if (p2c) {
+            dk.row(j) += v * enc->q_r_.row(c).segment(h * dh, dh);
+            g.q_r.row(c).segment(h * dh, dh) += v * kt.row(j);
+          }
         }
     }
   };
