@@ -13,3 +13,13 @@ void run_attention(const E& enc) {
   opt.heads = 2;
   (void)posenc::attention(x, w, w, w, w, enc, opt);
 }
+
+/// Instantiates the attention layer's backward pass with encoder E.
+template <class E>
+void run_attention_backward(const E& enc) {
+  using T = typename E::Scalar;
+  const posenc::Matrix<T> x = posenc::Matrix<T>::Zero(4, 8), w = posenc::Matrix<T>::Zero(8, 8);
+  posenc::AttentionOptions<T> opt;
+  opt.heads = 2;
+  (void)posenc::attention_backward(x, w, w, w, w, enc, opt, x);
+}
