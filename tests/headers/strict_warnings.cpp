@@ -77,6 +77,39 @@ void instantiate_rerotation() {
 }
 template void instantiate_rerotation<float>();
 template void instantiate_rerotation<double>();
+
+// The backward passes (posenc/gradients.hpp): the core's, with the forward that keeps the row
+// log-sum-exp, and the layer's, for every built-in encoder.
+template <class E>
+void instantiate_backward() {
+  using T = typename E::Scalar;
+  posenc::Matrix<T> m;
+  const posenc::Positions p(0, 0);
+  posenc::AttendOptions<T> ao;
+  posenc::AttentionOptions<T> o;
+  const E* e = nullptr;
+  posenc::attend(*e, m, m, m, p, p, ao, m, m);
+  const auto core = posenc::attend_backward(*e, m, m, m, p, p, ao, m, m, m);
+  const auto layer = posenc::attention_backward(m, m, m, m, m, *e, o, m);
+  auto grads = core.encoder;
+  grads += layer.encoder;
+  grads.for_each([](const auto&, const posenc::Matrix<T>&) {});
+}
+#define POSENC_INSTANTIATE_BACKWARD(T)                                           \
+  template void instantiate_backward<posenc::NoEncoding<T>>();                   \
+  template void instantiate_backward<posenc::SinusoidalEncoding<T>>();           \
+  template void instantiate_backward<posenc::LearnedEncoding<T>>();              \
+  template void instantiate_backward<posenc::RotaryEncoding<T>>();               \
+  template void instantiate_backward<posenc::AlibiEncoding<T>>();                \
+  template void instantiate_backward<posenc::T5Encoding<T>>();                   \
+  template void instantiate_backward<posenc::ShawEncoding<T>>();                 \
+  template void instantiate_backward<posenc::TransformerXLEncoding<T>>();        \
+  template void instantiate_backward<posenc::AttentionTemperatureEncoding<T>>(); \
+  template void instantiate_backward<posenc::BertRelativeEncoding<T>>();         \
+  template void instantiate_backward<posenc::DebertaEncoding<T>>();              \
+  template void instantiate_backward<typename posenc::MultiAxisRotaryEncoding<T>::Bound>();
+POSENC_INSTANTIATE_BACKWARD(float)
+POSENC_INSTANTIATE_BACKWARD(double)
 int main() {}
 
 #if POSENC_TEST_HAVE_HF
