@@ -302,7 +302,222 @@ TEST_CASE("training: the loss falls on a tiny copy task (float, RoPE)", "[traini
     m.train_step(batch, adam);
   }
   const float after = m.loss(held_out);
-  WARN("held-out loss " << before << " -> " << after << " after " << steps << " steps");
+  INFO("held-out loss " << before << " -> " << after << " after " << steps << " steps");
   CHECK(std::log(float(symbols)) == Approx(1.79).margin(0.01));
-  REQUIRE(after < before / 5);
+  REQUIRE(after < before / 10);  // measured: 2.71 -> 0.0009
+}
+
+namespace {
+
+/// A batch of next-token sequences of length n over vocabulary v from a seeded generator.
+std::vector<tr::Sequence> random_batch(Index count, Index n, Index v, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<tr::Sequence> out;
+  for (Index s = 0; s < count; ++s) {
+    std::vector<std::int64_t> t;
+    for (Index i = 0; i < n; ++i)
+      t.push_back(static_cast<std::int64_t>(rng() % v));
+    out.push_back(tr::Sequence::next_token(t));
+  }
+  return out;
+}
+
+template <class E>
+std::vector<Matrix<double>> snapshot(tr::Model<E>& m) {
+  std::vector<Matrix<double>> out;
+  for (const auto& t : m.parameters().tensors()) {
+    Matrix<double> a(t.rows, t.cols);
+    for (Index e = 0; e < t.size(); ++e)
+      a.data()[e] = static_cast<double>(t.data[e]);
+    out.push_back(a);
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("training: one seed, one result", "[training]") {
+  using T5 = posenc::T5Encoding<float>;
+  const Matrix<float> table = Matrix<float>::Zero(8, 2);
+  const auto batch = random_batch(4, 9, 7, 3);
+  const auto run = [&](std::uint64_t seed) {
+    tr::Model<T5> m(tiny_config(seed), T5(table, {16, false}));
+    tr::AdamOptions o;
+    o.learning_rate = 1e-2;
+    o.weight_decay = 0.01;
+    o.clip_norm = 0.5;
+    tr::Adam<float> adam(o);
+    for (int s = 0; s < 20; ++s)
+      m.train_step(batch, adam);
+    return snapshot(m);
+  };
+  const auto a = run(5), b = run(5), c = run(6);
+  REQUIRE(a.size() == b.size());
+  bool any_difference = false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    CHECK(a[i] == b[i]);  // bit for bit
+    any_difference = any_difference || a[i] != c[i];
+  }
+  CHECK(any_difference);
+  // the T5 table was trained (zero at the start)
+  CHECK(a.back().cwiseAbs().maxCoeff() > 0);
+  // the generator is portable: the first draws of seed 0 (mt19937_64, Box-Muller)
+  tr::NormalSource n0(0);
+  std::mt19937_64 g(0);
+  const double u1 = (static_cast<double>(g() >> 11) + 0.5) / 9007199254740992.0;
+  const double u2 = (static_cast<double>(g() >> 11) + 0.5) / 9007199254740992.0;
+  CHECK(n0() == std::sqrt(-2 * std::log(u1)) * std::cos(6.283185307179586 * u2));
+  CHECK(n0() == std::sqrt(-2 * std::log(u1)) * std::sin(6.283185307179586 * u2));
+}
+
+TEST_CASE("training: save and load every trained tensor as .npy", "[training]") {
+  namespace fs = std::filesystem;
+  const fs::path dir =
+      fs::temp_directory_path() / ("posenc_training_" + std::to_string(std::random_device{}()));
+  using L = posenc::LearnedEncoding<float>;
+  auto cfg = tiny_config(1);
+  tr::Model<L> m(cfg, L::normal(12, 8, 4));
+  tr::Adam<float> adam;
+  const auto batch = random_batch(2, 6, 7, 9);
+  for (int s = 0; s < 3; ++s)
+    m.train_step(batch, adam);
+  const auto files = tr::save(m, dir.string());
+  REQUIRE(files.size() == m.parameters().size());
+  for (const char* name : {"embedding", "layer0.wq", "layer1.norm2", "layer1.b1", "norm_f",
+                           "readout", "readout_bias", "encoder.table"})
+    CHECK(fs::is_regular_file(dir / (std::string(name) + ".npy")));
+
+  // the files are numpy's: the tools' reader sees the dtype, shape and values
+  const auto emb = posenc_npy::read_npy((dir / "embedding.npy").string());
+  CHECK(emb.dtype == "<f4");
+  CHECK(emb.shape == std::vector<std::int64_t>{7, 8});
+  CHECK(static_cast<float>(emb.as_double(9)) == m.weights().embedding(1, 1));
+  const auto b1 = posenc_npy::read_npy((dir / "layer0.b1.npy").string());
+  CHECK(b1.shape == std::vector<std::int64_t>{32});
+  const auto tab = posenc_npy::read_npy((dir / "encoder.table.npy").string());
+  CHECK(tab.shape == std::vector<std::int64_t>{12, 8});
+
+  // a model with another seed and a zero table becomes the saved one
+  tr::Model<L> other(tiny_config(2), L(12, 8));
+  tr::load(other, dir.string());
+  CHECK(snapshot(other) == snapshot(m));
+  CHECK(other.logits({1, 2, 3}) == m.logits({1, 2, 3}));
+
+  // numpy float64 files are read too (converted)
+  Matrix<double> ro = m.weights().readout.cast<double>() * 2.0;
+  posenc_npy::write_npy((dir / "readout.npy").string(), "<f8", {8, 7}, ro.data());
+  tr::load(other, dir.string());
+  CHECK(other.weights().readout == ro.cast<float>());
+  // double models save '<f8'
+  tr::Model<posenc::NoEncoding<double>> md(cfg, posenc::NoEncoding<double>{});
+  const fs::path ddir = dir / "double";
+  tr::save(md, ddir.string());
+  CHECK(posenc_npy::read_npy((ddir / "readout.npy").string()).dtype == "<f8");
+
+  // errors name the file; a failed load changes nothing
+  const auto before = snapshot(other);
+  posenc_npy::write_npy((dir / "layer1.wk.npy").string(), "<f8", {8, 3}, ro.data());
+  CHECK_THROWS_WITH(tr::load(other, dir.string()),
+                    Catch::Contains("layer1.wk.npy has shape (8, 3), the model's 'layer1.wk' is "
+                                    "(8, 8)"));
+  CHECK(snapshot(other) == before);
+  fs::remove(dir / "layer1.wk.npy");
+  CHECK_THROWS_WITH(tr::load(other, dir.string()), Catch::Contains("layer1.wk.npy is missing"));
+  std::vector<std::int64_t> ints(56, 1);
+  posenc_npy::write_npy((dir / "layer1.wk.npy").string(), "<i8", {8, 7}, ints.data());
+  CHECK_THROWS_WITH(tr::load(other, dir.string()), Catch::Contains("dtype '<i8' is not supported"));
+  {
+    std::FILE* f = std::fopen((dir / "layer1.wk.npy").string().c_str(), "wb");
+    std::fputs("not numpy", f);
+    std::fclose(f);
+  }
+  CHECK_THROWS_WITH(tr::load(other, dir.string()), Catch::Contains("not a .npy file"));
+  CHECK_THROWS_WITH(tr::load(other, (dir / "nowhere").string()),
+                    Catch::Contains("is not a directory"));
+  CHECK(snapshot(other) == before);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("training: bad configurations and inputs are errors", "[training]") {
+  using N = posenc::NoEncoding<float>;
+  using M = tr::Model<N>;
+  const auto with = [](auto f) {
+    auto c = tiny_config();
+    f(c);
+    return c;
+  };
+  CHECK_THROWS_WITH(M(with([](auto& c) { c.vocab = 0; }), N{}),
+                    Catch::Contains("vocab V = 0 must be > 0"));
+  CHECK_THROWS_WITH(M(with([](auto& c) { c.layers = 0; }), N{}),
+                    Catch::Contains("layers = 0 is outside 1..4"));
+  CHECK_THROWS_WITH(M(with([](auto& c) { c.layers = 5; }), N{}),
+                    Catch::Contains("layers = 5 is outside 1..4"));
+  CHECK_THROWS_WITH(M(with([](auto& c) { c.heads = 3; }), N{}),
+                    Catch::Contains("heads H = 3 does not divide dim D = 8"));
+  CHECK_THROWS_WITH(M(with([](auto& c) { c.kv_heads = 3; }), N{}),
+                    Catch::Contains("kv_heads H_kv = 3 must divide heads H = 2"));
+  CHECK_THROWS_WITH(M(with([](auto& c) { c.norm_epsilon = 0; }), N{}),
+                    Catch::Contains("norm_epsilon"));
+  CHECK_THROWS_WITH(M(tiny_config(), std::vector<N>(3)),
+                    Catch::Contains("3 encoders for 2 layers"));
+  using L = posenc::LearnedEncoding<float>;
+  CHECK_THROWS_WITH(tr::Model<L>(tiny_config(), {L(8, 8), L(8, 8)}), Catch::Contains("added once"));
+  CHECK_THROWS_WITH(tr::Model<L>(tiny_config(), L(8, 6)),
+                    Catch::Contains("does not match the model width D = 8"));
+  using T5 = posenc::T5Encoding<float>;
+  CHECK_THROWS_WITH(tr::Model<T5>(tiny_config(), T5(Matrix<float>::Zero(8, 3))),
+                    Catch::Contains("the attention has H = 2"));
+
+  M m(tiny_config(), N{});
+  tr::Sequence s = tr::Sequence::next_token({1, 2, 7});
+  CHECK_THROWS_WITH(m.loss(s), Catch::Contains("token[2] = 7 is outside the vocabulary [0, 7)"));
+  s.tokens = {1, -1, 2};
+  CHECK_THROWS_WITH(m.loss(s), Catch::Contains("token[1] = -1 is outside the vocabulary"));
+  s = tr::Sequence::next_token({1, 2, 3});
+  s.targets[0] = 9;
+  CHECK_THROWS_WITH(m.loss(s), Catch::Contains("target[0] = 9 is outside the vocabulary"));
+  s.targets = {1, 2};
+  CHECK_THROWS_WITH(m.loss(s), Catch::Contains("3 tokens but 2 targets"));
+  s.targets = {-1, -1, -1};
+  CHECK_THROWS_WITH(m.loss(s), Catch::Contains("no target to predict"));
+  CHECK_THROWS_WITH(m.loss(tr::Sequence{}), Catch::Contains("no target"));
+  CHECK_THROWS_WITH(m.logits({}), Catch::Contains("a sequence has no tokens"));
+  tr::Model<L> learned(tiny_config(), L(4, 8));
+  CHECK_THROWS_WITH(learned.loss(tr::Sequence::next_token({1, 2, 3, 4, 5})),
+                    Catch::Contains("outside the table: L_max = 4"));
+  auto g = M(with([](auto& c) { c.layers = 1; }), N{}).zero_gradients();
+  CHECK_THROWS_WITH(m.accumulate_gradients({tr::Sequence::next_token({1, 2})}, g),
+                    Catch::Contains("the gradients are not this model's"));
+
+  for (const auto& [o, what] : std::vector<std::pair<tr::AdamOptions, std::string>>{
+           {{0.0}, "learning_rate = 0 must be finite and > 0"},
+           {{1e-3, 1.0}, "beta1 = 1 must be in [0, 1)"},
+           {{1e-3, 0.9, -0.1}, "beta2 = -0.10000000000000001 must be in [0, 1)"},
+           {{1e-3, 0.9, 0.999, 0.0}, "epsilon = 0 must be finite and > 0"},
+           {{1e-3, 0.9, 0.999, 1e-8, -1.0}, "weight_decay = -1 must be finite and >= 0"},
+           {{1e-3, 0.9, 0.999, 1e-8, 0.0, -2.0}, "clip_norm = -2 must be finite and >= 0"}}) {
+    const auto opts = o;
+    CHECK_THROWS_WITH(tr::Adam<float>(opts), Catch::Contains(what));
+  }
+  tr::Adam<float> adam;
+  Matrix<float> a = Matrix<float>::Zero(2, 2), ga = Matrix<float>::Zero(2, 3);
+  tr::ParameterList<float> p;
+  p.add("a", a);
+  tr::GradientList<float> gl;
+  CHECK_THROWS_WITH(adam.step(p, gl), Catch::Contains("1 parameter tensors but 0 gradient"));
+  gl.add("ga", ga);
+  CHECK_THROWS_WITH(adam.step(p, gl),
+                    Catch::Contains("'a' is [2, 2], its gradient 'ga' is [2, 3]"));
+  Matrix<float> gok = Matrix<float>::Constant(2, 2, std::nanf(""));
+  tr::GradientList<float> gn;
+  gn.add("a", gok);
+  CHECK_THROWS_WITH(adam.step(p, gn), Catch::Contains("the gradient 'a' has non-finite entries"));
+  gok.setOnes();
+  tr::GradientList<float> g1;
+  g1.add("a", gok);
+  adam.step(p, g1);
+  Matrix<float> b = Matrix<float>::Zero(1, 1);
+  p.add("b", b);
+  g1.add("b", b);
+  CHECK_THROWS_WITH(adam.step(p, g1), Catch::Contains("the optimiser's state has 1"));
 }

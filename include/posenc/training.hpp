@@ -194,7 +194,8 @@ class Adam {
     posenc::detail::require(grads.size() == n, "Adam::step: ", n, " parameter tensors but ",
                             grads.size(), " gradient tensors");
     for (std::size_t i = 0; i < n; ++i) {
-      const auto &p = params[i], &g = grads[i];
+      const auto& p = params[i];
+      const auto& g = grads[i];
       posenc::detail::require(p.rows == g.rows && p.cols == g.cols, "Adam::step: parameter ", i,
                               " '", p.name, "' is [", p.rows, ", ", p.cols, "], its gradient '",
                               g.name, "' is [", g.rows, ", ", g.cols, "]");
@@ -432,16 +433,22 @@ struct ModelGradients {
 
 namespace detail {
 
+/// GELU, tanh form, on a whole matrix (Eigen's vectorised tanh): z = 0.5 u (1 + t) with
+/// t = tanh(c (u + a u^3)); t is kept for the backward pass.
 template <class T>
-T gelu(T u) {
-  const T c = static_cast<T>(0.7978845608028654);  // sqrt(2 / pi)
-  return T(0.5) * u * (T(1) + std::tanh(c * (u + static_cast<T>(0.044715) * u * u * u)));
+void gelu_forward(const Matrix<T>& u, Matrix<T>& t, Matrix<T>& z) {
+  const T c = static_cast<T>(0.7978845608028654), a = static_cast<T>(0.044715);  // sqrt(2/pi)
+  t.resize(u.rows(), u.cols());
+  z.resize(u.rows(), u.cols());
+  t.array() = (c * (u.array() + a * u.array().cube())).tanh();
+  z.array() = T(0.5) * u.array() * (T(1) + t.array());
 }
+/// du *= gelu'(u) = 0.5 (1 + t) + 0.5 u (1 - t^2) c (1 + 3 a u^2).
 template <class T>
-T gelu_grad(T u) {
+void gelu_backward(const Matrix<T>& u, const Matrix<T>& t, Matrix<T>& du) {
   const T c = static_cast<T>(0.7978845608028654), a = static_cast<T>(0.044715);
-  const T t = std::tanh(c * (u + a * u * u * u));
-  return T(0.5) * (T(1) + t) + T(0.5) * u * (T(1) - t * t) * c * (T(1) + T(3) * a * u * u);
+  du.array() *= T(0.5) * (T(1) + t.array()) + T(0.5) * c * u.array() * (T(1) - t.array().square()) *
+                                                  (T(1) + T(3) * a * u.array().square());
 }
 
 /// RMSNorm forward: xhat = x r (r_i = 1 / sqrt(mean_j x_ij^2 + eps)), y = xhat o g.
@@ -630,7 +637,7 @@ class Model {
 
  private:
   struct BlockCache {
-    Matrix<T> xhat1, h1, xhat2, h2, u, z;
+    Matrix<T> xhat1, h1, xhat2, h2, u, t, z;  // t: GELU's tanh
     Vector<T> r1, r2;
   };
   struct Cache {
@@ -646,6 +653,9 @@ class Model {
     require(!s.tokens.empty(), "Model: a sequence has no tokens");
     require(s.targets.size() == s.tokens.size(), "Model: a sequence has ", s.tokens.size(),
             " tokens but ", s.targets.size(), " targets (one per token, ignore_index for none)");
+    for (std::size_t i = 0; i < s.tokens.size(); ++i)
+      require(s.tokens[i] >= 0 && s.tokens[i] < cfg_.vocab, "Model: token[", i, "] = ", s.tokens[i],
+              " is outside the vocabulary [0, ", cfg_.vocab, ")");
     for (std::size_t i = 0; i < s.targets.size(); ++i)
       require(s.targets[i] < cfg_.vocab, "Model: target[", i, "] = ", s.targets[i],
               " is outside the vocabulary [0, ", cfg_.vocab, ") (negative: ignored)");
@@ -707,7 +717,7 @@ class Model {
       k.u.noalias() = k.h2 * b.w1;
       k.u.rowwise() += b.b1.transpose();
       if (cfg_.activation == Activation::gelu)
-        k.z = k.u.unaryExpr([](T v) { return detail::gelu(v); });
+        detail::gelu_forward(k.u, k.t, k.z);
       else
         k.z = k.u.cwiseMax(T(0));
       x.noalias() += k.z * b.w2;
@@ -756,7 +766,7 @@ class Model {
       gb.b2 += dx.colwise().sum().transpose();
       Matrix<T> du = dx * b.w2.transpose();
       if (cfg_.activation == Activation::gelu)
-        du.array() *= k.u.unaryExpr([](T v) { return detail::gelu_grad(v); }).array();
+        detail::gelu_backward(k.u, k.t, du);
       else
         du.array() *= (k.u.array() > T(0)).template cast<T>();
       gb.w1.noalias() += k.h2.transpose() * du;
