@@ -148,6 +148,13 @@ TEST_CASE("training: the model's backward pass against finite differences", "[tr
     perturb(m, 8);
     check_model_fd(m, batch, "RoPE, bidirectional, MQA, 1 layer, F = 12");
   }
+  {
+    auto c = cfg;
+    c.activation = tr::Activation::relu;
+    tr::Model<posenc::AlibiEncoding<double>> m(c, posenc::AlibiEncoding<double>(2));
+    perturb(m, 9);
+    check_model_fd(m, batch, "ALiBi, ReLU");
+  }
 }
 
 TEST_CASE("training: Adam's first steps against Algorithm 1 on a quadratic", "[training]") {

@@ -16,6 +16,22 @@
 // Memory per block: O(N (D + F)) of saved activations; the attention itself keeps O(N D)
 // (posenc::attention_backward recomputes its scores tile by tile from the row log-sum-exp).
 // Scores are never stored as [N, N]; the logits and their softmax are [N, V].
+//
+// Training a model with encoder E:
+//   posenc::training::ModelConfig cfg;
+//   cfg.vocab = 64; cfg.dim = 64; cfg.layers = 2; cfg.heads = 4; cfg.seed = 1;
+//   posenc::training::Model<posenc::RotaryEncoding<float>> model(cfg,
+//       posenc::RotaryEncoding<float>(cfg.dim / cfg.heads));
+//   posenc::training::Adam<float> adam({/*learning_rate*/ 3e-3, 0.9, 0.999, 1e-8,
+//                                       /*weight_decay*/ 0.01, /*clip_norm*/ 1.0});
+//   for (int step = 0; step < 1000; ++step) {
+//     std::vector<posenc::training::Sequence> batch = ...;  // tokens and targets
+//     float loss = model.train_step(batch, adam);  // zero_gradients, accumulate_gradients, step
+//   }
+//   posenc::training::save(model, "run1");  // posenc/training_io.hpp
+// Determinism: one seed and one batch order give the same parameters bit for bit in a build
+// without OpenMP (with it, the attention backward's per-thread sums may be added in another
+// order on large inputs).
 #pragma once
 
 #include <algorithm>
