@@ -16,7 +16,10 @@
 //       each tensor), zero; with
 //   template <class F> void for_each_parameter(F&& f);
 //       calling f(name, Matrix<Scalar>&) for the same tensors in the same order, the view
-//       an optimiser updates (names as the command line's flags: "table", "rel-k", "u", ...).
+//       an optimiser updates (names as the command line's flags: "table", "rel-k", "u", ...);
+//       an encoder whose forward reads copies derived from those tensors also has
+//   void parameters_changed();
+//       which an optimiser calls after writing them (posenc/training.hpp's train_step does).
 //   void add_to_input_backward(const ConstMatrixRef<Scalar>& dx, const Positions& pos,
 //                              Gradients& g) const;
 //       for add_to_input encoders with trained tables (the learned table).

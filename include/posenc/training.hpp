@@ -83,6 +83,13 @@ struct parameter_probe {
   void operator()(const N&, M&) const {}
 };
 template <class E, class = void>
+struct has_parameters_changed : std::false_type {};
+template <class E>
+struct has_parameters_changed<
+    E, posenc::detail::void_t<decltype(std::declval<E&>().parameters_changed())>> : std::true_type {
+};
+
+template <class E, class = void>
 struct has_for_each_parameter : std::false_type {};
 template <class E>
 struct has_for_each_parameter<
@@ -648,7 +655,17 @@ class Model {
     ModelGradients<E> g = zero_gradients();
     const T l = accumulate_gradients(batch, g);
     adam.step(parameters(), g.list());
+    parameters_changed();
     return l;
+  }
+
+  /// Tells the encoders whose forward pass reads copies derived from their tables (BERT
+  /// relative, DeBERTa: parameters_changed()) that an optimiser wrote the tables; train_step
+  /// calls it, a caller that updates parameters() itself must too.
+  void parameters_changed() {
+    if constexpr (detail::has_parameters_changed<E>::value)
+      for (auto& e : encoders_)
+        e.parameters_changed();
   }
 
  private:
