@@ -296,25 +296,40 @@ AttendGradients<E> attend_backward(const E& enc, const ConstMatrixRef<typename E
   const auto bias = detail::make_score_bias(enc, qpos, kpos, heads, dh, scale);
   const bool capped = opt.softcap.has_value();
   const T cap = capped ? *opt.softcap : T(1);
-  const T neg_inf = -std::numeric_limits<T>::infinity();
   const Index work = kv_heads * k_tiles;
 
+  // Threads: work items are dealt out round-robin (a fixed assignment for a given thread
+  // count) and each thread's dQ and encoder gradients are added in thread order afterwards, so
+  // that one input gives one result bit for bit.
+  const bool parallel = work > 1 && nq * nk * q.cols() > 32768;
 #if defined(_OPENMP)
-#pragma omp parallel if (work > 1 && nq * nk * q.cols() > 32768)
+  const int max_threads = parallel ? omp_get_max_threads() : 1;
+#else
+  const int max_threads = 1;
+#endif
+  std::vector<Matrix<T>> dq_part(static_cast<std::size_t>(max_threads));
+  std::vector<G> g_part(static_cast<std::size_t>(max_threads));
+  int used_threads = 1;
+#if defined(_OPENMP)
+#pragma omp parallel if (parallel) num_threads(max_threads)
 #endif
   {
 #if defined(_OPENMP)
-    const bool shared_dq = omp_get_num_threads() == 1;
+    const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
 #else
-    const bool shared_dq = true;
+    const int tid = 0, nt = 1;
 #endif
-    Matrix<T> dq_own;
-    if (!shared_dq) dq_own = Matrix<T>::Zero(nq, q.cols());
-    Matrix<T>& dq = shared_dq ? r.dq : dq_own;
-    G grads = detail::zero_gradients_of(enc);
+#if defined(_OPENMP)
+#pragma omp single
+#endif
+    used_threads = nt;
+    Matrix<T>& dq = nt == 1 ? r.dq : dq_part[static_cast<std::size_t>(tid)];
+    if (nt > 1) dq = Matrix<T>::Zero(nq, q.cols());
+    G& grads = g_part[static_cast<std::size_t>(tid)];
+    grads = detail::zero_gradients_of(enc);
     Matrix<T> s(bq, bk), th(bq, bk), dp(bq, bk);
 #if defined(_OPENMP)
-#pragma omp for schedule(dynamic, 1)
+#pragma omp for schedule(static, 1)
 #endif
     for (Index w = 0; w < work; ++w) {
       const Index g = w / k_tiles, t = w % k_tiles, j0 = t * bk, bj = std::min(bk, nk - j0);
@@ -338,15 +353,15 @@ AttendGradients<E> attend_backward(const E& enc, const ConstMatrixRef<typename E
             tht.array() = (st.array() / cap).tanh();
             st.array() = cap * tht.array();
           }
-          // P = e^(S - lse) where visible (0 elsewhere and in rows that see nothing)
-          for (Index i = 0; i < bi; ++i) {
-            const T l = lse(h, i0 + i);
-            const std::int64_t pi = qpos[i0 + i];
-            for (Index j = 0; j < bj; ++j) {
-              const bool vis = seen == 2 || rule.visible(pi, kpos[j0 + j], i0 + i, j0 + j);
-              st(i, j) = vis && st(i, j) != neg_inf ? std::exp(st(i, j) - l) : T(0);
+          // P = e^(S - lse) (0 in rows that see nothing: lse = +inf), then 0 where not visible
+          for (Index i = 0; i < bi; ++i)
+            st.row(i).array() = (st.row(i).array() - lse(h, i0 + i)).exp();
+          if (seen == 1)
+            for (Index i = 0; i < bi; ++i) {
+              const std::int64_t pi = qpos[i0 + i];
+              for (Index j = 0; j < bj; ++j)
+                if (!rule.visible(pi, kpos[j0 + j], i0 + i, j0 + j)) st(i, j) = T(0);
             }
-          }
           const auto doh = dout.block(i0, h * dh, bi, dh);
           dv_t.noalias() += st.transpose() * doh;
           auto dpt = dp.topLeftCorner(bi, bj);
@@ -354,7 +369,7 @@ AttendGradients<E> attend_backward(const E& enc, const ConstMatrixRef<typename E
           if constexpr (has_values) bias.add_values_grad(h, i0, j0, st, doh, dpt, grads);
           // dS = P o (dP - D), then through the soft-cap: dS_raw = dS o (1 - tanh^2)
           for (Index i = 0; i < bi; ++i)
-            dpt.row(i) = st.row(i).cwiseProduct((dpt.row(i).array() - dsum(h, i0 + i)).matrix());
+            dpt.row(i).array() = st.row(i).array() * (dpt.row(i).array() - dsum(h, i0 + i));
           if (capped) dpt.array() *= (T(1) - tht.array().square());
           auto dq_t = dq.block(i0, h * dh, bi, dh);
           dq_t.noalias() += scale * (dpt * kh);
@@ -363,14 +378,12 @@ AttendGradients<E> attend_backward(const E& enc, const ConstMatrixRef<typename E
         }
       }
     }
-#if defined(_OPENMP)
-#pragma omp critical(posenc_attend_backward)
-#endif
-    {
-      if (!shared_dq) r.dq += dq_own;
-      r.encoder += grads;
-    }
   }
+  if (used_threads > 1)
+    for (int t = 0; t < used_threads; ++t)
+      r.dq += dq_part[static_cast<std::size_t>(t)];
+  for (int t = 0; t < used_threads; ++t)
+    r.encoder += g_part[static_cast<std::size_t>(t)];
   return r;
 }
 
