@@ -29,9 +29,8 @@
 //     float loss = model.train_step(batch, adam);  // zero_gradients, accumulate_gradients, step
 //   }
 //   posenc::training::save(model, "run1");  // posenc/training_io.hpp
-// Determinism: one seed and one batch order give the same parameters bit for bit in a build
-// without OpenMP (with it, the attention backward's per-thread sums may be added in another
-// order on large inputs).
+// Determinism: one seed and one batch order give the same parameters bit for bit at a given
+// thread count (the attention backward adds its per-thread sums in thread order).
 #pragma once
 
 #include <algorithm>
