@@ -16,6 +16,9 @@
 //     a directory and a missing file, written at start-up into a private temporary directory;
 //   - -o/--output: a path inside that directory's out/ (an .npy, .svg, .png, .md or other name,
 //     a missing subdirectory, an existing directory, or the empty path);
+//   - output directories (attend --grads): out/dir (existing; the files written there are
+//     removed after each run like every output), out/dir/ with its slash, a missing directory,
+//     an input file (not a directory), or the empty path;
 //   - names and free text (--encoder, --scaling, --title, --labels ...): the text itself, up to
 //     48 bytes.
 // Values are attached with '=' (a value can never be read as another flag; a line without '='
@@ -23,8 +26,8 @@
 // "--output" "", since CLI11 reads an empty attached value as none and takes the next word),
 // junk words take no value, and paths are never taken from the input, so a run cannot read or
 // write outside the directory. A
-// text flag the grammar does not know is refused at start-up: add it to text_flags, input_flags or
-// output_flags below after checking which it is.
+// text flag the grammar does not know is refused at start-up: add it to text_flags, input_flags,
+// output_flags or output_dir_flags below after checking which it is.
 //
 // `plot` runs as a dry run (POSENC_PLOT_DRY_RUN=1, set at start-up; docs/plots.md): each kind
 // checks its flags, computes its arrays and writes the figure's .npy files and JSON description
@@ -194,6 +197,14 @@ std::vector<Fixture> make_fixtures() {
   };
 }
 
+/// Output directory names (attend --grads), inside out/: "dir" exists, "sub" does not; "@x.npy"
+/// stands for the input x.npy, a regular file, which is never written to (it is not a
+/// directory).
+const std::vector<std::string>& output_dir_names() {
+  static const std::vector<std::string> names = {"dir", "dir/", "sub", "@x.npy", ""};
+  return names;
+}
+
 /// Output names, inside out/: "sub/" does not exist, "dir" is a directory.
 const std::vector<std::string>& output_names() {
   static const std::vector<std::string> names = {"out.npy", "out.svg", "out.png", "out.md",
@@ -250,7 +261,7 @@ const Env& env() {
 // --- The commands and their flags, from the CLI11 app
 // ---------------------------------------------
 
-enum class Kind { flag, integer, real, text, input, output };
+enum class Kind { flag, integer, real, text, input, output, output_dir };
 
 struct Flag {
   std::string name;  // the long name, without dashes
@@ -267,8 +278,11 @@ struct Command {
 const std::set<std::string> input_flags = {
     "in", "positions", "x", "wq", "wk", "wv", "wo", "table", "short-factors", "long-factors", "freq-factors",
     "rel-k", "rel-v", "u", "v", "wr", "bq", "bk", "bv", "bo", "segments", "sinks", "distance-table",
-    "rel-key-table", "rel-query-table", "rel-embeddings", "rel-ln-weight", "rel-ln-bias", "config", "weights"};
+    "rel-key-table", "rel-query-table", "rel-embeddings", "rel-ln-weight", "rel-ln-bias", "config", "weights",
+    "grad-y"};
 const std::set<std::string> output_flags = {"output"};
+// Flags that name a directory the command writes files into.
+const std::set<std::string> output_dir_flags = {"grads"};
 // Text flags that are not paths.
 const std::set<std::string> text_flags = {
     "encoder", "encoders", "layout", "frequencies", "dtype", "scaling", "truncate", "title", "rotary-dims", "from", "to", "mrope-layout",
@@ -296,11 +310,14 @@ void collect(const CLI::App* app, const std::string& where, std::vector<Flag>& o
       f.kind = Kind::input;
     else if (output_flags.count(f.name))
       f.kind = Kind::output;
+    else if (output_dir_flags.count(f.name))
+      f.kind = Kind::output_dir;
     else if (text_flags.count(f.name))
       f.kind = Kind::text;
     else
       fatal(where + ": flag --" + f.name + " of type '" + type +
-            "' is unknown to the grammar: add it to input_flags, output_flags or text_flags");
+            "' is unknown to the grammar: add it to input_flags, output_flags, output_dir_flags or "
+            "text_flags");
     out.push_back(f);
   }
   for (const CLI::App* sub : app->get_subcommands({}))
@@ -442,6 +459,11 @@ std::string value_of(const Flag& f, const std::string& v) {
       const std::string& name = pick(output_names(), v);
       return name.empty() ? name : e.out + "/" + name;
     }
+    case Kind::output_dir: {
+      const std::string& name = pick(output_dir_names(), v);
+      if (name.empty()) return name;
+      return name[0] == '@' ? e.in + "/" + name.substr(1) : e.out + "/" + name;
+    }
     case Kind::text:
     case Kind::flag:
       break;
@@ -498,12 +520,14 @@ std::vector<std::string> build_args(const std::vector<std::string>& lines) {
       flag = &c.flags[line.empty() ? 0 : static_cast<unsigned char>(line[0]) % c.flags.size()];
     given.insert(flag->name);
     const std::string dashed = "--" + flag->name;
-    if (eq == std::string::npos && flag->kind != Kind::input && flag->kind != Kind::output) {
+    const bool path = flag->kind == Kind::input || flag->kind == Kind::output ||
+                      flag->kind == Kind::output_dir;
+    if (eq == std::string::npos && !path) {
       args.push_back(dashed);  // a flag, or a missing value
       continue;
     }
     const std::string value = value_of(*flag, eq == std::string::npos ? "" : line.substr(eq + 1));
-    if (value.empty() && flag->kind == Kind::output) {
+    if (value.empty() && (flag->kind == Kind::output || flag->kind == Kind::output_dir)) {
       // CLI11 reads `--output=` as `--output` and takes the next word as the path: the empty
       // path goes as a word of its own.
       args.push_back(dashed);

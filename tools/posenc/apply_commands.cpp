@@ -8,7 +8,9 @@
 #include <posenc/posenc.hpp>
 
 #include <algorithm>
+#include <climits>
 #include <cstdint>
+#include <cstdlib>
 #include <functional>
 #include <map>
 #include <memory>
@@ -905,6 +907,218 @@ void attend_checkpoint(const Args& a, const posenc::hf::ModelConfig& model,
 }
 #endif
 
+// --- attend --grad-y gy.npy --grads DIR: every gradient as DIR/<flag>.npy ----------------------
+
+/// Throws unless `dir` names an existing directory the program may create files in.
+inline void check_grads_dir(const std::string& dir) {
+  if (dir.empty()) throw CliError("--grads: empty directory path");
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0) io_error("--grads " + dir, errno);
+  if (!S_ISDIR(st.st_mode)) throw CliError("--grads " + dir + ": is not a directory");
+  if (::faccessat(AT_FDCWD, dir.c_str(), W_OK | X_OK, AT_EACCESS) != 0)
+    io_error("--grads " + dir + ": cannot create files in it", errno);
+}
+
+/// DIR/NAME.npy
+inline std::string grad_path(const std::string& dir, const std::string& name) {
+  return dir + (dir.back() == '/' ? "" : "/") + name + ".npy";
+}
+
+/// One file of the set `attend` writes: -o's Y or a gradient. `label` is how messages name it
+/// ("-o y.npy", "--grads g/wq.npy").
+template <class T>
+struct SetFile {
+  std::string name;  // the flag of a gradient ("wq", "rel-k", ...); empty for -o
+  std::string path, label;
+  std::vector<std::int64_t> shape;
+  posenc::Matrix<T> values;  // row-major, as many values as the shape has elements
+};
+
+/// The file a path would write, as a key to compare two outputs by: the real path of the
+/// (final) target's directory and the target's name.
+inline std::string output_key(const std::string& path) {
+  const std::string t = final_target(path);
+  const std::string dir = dir_of(t);
+  std::vector<char> buf(PATH_MAX + 1);
+  const std::string real = ::realpath(dir.c_str(), buf.data()) ? std::string(buf.data()) : dir;
+  const auto slash = t.find_last_of('/');
+  return real + "/" + (slash == std::string::npos ? t : t.substr(slash + 1));
+}
+
+/// Before anything is computed: each file of the set can be written (resolve_output's checks,
+/// in the gradient's own words), no two are the same file, and no gradient would replace an
+/// input file (`inputs`: flag and path of every file read).
+template <class T>
+void check_set(const std::vector<SetFile<T>>& files,
+               const std::vector<std::pair<std::string, std::string>>& inputs) {
+  std::map<std::string, std::string> seen;  // output_key -> label
+  for (const SetFile<T>& f : files) {
+    try {
+      resolve_output(f.path);
+    } catch (const CliError& e) {
+      const std::string m = e.what(), o = "-o " + f.path;
+      throw CliError(m.compare(0, o.size(), o) == 0 ? f.label + m.substr(o.size()) : m);
+    }
+    const std::string key = output_key(f.path);
+    const auto it = seen.find(key);
+    if (it != seen.end())
+      throw CliError(f.label + ": is the same file as " + it->second +
+                     "; give -o a path outside --grads' directory or another name");
+    seen.emplace(key, f.label);
+    struct stat out {};
+    if (f.label.compare(0, 2, "-o") == 0 || ::stat(f.path.c_str(), &out) != 0) continue;
+    for (const auto& in : inputs) {
+      struct stat st {};
+      if (::stat(in.second.c_str(), &st) == 0 && st.st_dev == out.st_dev &&
+          st.st_ino == out.st_ino)
+        throw CliError(f.label + ": is the input " + in.first + " " + in.second +
+                       ", which the gradient would replace; give --grads another directory");
+    }
+  }
+}
+
+/// Throws unless every value of `f` is finite in the output dtype `dtype`.
+template <class T>
+void check_finite(const SetFile<T>& f, Dtype dtype) {
+  const T* v = f.values.data();
+  for (posenc::Index i = 0; i < f.values.size(); ++i) {
+    const double x = dtype == Dtype::f32 ? static_cast<double>(static_cast<float>(v[i]))
+                                         : static_cast<double>(v[i]);
+    if (std::isfinite(x)) continue;
+    const std::string dt(posenc::name_of(dtype));
+    throw CliError(f.label + (f.name.empty() ? ": the result " : ": the gradient ") +
+                   (std::isnan(x) ? "is nan at " + index_str(i, f.shape) +
+                                        " (an intermediate value overflowed " + dt + ")"
+                                  : "overflows " + dt + " at " + index_str(i, f.shape) + " (" +
+                                        number_str(x) + ")") +
+                   "; nothing was written");
+  }
+}
+
+/// The values of `m` in `dtype`, converted in blocks.
+template <class T>
+void write_values(OutputFile& out, const posenc::Matrix<T>& m, Dtype dtype) {
+  const auto n = static_cast<std::size_t>(m.size());
+  if (dtype_of<T>() == dtype) {
+    out.write(m.data(), n * sizeof(T));
+    return;
+  }
+  const auto convert = [&](auto zero) {
+    using S = decltype(zero);
+    std::vector<S> buf(std::min<std::size_t>(n, 8192));
+    for (std::size_t i0 = 0; i0 < n; i0 += buf.size()) {
+      const std::size_t k = std::min(buf.size(), n - i0);
+      for (std::size_t i = 0; i < k; ++i)
+        buf[i] = static_cast<S>(m.data()[i0 + i]);
+      out.write(buf.data(), k * sizeof(S));
+    }
+  };
+  if (dtype == Dtype::f32)
+    convert(float{});
+  else
+    convert(double{});
+}
+
+/// Writes files[i..] each through write_output (a temporary file renamed into place), nested:
+/// file i's temporary file stays open and unrenamed until every later file is complete and
+/// renamed, so an error while any data is written leaves none of them (only a failed close or
+/// rename after the first rename could leave part of the set).
+template <class T>
+void write_nested(const std::vector<SetFile<T>>& files, std::size_t i, Dtype dtype) {
+  if (i == files.size()) return;
+  const SetFile<T>& f = files[i];
+  const std::string header =
+      posenc_npy::npy_header_bytes(dtype == Dtype::f32 ? "<f4" : "<f8", f.shape);
+  const std::string o = "-o " + f.path;
+  const auto relabel = [&](const std::string& m) {
+    return m.compare(0, o.size(), o) == 0 ? f.label + m.substr(o.size()) : m;
+  };
+  try {
+    write_output(f.path, [&](OutputFile& out) {
+      out.write(header.data(), header.size());
+      write_values(out, f.values, dtype);
+      write_nested(files, i + 1, dtype);
+    });
+  } catch (const CliError& e) {
+    throw CliError(relabel(e.what()));
+  } catch (const ResourceError& e) {
+    throw ResourceError(relabel(e.what()));
+  }
+}
+
+/// The gradients of DeBERTa's relative embeddings, their layer norm and (added into the given
+/// dwq, dwk, dbq, dbk) the projections that made K_r and Q_r of them (deberta_relative_tables:
+/// R = LayerNorm(rel), K_r = R Wk + bk per query head's key/value head, Q_r = R Wq + bq), from
+/// dL/dK_r and dL/dQ_r (empty: that table is not read). In double, as the forward's layer norm.
+template <class T>
+struct DebertaEmbeddingGradients {
+  posenc::Matrix<T> rel;
+  posenc::Vector<T> ln_weight, ln_bias;
+};
+
+template <class T>
+DebertaEmbeddingGradients<T> deberta_embedding_backward(
+    const posenc::Matrix<T>& rel_t, const posenc::Vector<T>& lnw_t, const posenc::Vector<T>& lnb_t,
+    double eps, const posenc::Matrix<T>& wq_t, const posenc::Matrix<T>& wk_t, std::int64_t heads,
+    const posenc::Matrix<T>& dkr_t, const posenc::Matrix<T>& dqr_t, posenc::Matrix<T>& dwq,
+    posenc::Matrix<T>& dwk, posenc::Vector<T>& dbq, posenc::Vector<T>& dbk) {
+  using M = posenc::Matrix<double>;
+  using posenc::Index;
+  const M rel = rel_t.template cast<double>(), wq = wq_t.template cast<double>(),
+          wk = wk_t.template cast<double>();
+  const Index n = rel.rows(), d = rel.cols(), qw = wq.cols(), kw = wk.cols();
+  const Index h = static_cast<Index>(heads), dh = qw / h, hkv = kw / dh;
+  const bool ln = lnw_t.size() > 0;
+  // R and the normalised rows xhat (R = xhat w + b)
+  M xhat = rel;
+  std::vector<double> inv(static_cast<std::size_t>(n), 1.0);
+  if (ln) {
+    for (Index i = 0; i < n; ++i) {
+      const double mean = rel.row(i).mean();
+      const double var = (rel.row(i).array() - mean).square().mean();
+      inv[static_cast<std::size_t>(i)] = 1.0 / std::sqrt(var + eps);
+      xhat.row(i) = (rel.row(i).array() - mean) * inv[static_cast<std::size_t>(i)];
+    }
+  }
+  const posenc::Vector<double> w = ln ? posenc::Vector<double>(lnw_t.template cast<double>())
+                                      : posenc::Vector<double>::Ones(d);
+  M r = xhat;
+  if (ln) {
+    const posenc::Vector<double> b = lnb_t.template cast<double>();
+    for (Index i = 0; i < n; ++i)
+      r.row(i) = xhat.row(i).cwiseProduct(w.transpose()) + b.transpose();
+  }
+  // dL/d(R Wk + bk) [2 span, Hkv Dh]: each query head's block of dK_r into its key/value head's
+  M dkp = M::Zero(n, kw), dqr = M::Zero(n, qw);
+  if (dkr_t.size() > 0)
+    for (Index q = 0; q < h; ++q)
+      dkp.middleCols(((q * hkv) / h) * dh, dh) +=
+          dkr_t.middleCols(q * dh, dh).template cast<double>();
+  if (dqr_t.size() > 0) dqr = dqr_t.template cast<double>();
+  dwq += (r.transpose() * dqr).template cast<T>();
+  dwk += (r.transpose() * dkp).template cast<T>();
+  if (dbq.size()) dbq += dqr.colwise().sum().transpose().template cast<T>();
+  if (dbk.size()) dbk += dkp.colwise().sum().transpose().template cast<T>();
+  const M dr = dqr * wq.transpose() + dkp * wk.transpose();
+  DebertaEmbeddingGradients<T> g;
+  if (!ln) {
+    g.rel = dr.template cast<T>();
+    return g;
+  }
+  // torch.nn.LayerNorm's backward: dxhat = dR o w, dx = inv (dxhat - mean(dxhat) - xhat
+  // mean(dxhat o xhat)), dw = sum_i dR_i o xhat_i, db = sum_i dR_i
+  M drel(n, d);
+  for (Index i = 0; i < n; ++i) {
+    const Eigen::Array<double, 1, Eigen::Dynamic> dxh = dr.row(i).array() * w.transpose().array();
+    const double m1 = dxh.mean(), m2 = (dxh * xhat.row(i).array()).mean();
+    drel.row(i) = (inv[static_cast<std::size_t>(i)] * (dxh - m1 - xhat.row(i).array() * m2)).matrix();
+  }
+  g.rel = drel.template cast<T>();
+  g.ln_weight = (dr.cwiseProduct(xhat)).colwise().sum().transpose().template cast<T>();
+  g.ln_bias = dr.colwise().sum().transpose().template cast<T>();
+  return g;
+}
+
 }  // namespace detail
 
 void add_attend_command(CLI::App& app) {
@@ -957,6 +1171,9 @@ void add_attend_command(CLI::App& app) {
     std::string weights;
     CLI::Option *weights_opt = nullptr, *wq_opt = nullptr, *wk_opt = nullptr, *wv_opt = nullptr,
                 *wo_opt = nullptr;
+    // --grad-y gy.npy --grads DIR: the backward pass, every gradient written as DIR/<flag>.npy
+    std::string grad_y, grads;
+    CLI::Option *grad_y_opt = nullptr, *grads_opt = nullptr;
   };
   auto a = std::make_shared<Args>();
   CLI::App* sub = app.add_subcommand(
@@ -1072,6 +1289,13 @@ void add_attend_command(CLI::App& app) {
       ->capture_default_str();
   a->dtype_opt = detail::add_dtype(sub, a->dtype, "the dtype of --x");
   detail::add_output(sub, a->out);
+  a->grad_y_opt = sub->add_option("--grad-y", a->grad_y,
+                                  "dL/dY, .npy [N, D]: with --grads, also run the backward pass");
+  a->grads_opt = sub->add_option("--grads", a->grads,
+                                 "An existing directory for every gradient (with --grad-y): "
+                                 "x.npy, wq.npy, ..., each named after its flag (docs/cli.md)");
+  a->grad_y_opt->needs(a->grads_opt);
+  a->grads_opt->needs(a->grad_y_opt);
 
   // The flags of each --encoder (EncoderFlags): a row names the flags its encoder takes beyond
   // those every encoder takes (the flags in no row); F::needed marks one the encoder cannot do
@@ -1159,6 +1383,18 @@ void add_attend_command(CLI::App& app) {
     if (o) a->weights_opt->excludes(o);
 
   sub->callback([a] {
+    const bool grads = a->grads_opt->count() > 0;
+    if (grads) {
+      if (a->weights_opt->count())
+        throw CliError(
+            "--grads: not supported with --weights (a checkpoint layer's tensors have no flags "
+            "to name their gradients after); give the layer's arrays with --wq, --wk, --wv, --wo "
+            "and the table flags");
+      if (a->prefill_opt->count())
+        throw CliError("--grads: not with --prefill: a decode loop has no backward pass here "
+                       "(run the one call, whose gradients are the layer's)");
+      detail::check_grads_dir(a->grads);
+    }
 #if POSENC_CLI_HAVE_HF
     std::optional<posenc::hf::ModelConfig> model;
     const posenc::hf::LayerConfig* layer = nullptr;
@@ -1490,8 +1726,141 @@ void add_attend_command(CLI::App& app) {
           return a->relemb.deberta<T>(h, d, dh, wq, opt.bq, wk, opt.bk, from_h, from_dh, from_d);
         throw CliError("--encoder: unknown encoder '" + e + "'");
       };
+      // dL/dY, with --grads
+      const std::string n_d = "N = " + std::to_string(n) + " from --x, " + from_d;
+      const posenc::Matrix<T> gy =
+          grads ? std::move(load_array_as<T>("--grad-y", a->grad_y, {n, d},
+                                             "([N, D], the shape of Y, with " + n_d + ")",
+                                             ArrayRules::sequence())
+                                .data)
+                : posenc::Matrix<T>();
+      // With --grads: Y and every gradient, written as one set once all are computed.
+      const auto attend_gradients = [&](const auto& enc) {
+        using E = std::decay_t<decltype(enc)>;
+        const bool rel_emb = e == "deberta" && a->relemb.o_rel->count() > 0;
+        const bool rel_ln = rel_emb && a->relemb.o_ln_w->count() > 0;
+        std::vector<detail::SetFile<T>> files;
+        const auto add = [&](const std::string& name, std::vector<std::int64_t> shape) {
+          const std::string path = name.empty() ? a->out : detail::grad_path(a->grads, name);
+          files.push_back(
+              {name, path, (name.empty() ? "-o " : "--grads ") + path, std::move(shape), {}});
+        };
+        add("", {n, d});
+        add("x", {n, d});
+        add("wq", {d, qw});
+        add("wk", {d, kw});
+        add("wv", {d, kw});
+        add("wo", {qw, d});
+        if (opt.bq.size()) add("bq", {qw});
+        if (opt.bk.size()) add("bk", {kw});
+        if (opt.bv.size()) add("bv", {kw});
+        if (opt.bo.size()) add("bo", {d});
+        if (!opt.sinks.empty()) add("sinks", {h});
+        // DeBERTa's tables made of --rel-embeddings: the gradients of what was given (the
+        // embeddings, their layer norm; the projections' share is in wq, wk, bq, bk).
+        if (rel_emb) {
+          add("rel-embeddings", {2 * a->relemb.span(), d});
+          if (rel_ln) {
+            add("rel-ln-weight", {d});
+            add("rel-ln-bias", {d});
+          }
+        } else if constexpr (!std::is_same<posenc::gradients_t<E>, posenc::NoGradients>::value) {
+          enc.zero_gradients().for_each([&](const auto& name, const posenc::Matrix<T>& m) {
+            add(name, {static_cast<std::int64_t>(m.rows()), static_cast<std::int64_t>(m.cols())});
+          });
+        }
+        const std::vector<std::pair<std::string, std::string>> inputs = {
+            {"--x", a->x},
+            {"--wq", a->wq},
+            {"--wk", a->wk},
+            {"--wv", a->wv},
+            {"--wo", a->wo},
+            {"--bq", a->bq},
+            {"--bk", a->bk},
+            {"--bv", a->bv},
+            {"--bo", a->bo},
+            {"--positions", a->positions},
+            {"--segments", a->segments},
+            {"--sinks", a->sinks},
+            {"--table", a->table},
+            {"--rel-k", a->rel_k},
+            {"--rel-v", a->rel_v},
+            {"--u", a->u},
+            {"--v", a->v},
+            {"--wr", a->wr},
+            {"--short-factors", a->rope.short_factors},
+            {"--long-factors", a->rope.long_factors},
+            {"--freq-factors", a->rope.freq_factors},
+            {"--distance-table", a->relemb.distance_table},
+            {"--rel-key-table", a->relemb.k_r},
+            {"--rel-query-table", a->relemb.q_r},
+            {"--rel-embeddings", a->relemb.rel_embeddings},
+            {"--rel-ln-weight", a->relemb.ln_weight},
+            {"--rel-ln-bias", a->relemb.ln_bias},
+            {"--grad-y", a->grad_y},
+            {"--config", a->config.path}};
+        detail::check_set(files, inputs);
+
+        files[0].values = posenc::attention(xt, wq, wk, wv, wo, enc, opt);
+        auto g = posenc::attention_backward(xt, wq, wk, wv, wo, enc, opt, gy);
+        std::map<std::string, posenc::Matrix<T>> values;
+        if constexpr (std::is_same<E, posenc::DebertaEncoding<T>>::value) {
+          if (rel_emb) {
+            const auto& r = a->relemb;
+            const auto rel = load_array_as<T>("--rel-embeddings", r.rel_embeddings,
+                                              {2 * r.span(), d}, "");
+            posenc::Vector<T> lw, lb;
+            if (rel_ln) {
+              lw = load_array_as<T>("--rel-ln-weight", r.ln_weight, {d}, "").vector();
+              lb = load_array_as<T>("--rel-ln-bias", r.ln_bias, {d}, "").vector();
+            }
+            auto eg = detail::deberta_embedding_backward<T>(rel.data, lw, lb, r.ln_eps, wq, wk, h,
+                                                            g.encoder.k_r, g.encoder.q_r, g.dwq,
+                                                            g.dwk, g.dbq, g.dbk);
+            values["rel-embeddings"] = std::move(eg.rel);
+            if (rel_ln) {
+              values["rel-ln-weight"] = eg.ln_weight;
+              values["rel-ln-bias"] = eg.ln_bias;
+            }
+          }
+        }
+        if (!rel_emb)
+          g.encoder.for_each([&](const auto& name, const posenc::Matrix<T>& m) {
+            values[std::string(name)] = m;
+          });
+        values["x"] = std::move(g.dx);
+        values["wq"] = std::move(g.dwq);
+        values["wk"] = std::move(g.dwk);
+        values["wv"] = std::move(g.dwv);
+        values["wo"] = std::move(g.dwo);
+        values["bq"] = g.dbq;
+        values["bk"] = g.dbk;
+        values["bv"] = g.dbv;
+        values["bo"] = g.dbo;
+        values["sinks"] = Eigen::Map<const posenc::Vector<T>>(
+            g.dsinks.data(), static_cast<posenc::Index>(g.dsinks.size()));
+        for (std::size_t i = 1; i < files.size(); ++i) {
+          detail::SetFile<T>& f = files[i];
+          std::int64_t count = 1;
+          for (const std::int64_t s : f.shape)
+            count *= s;
+          auto it = values.find(f.name);
+          if (it == values.end() || it->second.size() != count)
+            throw CliError("internal: the gradient of " + f.name + " is missing or of size " +
+                           std::to_string(it == values.end() ? -1 : it->second.size()) +
+                           ", expected " + shape_str(f.shape));
+          f.values = std::move(it->second);
+        }
+        for (const auto& f : files)
+          detail::check_finite(f, dtype);
+        detail::write_nested(files, 0, dtype);
+      };
       std::visit(
           [&](const auto& enc) {
+            if (grads) {
+              attend_gradients(enc);
+              return;
+            }
             if (!a->prefill_opt->count()) {
               const posenc::Matrix<T> y = posenc::attention(xt, wq, wk, wv, wo, enc, opt);
               write_npy_matrix(a->out, y, {n, d}, dtype);
