@@ -609,6 +609,27 @@ def group_options(s):
         for n in ("wq", "wk", "wv", "wo"):
             g = np.load(os.path.join(gdir, f"{n}.npy"))
             s.ok("empty", g.shape == p[n].shape and not g.any(), f"d{n}: {g.shape}, nonzero {g.any()}")
+    # --config: the layer's encoder and options from a config.json, the same gradients as the flags
+    c, p, gy = make_case("config", "rope", 9, H=2, Hkv=1, causal=True, base=500000.0)
+    args = case_args(s, c, p, gy, "config")
+    cfg = s.w("config.json")
+    with open(cfg, "w") as f:
+        f.write('{"model_type": "llama", "hidden_size": 8, "num_attention_heads": 2, "num_key_value_heads": 1, '
+                '"num_hidden_layers": 1, "max_position_embeddings": 64, "rope_theta": 500000.0}')
+    layer = args[:args.index("--heads")] + ["--config", cfg, "--grad-y", args[args.index("--grad-y") + 1]]
+    dirs = {}
+    for tag, a in (("flags", args), ("config", layer)):
+        dirs[tag] = s.w(f"config_grads_{tag}")
+        os.makedirs(dirs[tag])
+        rc, _, err = s.run(a + ["--grads", dirs[tag], "-o", s.w(f"config_y_{tag}.npy")])
+        s.ok(f"config [{tag}]", rc == 0 or "--config is not available" in err, f"exit {rc}: {err.strip()}")
+    if s.files(dirs["config"]):
+        s.ok("config", s.files(dirs["config"]) == s.files(dirs["flags"]), f"files {s.files(dirs['config'])}")
+        for f in s.files(dirs["flags"]):
+            a, b = (np.load(os.path.join(dirs[t], f)) for t in ("flags", "config"))
+            s.ok("config", np.allclose(a, b, rtol=0, atol=1e-13), f"{f}: --config and the flags differ")
+    else:
+        print("SKIP config: posenc was built without nlohmann/json (--config is not available)")
     # an existing gradient file is replaced, keeping its mode
     c, p, gy = make_case("replace", "none", 8)
     args = case_args(s, c, p, gy, "replace")
