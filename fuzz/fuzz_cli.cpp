@@ -520,8 +520,8 @@ std::vector<std::string> build_args(const std::vector<std::string>& lines) {
       flag = &c.flags[line.empty() ? 0 : static_cast<unsigned char>(line[0]) % c.flags.size()];
     given.insert(flag->name);
     const std::string dashed = "--" + flag->name;
-    const bool path = flag->kind == Kind::input || flag->kind == Kind::output ||
-                      flag->kind == Kind::output_dir;
+    const bool path =
+        flag->kind == Kind::input || flag->kind == Kind::output || flag->kind == Kind::output_dir;
     if (eq == std::string::npos && !path) {
       args.push_back(dashed);  // a flag, or a missing value
       continue;

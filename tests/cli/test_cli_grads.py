@@ -30,8 +30,6 @@ import os
 import resource
 import shutil
 import signal
-import stat
-import subprocess
 import sys
 import tempfile
 
@@ -158,7 +156,7 @@ class TorchOps:
 
 def prepare(c):
     """The constants of case c that depend only on positions (angles, buckets, masks), once."""
-    pos, N, D, H, Dh = c["pos"], c["N"], c["D"], c["H"], c["Dh"]
+    pos, N, D, H = c["pos"], c["N"], c["D"], c["H"]
     enc = c["encoder"]
     k = {}
     dq = pos[:, None] - pos[None, :]                           # p_i - p_j
@@ -218,7 +216,7 @@ def layer_norm(B, x, w, b, eps):
 def forward(B, P, c):
     """Y [N, D] of the layer of case c (conventions.md 6, 6b) from the parameters P (name ->
     array of backend B), the encoder as in sections 1-5e."""
-    N, H, Hkv, Dh = c["N"], c["H"], c["Hkv"], c["Dh"]
+    H, Hkv, Dh = c["H"], c["Hkv"], c["Dh"]
     enc, k = c["encoder"], c["k"]
     x = P["x"]
     if enc == "sinusoidal":

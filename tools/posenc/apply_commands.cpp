@@ -953,11 +953,16 @@ void check_set(const std::vector<SetFile<T>>& files,
                const std::vector<std::pair<std::string, std::string>>& inputs) {
   std::map<std::string, std::string> seen;  // output_key -> label
   for (const SetFile<T>& f : files) {
+    const std::string o = "-o " + f.path;
+    const auto relabel = [&](const std::string& m) {
+      return m.compare(0, o.size(), o) == 0 ? f.label + m.substr(o.size()) : m;
+    };
     try {
       resolve_output(f.path);
     } catch (const CliError& e) {
-      const std::string m = e.what(), o = "-o " + f.path;
-      throw CliError(m.compare(0, o.size(), o) == 0 ? f.label + m.substr(o.size()) : m);
+      throw CliError(relabel(e.what()));
+    } catch (const ResourceError& e) {
+      throw ResourceError(relabel(e.what()));
     }
     const std::string key = output_key(f.path);
     const auto it = seen.find(key);
@@ -969,8 +974,7 @@ void check_set(const std::vector<SetFile<T>>& files,
     if (f.label.compare(0, 2, "-o") == 0 || ::stat(f.path.c_str(), &out) != 0) continue;
     for (const auto& in : inputs) {
       struct stat st {};
-      if (::stat(in.second.c_str(), &st) == 0 && st.st_dev == out.st_dev &&
-          st.st_ino == out.st_ino)
+      if (::stat(in.second.c_str(), &st) == 0 && st.st_dev == out.st_dev && st.st_ino == out.st_ino)
         throw CliError(f.label + ": is the input " + in.first + " " + in.second +
                        ", which the gradient would replace; give --grads another directory");
     }
@@ -1080,8 +1084,8 @@ DebertaEmbeddingGradients<T> deberta_embedding_backward(
       xhat.row(i) = (rel.row(i).array() - mean) * inv[static_cast<std::size_t>(i)];
     }
   }
-  const posenc::Vector<double> w = ln ? posenc::Vector<double>(lnw_t.template cast<double>())
-                                      : posenc::Vector<double>::Ones(d);
+  const posenc::Vector<double> w =
+      ln ? posenc::Vector<double>(lnw_t.template cast<double>()) : posenc::Vector<double>::Ones(d);
   M r = xhat;
   if (ln) {
     const posenc::Vector<double> b = lnb_t.template cast<double>();
@@ -1111,7 +1115,8 @@ DebertaEmbeddingGradients<T> deberta_embedding_backward(
   for (Index i = 0; i < n; ++i) {
     const Eigen::Array<double, 1, Eigen::Dynamic> dxh = dr.row(i).array() * w.transpose().array();
     const double m1 = dxh.mean(), m2 = (dxh * xhat.row(i).array()).mean();
-    drel.row(i) = (inv[static_cast<std::size_t>(i)] * (dxh - m1 - xhat.row(i).array() * m2)).matrix();
+    drel.row(i) =
+        (inv[static_cast<std::size_t>(i)] * (dxh - m1 - xhat.row(i).array() * m2)).matrix();
   }
   g.rel = drel.template cast<T>();
   g.ln_weight = (dr.cwiseProduct(xhat)).colwise().sum().transpose().template cast<T>();
@@ -1391,8 +1396,9 @@ void add_attend_command(CLI::App& app) {
             "to name their gradients after); give the layer's arrays with --wq, --wk, --wv, --wo "
             "and the table flags");
       if (a->prefill_opt->count())
-        throw CliError("--grads: not with --prefill: a decode loop has no backward pass here "
-                       "(run the one call, whose gradients are the layer's)");
+        throw CliError(
+            "--grads: not with --prefill: a decode loop has no backward pass here "
+            "(run the one call, whose gradients are the layer's)");
       detail::check_grads_dir(a->grads);
     }
 #if POSENC_CLI_HAVE_HF
@@ -1807,8 +1813,8 @@ void add_attend_command(CLI::App& app) {
         if constexpr (std::is_same<E, posenc::DebertaEncoding<T>>::value) {
           if (rel_emb) {
             const auto& r = a->relemb;
-            const auto rel = load_array_as<T>("--rel-embeddings", r.rel_embeddings,
-                                              {2 * r.span(), d}, "");
+            const auto rel =
+                load_array_as<T>("--rel-embeddings", r.rel_embeddings, {2 * r.span(), d}, "");
             posenc::Vector<T> lw, lb;
             if (rel_ln) {
               lw = load_array_as<T>("--rel-ln-weight", r.ln_weight, {d}, "").vector();
@@ -1825,9 +1831,8 @@ void add_attend_command(CLI::App& app) {
           }
         }
         if (!rel_emb)
-          g.encoder.for_each([&](const auto& name, const posenc::Matrix<T>& m) {
-            values[std::string(name)] = m;
-          });
+          g.encoder.for_each(
+              [&](const auto& name, const posenc::Matrix<T>& m) { values[std::string(name)] = m; });
         values["x"] = std::move(g.dx);
         values["wq"] = std::move(g.dwq);
         values["wk"] = std::move(g.dwk);
