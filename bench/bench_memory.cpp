@@ -8,6 +8,15 @@
 //   module/<enc>  attention(x, W..., y):                    bound 5 |X| beyond X, the weights, Y
 //                 (steady state: a second call, once the encoder's position cache exists;
 //                 first_call_peak_over_X includes building that cache)
+//   core_backward/<enc>   attend_backward (posenc/gradients.hpp) given Q, K, V, O, lse, dO:
+//                 peak beyond those and the gradients it returns (dQ, dK, dV); bound
+//                 t |Q| + 32 MiB with t threads (each thread beyond the first adds up its own
+//                 dQ [N, D], summed in thread order at the end; then D = rowsum(dO o O) [H, N]
+//                 and the tiles), so linear in N: measured at N = 4096 and 16384
+//   layer_backward/<enc>  attention_backward(x, W..., dy): peak beyond X, the weights, dY and
+//                 the gradients it returns (dX, dW); bound (8 + t) |X| + 32 MiB: the
+//                 recomputed forward's Q, K, V, O (4 |X|), dO (|X|), the core's dQ, dK, dV
+//                 (3 |X|) and its t per-thread dQ, as above
 // N = 16384, H = 8, Dh = 64, float, causal (the scratch does not depend on the mask; causal
 // halves the run time), with the largest thread count (per-thread scratch is counted).
 #include <malloc.h>
@@ -148,6 +157,95 @@ void BM_module_memory(benchmark::State& st) {
 }
 
 template <int E>
+void BM_core_backward_memory(benchmark::State& st) {
+  using T = float;
+  const Index n = st.range(0), d = kHeads * kDh;
+  const int threads = max_threads();
+  set_threads(threads);
+  const auto enc = make_encoder<T, E>(n, kHeads, kDh);
+  const Matrix<T> q = random<T>(n, d), k = random<T>(n, d), v = random<T>(n, d),
+                  dout = random<T>(n, d);
+  Matrix<T> o(n, d), lse(kHeads, n);
+  const posenc::Positions pos(0, n);
+  posenc::AttendOptions<T> opt;
+  opt.heads = kHeads;
+  opt.visibility.causal = true;
+  posenc::attend(enc, q, k, v, pos, pos, opt, o, lse);
+  long long peak = 0, returned = 0;
+  for (auto _ : st) {
+    const long long base = g_live.load();
+    g_peak = base;
+    auto g = posenc::attend_backward(enc, q, k, v, pos, pos, opt, o, lse, dout);
+    benchmark::DoNotOptimize(g.dq.data());
+    returned = g_live.load() - base;  // dQ, dK, dV (and the encoder's gradients) as returned
+    peak = g_peak.load() - base - returned;
+  }
+  const double q_mib = mib(static_cast<long long>(q.size() * sizeof(T)));
+  const double limit = threads * q_mib + 32.0;
+  st.counters["peak_MiB"] = mib(peak);
+  st.counters["returned_MiB"] = mib(returned);
+  st.counters["limit_MiB"] = limit;
+  st.counters["ratio"] = mib(peak) / limit;
+  st.counters["peak_over_X"] = mib(peak) / q_mib;
+}
+
+template <int E>
+void BM_layer_backward_memory(benchmark::State& st) {
+  using T = float;
+  const Index n = st.range(0), d = kHeads * kDh;
+  const int threads = max_threads();
+  set_threads(threads);
+  const auto enc = make_encoder<T, E>(n, kHeads, kDh);
+  const Matrix<T> x = random<T>(n, d), wq = random<T>(d, d, 0.05), wk = random<T>(d, d, 0.05),
+                  wv = random<T>(d, d, 0.05), wo = random<T>(d, d, 0.05), dy = random<T>(n, d);
+  posenc::AttentionOptions<T> opt;
+  opt.heads = kHeads;
+  opt.causal = true;
+  {  // the encoder's position cache (persistent, like its weights), as in BM_module_memory
+    Matrix<T> y(n, d);
+    posenc::attention(x, wq, wk, wv, wo, enc, opt, y);
+  }
+  long long peak = 0, returned = 0;
+  for (auto _ : st) {
+    const long long base = g_live.load();
+    g_peak = base;
+    auto g = posenc::attention_backward(x, wq, wk, wv, wo, enc, opt, dy);
+    benchmark::DoNotOptimize(g.dx.data());
+    returned = g_live.load() - base;  // dX, dWq, dWk, dWv, dWo
+    peak = g_peak.load() - base - returned;
+  }
+  const double x_mib = mib(static_cast<long long>(x.size() * sizeof(T)));
+  const double limit = (8.0 + threads) * x_mib + 32.0;
+  st.counters["peak_MiB"] = mib(peak);
+  st.counters["returned_MiB"] = mib(returned);
+  st.counters["limit_MiB"] = limit;
+  st.counters["ratio"] = mib(peak) / limit;
+  st.counters["peak_over_X"] = mib(peak) / x_mib;
+}
+
+template <int E>
+void add_backward(bool core, bool layer) {
+  for (Index n : {Index(4096), kN}) {
+    if (core)
+      benchmark::RegisterBenchmark((std::string("memory/core_backward/") + enc_name(E)).c_str(),
+                                   BM_core_backward_memory<E>)
+          ->Arg(n)
+          ->ArgName("N")
+          ->Iterations(1)
+          ->UseRealTime()
+          ->Unit(benchmark::kMillisecond);
+    if (layer)
+      benchmark::RegisterBenchmark((std::string("memory/layer_backward/") + enc_name(E)).c_str(),
+                                   BM_layer_backward_memory<E>)
+          ->Arg(n)
+          ->ArgName("N")
+          ->Iterations(1)
+          ->UseRealTime()
+          ->Unit(benchmark::kMillisecond);
+  }
+}
+
+template <int E>
 void add(bool full) {
   for (Index n : {Index(2048), kN}) {
     if (n != kN && !full) continue;
@@ -174,7 +272,13 @@ void register_all(bool full) {
   add<rope>(full);
   add<alibi>(full);
   add<t5>(full);
+  add_backward<none>(true, true);
+  add_backward<alibi>(true, false);
+  add_backward<rope>(false, true);
   if (full) {
+    add_backward<t5>(true, true);
+    add_backward<shaw>(true, false);
+    add_backward<xl>(true, false);
     add<learned>(full);
     add<shaw>(full);
     add<xl>(full);
