@@ -109,3 +109,34 @@ TEMPLATE_TEST_CASE("concurrency: attention from several threads, each with OpenM
   for (int t = 0; t < kThreads; ++t)
     CHECK(mismatches[static_cast<std::size_t>(t)] == 0);
 }
+
+TEMPLATE_TEST_CASE("concurrency: the backward pass from several threads, each with OpenMP inside",
+                   "[concurrency][gradients]", float, double) {
+  using T = TestType;
+  const Index n = 300, d = 64, heads = 4;  // several key tiles: the backward's parallel region
+  const Weights<T> w(n, d, 91);
+  const AttentionOptions<T> opt = options<T>(heads, true);
+  const T5Encoding<T> t5(random_matrix<T>(32, heads, 92));
+  const ShawEncoding<T> shaw(random_matrix<T>(9, d / heads, 93, 0.1),
+                             random_matrix<T>(9, d / heads, 94, 0.1));
+  const Matrix<T> dy = random_matrix<T>(n, d, 95);
+  const auto t5_ref = posenc::attention_backward(w.x, w.wq, w.wk, w.wv, w.wo, t5, opt, dy);
+  const auto shaw_ref = posenc::attention_backward(w.x, w.wq, w.wk, w.wv, w.wo, shaw, opt, dy);
+  std::vector<int> mismatches(kThreads, 0);
+  on_threads([&](int t) {
+    int bad = 0;
+    for (int step = 0; step < 2; ++step) {
+      // one encoder shared by every thread; each thread's OpenMP team has its own sums
+      const auto g = posenc::attention_backward(w.x, w.wq, w.wk, w.wv, w.wo, t5, opt, dy);
+      bad += !(max_abs_diff(g.dx, t5_ref.dx) < attn_tol<T>());
+      bad += !(max_abs_diff(g.dwq, t5_ref.dwq) < attn_tol<T>());
+      bad += !(max_abs_diff(g.encoder.table, t5_ref.encoder.table) < 100 * attn_tol<T>());
+      const auto s = posenc::attention_backward(w.x, w.wq, w.wk, w.wv, w.wo, shaw, opt, dy);
+      bad += !(max_abs_diff(s.dx, shaw_ref.dx) < attn_tol<T>());
+      bad += !(max_abs_diff(s.encoder.a_k, shaw_ref.encoder.a_k) < 100 * attn_tol<T>());
+    }
+    mismatches[static_cast<std::size_t>(t)] = bad;
+  });
+  for (int t = 0; t < kThreads; ++t)
+    CHECK(mismatches[static_cast<std::size_t>(t)] == 0);
+}
