@@ -328,6 +328,19 @@ AttendGradients<E> attend_backward(const E& enc, const ConstMatrixRef<typename E
     G& grads = g_part[static_cast<std::size_t>(tid)];
     grads = detail::zero_gradients_of(enc);
     Matrix<T> s(bq, bk), th(bq, bk), dp(bq, bk);
+    // The forward's micro-kernels (detail/tile_kernels.hpp) for S = scale Q K^T, dP = dO V^T
+    // and dQ += dS (scale K), on the work item's K^T, V^T [Dh, bk] (zero padded) and scale K
+    // [bj, Dh], packed once per key tile; dV and dK (transposed left operands) stay Eigen's.
+    constexpr int P = detail::tile_packet<T>::size;
+    static_assert(bk % P == 0, "the key tile must be a multiple of the SIMD width");
+    const bool fast = dh % P == 0 && nq >= 8;
+    std::vector<T> kt, vt, ks;
+    if (fast) {
+      kt.resize(static_cast<std::size_t>(dh * bk));
+      vt.resize(static_cast<std::size_t>(dh * bk));
+      ks.resize(static_cast<std::size_t>(bk * dh));
+    }
+    const std::vector<T> ones(static_cast<std::size_t>(bq), T(1));
 #if defined(_OPENMP)
 #pragma omp for schedule(static, 1)
 #endif
@@ -335,6 +348,16 @@ AttendGradients<E> attend_backward(const E& enc, const ConstMatrixRef<typename E
       const Index g = w / k_tiles, t = w % k_tiles, j0 = t * bk, bj = std::min(bk, nk - j0);
       const auto kh = k.block(j0, g * dh, bj, dh);
       const auto vh = v.block(j0, g * dh, bj, dh);
+      if (fast) {
+        std::fill(kt.begin(), kt.end(), T(0));
+        std::fill(vt.begin(), vt.end(), T(0));
+        for (Index j = 0; j < bj; ++j)
+          for (Index c = 0; c < dh; ++c) {
+            kt[static_cast<std::size_t>(c * bk + j)] = kh(j, c);
+            vt[static_cast<std::size_t>(c * bk + j)] = vh(j, c);
+            ks[static_cast<std::size_t>(j * dh + c)] = scale * kh(j, c);
+          }
+      }
       auto dk_t = r.dk.block(j0, g * dh, bj, dh);
       auto dv_t = r.dv.block(j0, g * dh, bj, dh);
       for (Index h = g * group; h < (g + 1) * group; ++h) {
@@ -346,16 +369,29 @@ AttendGradients<E> attend_backward(const E& enc, const ConstMatrixRef<typename E
           const Index i0 = qt * bq, bi = std::min(bq, nq - i0);
           const auto qh = q.block(i0, h * dh, bi, dh);
           auto st = s.topLeftCorner(bi, bj);
-          st.noalias() = scale * (qh * kh.transpose());
+          if (fast)
+            detail::qk_tile(qh.data(), qh.outerStride(), bi, kt.data(), bk, bj, dh, scale, s.data(),
+                            bk);
+          else
+            st.noalias() = scale * (qh * kh.transpose());
           if constexpr (has_bias) bias.add(h, i0, j0, qh, kh, st);
           auto tht = th.topLeftCorner(bi, bj);
           if (capped) {
             tht.array() = (st.array() / cap).tanh();
             st.array() = cap * tht.array();
           }
-          // P = e^(S - lse) (0 in rows that see nothing: lse = +inf), then 0 where not visible
-          for (Index i = 0; i < bi; ++i)
-            st.row(i).array() = (st.row(i).array() - lse(h, i0 + i)).exp();
+          // P = e^(S - lse) (0 in rows that see nothing: lse = +inf), then 0 where not visible.
+          // The exponent is clamped from below at -64 (a NaN, max's first operand, is kept) so
+          // that P and the tile's products stay normal numbers: subnormals are slow (ALiBi's
+          // distant keys gave e^-88 and a backward pass 30% slower); e^-64 = 1.6e-28 is far
+          // below the resolution of a row of P, which sums to 1.
+          for (Index i = 0; i < bi; ++i) {
+            const T l = lse(h, i0 + i);
+            if (l == std::numeric_limits<T>::infinity())
+              st.row(i).setZero();
+            else
+              st.row(i).array() = (st.row(i).array() - l).max(T(-64)).exp();
+          }
           if (seen == 1)
             for (Index i = 0; i < bi; ++i) {
               const std::int64_t pi = qpos[i0 + i];
@@ -365,14 +401,22 @@ AttendGradients<E> attend_backward(const E& enc, const ConstMatrixRef<typename E
           const auto doh = dout.block(i0, h * dh, bi, dh);
           dv_t.noalias() += st.transpose() * doh;
           auto dpt = dp.topLeftCorner(bi, bj);
-          dpt.noalias() = doh * vh.transpose();
+          if (fast)
+            detail::qk_tile(doh.data(), doh.outerStride(), bi, vt.data(), bk, bj, dh, T(1),
+                            dp.data(), bk);
+          else
+            dpt.noalias() = doh * vh.transpose();
           if constexpr (has_values) bias.add_values_grad(h, i0, j0, st, doh, dpt, grads);
           // dS = P o (dP - D), then through the soft-cap: dS_raw = dS o (1 - tanh^2)
           for (Index i = 0; i < bi; ++i)
             dpt.row(i).array() = st.row(i).array() * (dpt.row(i).array() - dsum(h, i0 + i));
           if (capped) dpt.array() *= (T(1) - tht.array().square());
           auto dq_t = dq.block(i0, h * dh, bi, dh);
-          dq_t.noalias() += scale * (dpt * kh);
+          if (fast)
+            detail::pv_tile(dp.data(), bk, bi, bj, ks.data(), dh, dh, ones.data(), dq_t.data(),
+                            dq_t.outerStride());
+          else
+            dq_t.noalias() += scale * (dpt * kh);
           dk_t.noalias() += scale * (dpt.transpose() * qh);
           if constexpr (has_bias) bias.add_grad(h, i0, j0, qh, kh, dpt, dq_t, dk_t, grads);
         }
