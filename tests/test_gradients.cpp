@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "gradient_support.hpp"
 #include "test_support.hpp"
 
 namespace {
@@ -25,71 +26,8 @@ using posenc::Positions;
 using posenc::Vector;
 using posenc_test::random_matrix;
 
-/// L = sum(Y o G) for a fixed random G, so dL/dY = G.
-double loss(const Matrix<double>& y, const Matrix<double>& g) {
-  return y.cwiseProduct(g).sum();
-}
-
-/// Checks analytic gradient `grad` of f at the entries of `param` (all, or `samples` of them
-/// chosen by a seeded generator) against (f(p + h) - f(p - h)) / 2h.
-void check_fd(Matrix<double>& param, const Matrix<double>& grad, const std::function<double()>& f,
-              const std::string& what, int samples = -1, double h = 1e-5) {
-  INFO(what);
-  REQUIRE(grad.rows() == param.rows());
-  REQUIRE(grad.cols() == param.cols());
-  std::mt19937_64 rng(12345);
-  const Index n = param.size();
-  const Index count = samples < 0 ? n : std::min<Index>(n, samples);
-  double scale = 1e-3;
-  for (Index e = 0; e < n; ++e)
-    scale = std::max(scale, std::fabs(grad.data()[e]));
-  for (Index c = 0; c < count; ++c) {
-    const Index e = samples < 0 ? c : static_cast<Index>(rng() % static_cast<std::uint64_t>(n));
-    double& p = param.data()[e];
-    const double keep = p;
-    p = keep + h;
-    const double up = f();
-    p = keep - h;
-    const double down = f();
-    p = keep;
-    const double fd = (up - down) / (2 * h);
-    INFO(what << "[" << e / param.cols() << ", " << e % param.cols() << "] analytic "
-              << grad.data()[e] << " finite difference " << fd);
-    REQUIRE(std::fabs(fd - grad.data()[e]) <= 1e-6 * scale + 1e-7 * std::fabs(fd));
-  }
-}
-
-void check_fd(Vector<double>& param, const Vector<double>& grad, const std::function<double()>& f,
-              const std::string& what) {
-  Matrix<double> p = param.transpose(), g = grad.transpose();
-  check_fd(
-      p, g,
-      [&] {
-        param = p.transpose();
-        return f();
-      },
-      what);
-  param = p.transpose();
-}
-
-void check_fd(std::vector<double>& param, const std::vector<double>& grad,
-              const std::function<double()>& f, const std::string& what) {
-  Matrix<double> p(1, static_cast<Index>(param.size())), g(1, p.cols());
-  for (Index i = 0; i < p.cols(); ++i) {
-    p(0, i) = param[static_cast<std::size_t>(i)];
-    g(0, i) = grad[static_cast<std::size_t>(i)];
-  }
-  check_fd(
-      p, g,
-      [&] {
-        for (Index i = 0; i < p.cols(); ++i)
-          param[static_cast<std::size_t>(i)] = p(0, i);
-        return f();
-      },
-      what);
-  for (Index i = 0; i < p.cols(); ++i)  // the last evaluation left an entry moved
-    param[static_cast<std::size_t>(i)] = p(0, i);
-}
+using posenc_test::check_fd;
+using posenc_test::loss;
 
 struct CoreCase {
   std::string name;

@@ -1,0 +1,101 @@
+// Central finite differences for the gradient tests (test_gradients.cpp,
+// test_gradients_relative.cpp): L = sum(Y o G) and the checks of an analytic gradient.
+#pragma once
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "test_support.hpp"
+
+namespace posenc_test {
+
+/// The largest |fd - analytic| / max(scale, |fd|) seen by check_fd (reported at the end).
+inline double worst_relative_error = 0.0;
+inline std::string worst_what;
+/// The same over the encoders' tables only.
+inline double worst_table_error = 0.0;
+
+/// L = sum(Y o G) for a fixed random G, so dL/dY = G.
+inline double loss(const posenc::Matrix<double>& y, const posenc::Matrix<double>& g) {
+  return y.cwiseProduct(g).sum();
+}
+
+/// Checks analytic gradient `grad` of f at the entries of `param` (all, or `samples` of them
+/// chosen by a seeded generator) against (f(p + h) - f(p - h)) / 2h.
+inline void check_fd(posenc::Matrix<double>& param, const posenc::Matrix<double>& grad,
+                     const std::function<double()>& f, const std::string& what, int samples = -1,
+                     double h = 1e-5) {
+  INFO(what);
+  REQUIRE(grad.rows() == param.rows());
+  REQUIRE(grad.cols() == param.cols());
+  REQUIRE(grad.allFinite());
+  std::mt19937_64 rng(12345);
+  const posenc::Index n = param.size();
+  const posenc::Index count = samples < 0 ? n : std::min<posenc::Index>(n, samples);
+  double scale = 1e-3;
+  for (posenc::Index e = 0; e < n; ++e)
+    scale = std::max(scale, std::fabs(grad.data()[e]));
+  for (posenc::Index c = 0; c < count; ++c) {
+    const posenc::Index e =
+        samples < 0 ? c : static_cast<posenc::Index>(rng() % static_cast<std::uint64_t>(n));
+    double& p = param.data()[e];
+    const double keep = p;
+    p = keep + h;
+    const double up = f();
+    p = keep - h;
+    const double down = f();
+    p = keep;
+    const double fd = (up - down) / (2 * h);
+    const double err = std::fabs(fd - grad.data()[e]);
+    const double rel = err / std::max(scale, std::fabs(fd));
+    if (rel > worst_relative_error) {
+      worst_relative_error = rel;
+      worst_what = what;
+    }
+    if (what.rfind("d ", 0) == 0) worst_table_error = std::max(worst_table_error, rel);
+    INFO(what << "[" << e / param.cols() << ", " << e % param.cols() << "] analytic "
+              << grad.data()[e] << " finite difference " << fd);
+    REQUIRE(err <= 1e-6 * scale + 1e-7 * std::fabs(fd));
+  }
+}
+
+inline void check_fd(posenc::Vector<double>& param, const posenc::Vector<double>& grad,
+                     const std::function<double()>& f, const std::string& what) {
+  posenc::Matrix<double> p = param.transpose(), g = grad.transpose();
+  check_fd(
+      p, g,
+      [&] {
+        param = p.transpose();
+        return f();
+      },
+      what);
+  param = p.transpose();
+}
+
+inline void check_fd(std::vector<double>& param, const std::vector<double>& grad,
+                     const std::function<double()>& f, const std::string& what) {
+  posenc::Matrix<double> p(1, static_cast<posenc::Index>(param.size())), g(1, p.cols());
+  for (posenc::Index i = 0; i < p.cols(); ++i) {
+    p(0, i) = param[static_cast<std::size_t>(i)];
+    g(0, i) = grad[static_cast<std::size_t>(i)];
+  }
+  check_fd(
+      p, g,
+      [&] {
+        for (posenc::Index i = 0; i < p.cols(); ++i)
+          param[static_cast<std::size_t>(i)] = p(0, i);
+        return f();
+      },
+      what);
+  for (posenc::Index i = 0; i < p.cols(); ++i)
+    param[static_cast<std::size_t>(i)] = p(0, i);
+}
+
+}  // namespace posenc_test
