@@ -301,7 +301,7 @@ AttendGradients<E> attend_backward(const E& enc, const ConstMatrixRef<typename E
   // Threads: work items are dealt out round-robin (a fixed assignment for a given thread
   // count) and each thread's dQ and encoder gradients are added in thread order afterwards, so
   // that one input gives one result bit for bit.
-  const bool parallel = work > 1 && nq * nk * q.cols() > 32768;
+  [[maybe_unused]] const bool parallel = work > 1 && nq * nk * q.cols() > 32768;
 #if defined(_OPENMP)
   const int max_threads = parallel ? omp_get_max_threads() : 1;
 #else
