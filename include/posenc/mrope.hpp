@@ -84,27 +84,11 @@ class MultiAxisRotaryEncoding {
    public:
     using Scalar = T;
     void rotate(MatrixRef<T> x, const Positions& pos, Index heads) const {
-      AxisPositions cols(table_->rows(), pos.size());
-      for (Index i = 0; i < pos.size(); ++i) {
-        const std::int64_t c = detail::saturating_sub(pos[i], first_);
-        detail::require(c >= 0 && c < table_->cols(), "MultiAxisRotaryEncoding: position ", pos[i],
-                        " is outside the bound table of columns ", first_, " .. ",
-                        first_ + table_->cols() - 1);
-        cols.col(i) = table_->col(static_cast<Index>(c));
-      }
-      enc_->rotate(x, cols, heads);
+      enc_->rotate(x, axes_of(pos), heads);
     }
     /// The transpose of rotate (its gradient).
     void rotate_backward(MatrixRef<T> g, const Positions& pos, Index heads) const {
-      AxisPositions cols(table_->rows(), pos.size());
-      for (Index i = 0; i < pos.size(); ++i) {
-        const std::int64_t c = detail::saturating_sub(pos[i], first_);
-        detail::require(c >= 0 && c < table_->cols(), "MultiAxisRotaryEncoding: position ", pos[i],
-                        " is outside the bound table of columns ", first_, " .. ",
-                        first_ + table_->cols() - 1);
-        cols.col(i) = table_->col(static_cast<Index>(c));
-      }
-      enc_->rotate_backward(g, cols, heads);
+      enc_->rotate_backward(g, axes_of(pos), heads);
     }
     void check(const AttentionShape& shape) const {
       detail::require(shape.head_dim == enc_->head_dim(),
@@ -114,6 +98,18 @@ class MultiAxisRotaryEncoding {
     const AxisPositions& table() const { return *table_; }
 
    private:
+    // The axis positions [A, N] of sequence positions pos: their columns of the table.
+    AxisPositions axes_of(const Positions& pos) const {
+      AxisPositions cols(table_->rows(), pos.size());
+      for (Index i = 0; i < pos.size(); ++i) {
+        const std::int64_t c = detail::saturating_sub(pos[i], first_);
+        detail::require(c >= 0 && c < table_->cols(), "MultiAxisRotaryEncoding: position ", pos[i],
+                        " is outside the bound table of columns ", first_, " .. ",
+                        first_ + table_->cols() - 1);
+        cols.col(i) = table_->col(static_cast<Index>(c));
+      }
+      return cols;
+    }
     friend class MultiAxisRotaryEncoding;
     Bound(std::shared_ptr<const MultiAxisRotaryEncoding> enc,
           std::shared_ptr<const AxisPositions> table, std::int64_t first)
