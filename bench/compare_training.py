@@ -32,7 +32,8 @@ CONFIGS = [(enc, d, n) for d in (64, 128) for n in (128, 512) for enc in ("rope"
 
 
 def posenc_name(enc, d, n, t):
-    return "train/%s/float/D:%d/N:%d/B:%d/threads:%d/real_time" % (enc, d, n, BATCH, t)
+    # Google Benchmark appends the Args to a registered benchmark's name
+    return "train/%s/float/D:%d/N:%d/B:%d/threads:%d/%d/%d/%d/%d/real_time" % (enc, d, n, BATCH, t, d, n, BATCH, t)
 
 
 def torch_child(threads, reps, capability):
