@@ -146,9 +146,25 @@ class T5Encoding {
     void add_grad(Index h, Index i0, Index j0, const ConstMatrixRef<T>& /*q*/,
                   const ConstMatrixRef<T>& /*k*/, const ConstMatrixRef<T>& ds, MatrixRef<T> /*dq*/,
                   MatrixRef<T> /*dk*/, Gradients& g) const {
-      for (Index i = 0; i < ds.rows(); ++i) {
+      const Index bi = ds.rows(), bj = ds.cols();
+      if (q.contiguous() && k.contiguous()) {
+        // p_j - p_i is constant along each diagonal j - i of the tile: sum the diagonals, then
+        // one bucket per diagonal (instead of a logarithm per entry)
+        auto diag = detail::thread_scratch<T, struct t5_grad_diagonals>(1, bi + bj - 1);
+        diag.setZero();
+        for (Index i = 0; i < bi; ++i) {
+          T* d = diag.data() + (bi - 1 - i);  // d[j] is diagonal j - i
+          for (Index j = 0; j < bj; ++j)
+            d[j] += ds(i, j);
+        }
+        const std::int64_t base = (k.offset() + j0) - (q.offset() + i0) - (bi - 1);
+        for (Index c = 0; c < bi + bj - 1; ++c)
+          g.table(enc->bucket(base + c), h) += diag(0, c);
+        return;
+      }
+      for (Index i = 0; i < bi; ++i) {
         const std::int64_t pi = q[i0 + i];
-        for (Index j = 0; j < ds.cols(); ++j)
+        for (Index j = 0; j < bj; ++j)
           g.table(enc->bucket(k[j0 + j] - pi), h) += ds(i, j);
       }
     }
