@@ -200,7 +200,7 @@ def main():
         w(lscpu_summary() + "\n\n")
         w("Compiler: %s; benchmarks built with -O3 -march=native, OpenMP.\n" % sh(["c++", "--version"]).splitlines()[0])
         w("Load average (1 min) at the start and end of each stage (apply, attention, memory, torch): %s. The machine's 2 cores are shared "
-          "with other engineers' builds; the limits are the best of several runs and the results "
+          "with other builds; the limits are the best of several runs and the results "
           "the best of %d repetitions (real time), run in random order over each stage (Google Benchmark's --benchmark_enable_random_interleaving) so that the two sides of every ratio sample the same stretch of time; compare_torch.py alternates posenc and PyTorch over 2 rounds of 3 repetitions and keeps each side's best. A busy moment can only lower a ratio against a limit; a 2-thread run during another process's build gets one core, which shows as a speed-up near 1.\n\n"
           % (", ".join("%.2f" % x for x in loads), args.reps))
         w("Limits measured in this run (1 thread / 2 threads), each the larger of the measurement "
