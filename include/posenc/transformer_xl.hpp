@@ -304,7 +304,7 @@ class TransformerXLEncoding {
         std::sort(distinct.begin(), distinct.end());
         distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
         const Index nd = static_cast<Index>(distinct.size());
-        auto dr = detail::thread_scratch<T, struct xl_grad_dr>(nd, dh);
+        auto dr = detail::thread_scratch<T, struct xl_grad_dr_sparse>(nd, dh);
         dr.setZero();
         dqr.setZero();
         for (Index i = 0; i < bi; ++i)
@@ -317,7 +317,7 @@ class TransformerXLEncoding {
             dqr.row(i) += c * rh.row(a);
             dr.row(slot) += c * qv.row(i);
           }
-        auto sin_r = detail::thread_scratch<T, struct xl_grad_sin>(nd, dm);
+        auto sin_r = detail::thread_scratch<T, struct xl_grad_sin_sparse>(nd, dm);
         for (Index c = 0; c < nd; ++c)
           detail::sinusoid_row(
               static_cast<double>(
