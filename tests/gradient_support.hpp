@@ -98,4 +98,23 @@ inline void check_fd(std::vector<double>& param, const std::vector<double>& grad
     param[static_cast<std::size_t>(i)] = p(0, i);
 }
 
+/// The layer's gradients (posenc::attention_backward's r) of X, the weights, the biases the
+/// options have and the sinks, each against finite differences of forward().
+template <class R>
+void check_layer_fd(posenc::Matrix<double>& x, posenc::Matrix<double>& wq,
+                    posenc::Matrix<double>& wk, posenc::Matrix<double>& wv,
+                    posenc::Matrix<double>& wo, posenc::AttentionOptions<double>& opt, const R& r,
+                    const std::function<double()>& forward) {
+  check_fd(x, r.dx, forward, "dX");
+  check_fd(wq, r.dwq, forward, "dWq");
+  check_fd(wk, r.dwk, forward, "dWk");
+  check_fd(wv, r.dwv, forward, "dWv");
+  check_fd(wo, r.dwo, forward, "dWo");
+  if (opt.bq.size()) check_fd(opt.bq, r.dbq, forward, "dbq");
+  if (opt.bk.size()) check_fd(opt.bk, r.dbk, forward, "dbk");
+  if (opt.bv.size()) check_fd(opt.bv, r.dbv, forward, "dbv");
+  if (opt.bo.size()) check_fd(opt.bo, r.dbo, forward, "dbo");
+  if (!opt.sinks.empty()) check_fd(opt.sinks, r.dsinks, forward, "dsinks");
+}
+
 }  // namespace posenc_test

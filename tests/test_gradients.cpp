@@ -258,20 +258,8 @@ void check_layer(const Make& make, const LayerCase& c, std::uint64_t seed,
   };
   const auto forward = [&] { return forward_with(enc); };
   const auto r = posenc::attention_backward(x, wq, wk, wv, wo, enc, opt, g);
-  check_fd(x, r.dx, forward, "dX");
-  check_fd(wq, r.dwq, forward, "dWq");
-  check_fd(wk, r.dwk, forward, "dWk");
-  check_fd(wv, r.dwv, forward, "dWv");
-  check_fd(wo, r.dwo, forward, "dWo");
-  if (c.biases) {
-    check_fd(opt.bq, r.dbq, forward, "dbq");
-    check_fd(opt.bk, r.dbk, forward, "dbk");
-    check_fd(opt.bv, r.dbv, forward, "dbv");
-    check_fd(opt.bo, r.dbo, forward, "dbo");
-  } else {
-    REQUIRE(r.dbq.size() == 0);
-  }
-  if (c.sinks) check_fd(opt.sinks, r.dsinks, forward, "dsinks");
+  posenc_test::check_layer_fd(x, wq, wk, wv, wo, opt, r, forward);
+  if (!c.biases) REQUIRE(r.dbq.size() == 0);
   if (encoder_check) encoder_check(r, forward_with);
 }
 

@@ -268,18 +268,7 @@ void check_layer(const Make& make, Params params, const std::vector<std::string>
   };
   const auto forward = [&] { return forward_with(enc); };
   const auto r = posenc::attention_backward(x, wq, wk, wv, wo, enc, opt, g);
-  check_fd(x, r.dx, forward, "dX");
-  check_fd(wq, r.dwq, forward, "dWq");
-  check_fd(wk, r.dwk, forward, "dWk");
-  check_fd(wv, r.dwv, forward, "dWv");
-  check_fd(wo, r.dwo, forward, "dWo");
-  if (c.biases) {
-    check_fd(opt.bq, r.dbq, forward, "dbq");
-    check_fd(opt.bk, r.dbk, forward, "dbk");
-    check_fd(opt.bv, r.dbv, forward, "dbv");
-    check_fd(opt.bo, r.dbo, forward, "dbo");
-  }
-  if (c.sinks) check_fd(opt.sinks, r.dsinks, forward, "dsinks");
+  posenc_test::check_layer_fd(x, wq, wk, wv, wo, opt, r, forward);
   const auto ge = encoder_gradients(enc, r.encoder, params, names);
   for (std::size_t i = 0; i < ge.size(); ++i)
     check_fd(
