@@ -35,8 +35,13 @@
 //                          G& g) const;
 //       given the normalised probabilities p [bi, bj] and dL/dO of the tile's rows dout
 //       [bi, Dh], adds dout_i . a(i, j) into dp [bi, bj] and the gradient of a into g.
+//   and, where the tiles leave a product over the whole call to do once (Transformer-XL's
+//   dW_R = sum_d R_d^T dr_d), optionally
+//     void finish_grad(G& g) const;
+//       called once on the gradients summed over the threads, after the last tile.
 //   A score-bias object without add_grad (or add_values without add_values_grad) makes the
-//   backward pass a compile error, never a silent zero gradient.
+//   backward pass a compile error, never a silent zero gradient; so does a finish_grad that
+//   cannot be called with G&.
 #pragma once
 
 #include <algorithm>
@@ -122,6 +127,17 @@ struct has_add_values_grad<B, T, G,
                                std::declval<const ConstMatrixRef<T>&>(),
                                std::declval<MatrixRef<T>>(), std::declval<G&>()))>>
     : std::true_type {};
+
+template <class B, class G, class = void>
+struct has_finish_grad : std::false_type {};
+template <class B, class G>
+struct has_finish_grad<B, G, void_t<decltype(std::declval<const B&>().finish_grad(std::declval<G&>()))>>
+    : std::true_type {};
+// any member of that name, callable or not (a malformed hook must not be skipped silently)
+template <class B, class = void>
+struct names_finish_grad : std::false_type {};
+template <class B>
+struct names_finish_grad<B, void_t<decltype(&B::finish_grad)>> : std::true_type {};
 
 template <class E, class = void>
 struct has_zero_gradients : std::false_type {};
@@ -240,6 +256,9 @@ AttendGradients<E> attend_backward(const E& enc, const ConstMatrixRef<typename E
     static_assert(!has_values || detail::has_add_values_grad<B, T, G>::value,
                   "posenc: the encoder's score-bias object has `add_values` but no "
                   "`add_values_grad` hook (see posenc/gradients.hpp)");
+    static_assert(!detail::names_finish_grad<B>::value || detail::has_finish_grad<B, G>::value,
+                  "posenc: the encoder's score-bias object has a `finish_grad` that cannot be "
+                  "called as `void finish_grad(Gradients&) const` (see posenc/gradients.hpp)");
   }
   const char* who = "attend_backward";
   const Index dh = detail::check_attend<T>(who, q.rows(), q.cols(), k.rows(), k.cols(), v.rows(),
@@ -428,6 +447,9 @@ AttendGradients<E> attend_backward(const E& enc, const ConstMatrixRef<typename E
       r.dq += dq_part[static_cast<std::size_t>(t)];
   for (int t = 0; t < used_threads; ++t)
     r.encoder += g_part[static_cast<std::size_t>(t)];
+  if constexpr (has_bias) {
+    if constexpr (detail::has_finish_grad<score_bias_t<E>, G>::value) bias.finish_grad(r.encoder);
+  }
   return r;
 }
 

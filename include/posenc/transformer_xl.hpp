@@ -74,13 +74,23 @@ class TransformerXLEncoding {
     return out;
   }
 
-  /// dL/du, dL/dv [H, Dh] and dL/dW_R [D, H Dh] (posenc/gradients.hpp).
+  /// dL/du, dL/dv [H, Dh] and dL/dW_R [D, H Dh] (posenc/gradients.hpp). During a backward
+  /// pass r also holds dL/dr_d [distances, H Dh], the gradient of the relative embeddings
+  /// r_d = R_d W_R of the call's distances, which the score bias's finish_grad folds into
+  /// w_r (dW_R = sum_d R_d^T dr_d, one product per call instead of one per tile) and empties.
   struct Gradients {
     Matrix<T> u, v, w_r;
+    Matrix<T> r;
     Gradients& operator+=(const Gradients& o) {
       u += o.u;
       v += o.v;
       w_r += o.w_r;
+      if (o.r.size() != 0) {
+        if (r.size() == 0)
+          r = o.r;
+        else
+          r += o.r;
+      }
       return *this;
     }
     /// f(name, gradient) in the order of the encoder's for_each_parameter.
@@ -101,7 +111,7 @@ class TransformerXLEncoding {
   }
   Gradients zero_gradients() const {
     return {Matrix<T>::Zero(u_.rows(), u_.cols()), Matrix<T>::Zero(v_.rows(), v_.cols()),
-            Matrix<T>::Zero(w_r_.rows(), w_r_.cols())};
+            Matrix<T>::Zero(w_r_.rows(), w_r_.cols()), Matrix<T>()};
   }
 
   struct ScoreBias {
@@ -223,12 +233,12 @@ class TransformerXLEncoding {
     /// and w(i, d) = scale sum of ds_ij over the entries at (clamped) distance d,
     ///   dk_j += c_j u_h,  du_h += sum_j c_j k_j,
     ///   dq_i += sum_d w(i, d) r_{d,h},  dv_h += the same summed over i,
-    ///   dr_{d,h} = sum_i w(i, d) (q_i + v_h),  dW_R[:, head h] += R_d^T dr_{d,h}
-    /// (R_d, the sinusoid of d, recomputed for the tile's distances).
+    ///   dr_{d,h} += sum_i w(i, d) (q_i + v_h)  (into g.r, sized here on first use);
+    /// finish_grad then gives dW_R.
     void add_grad(Index h, Index i0, Index j0, const ConstMatrixRef<T>& qt,
                   const ConstMatrixRef<T>& kt, const ConstMatrixRef<T>& dst, MatrixRef<T> dq,
                   MatrixRef<T> dk, Gradients& g) const {
-      const Index dh = enc->head_dim(), bi = dst.rows(), bj = dst.cols(), dm = enc->w_r_.rows();
+      const Index dh = enc->head_dim(), bi = dst.rows(), bj = dst.cols();
       // u_h . k_j
       auto cs = detail::thread_scratch<T, struct xl_grad_cs>(1, bj);
       cs.noalias() = scale * dst.colwise().sum();
@@ -239,7 +249,7 @@ class TransformerXLEncoding {
       qv = qt;
       qv.rowwise() += enc->v_.row(h);
       const auto rh = r.middleCols(h * dh, dh);
-      auto dwr = g.w_r.middleCols(h * dh, dh);
+      if (g.r.size() == 0) g.r = Matrix<T>::Zero(r.rows(), r.cols());
       auto dqr = detail::thread_scratch<T, struct xl_grad_dq>(bi, dh);
       if (dense) {
         // the tile's distances lo .. hi, as add() takes them
@@ -288,45 +298,38 @@ class TransformerXLEncoding {
         }
         w *= scale;
         dqr.noalias() = w * rh.middleRows(first, nd);
-        auto dr = detail::thread_scratch<T, struct xl_grad_dr>(nd, dh);
-        dr.noalias() = w.transpose() * qv;
-        auto sin_r = detail::thread_scratch<T, struct xl_grad_sin>(nd, dm);
-        consecutive_sinusoids(lo, sin_r);
-        dwr.noalias() += sin_r.transpose() * dr;
+        g.r.block(first, h * dh, nd, dh).noalias() += w.transpose() * qv;
       } else {
-        // sparse distances: the tile's distinct ones, entry by entry
-        thread_local std::vector<Index> at, distinct;
-        at.resize(static_cast<std::size_t>(bi * bj));
-        for (Index i = 0; i < bi; ++i)
-          for (Index j = 0; j < bj; ++j)
-            at[static_cast<std::size_t>(i * bj + j)] = index_of(enc->clamp(q[i0 + i] - k[j0 + j]));
-        distinct.assign(at.begin(), at.end());
-        std::sort(distinct.begin(), distinct.end());
-        distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
-        const Index nd = static_cast<Index>(distinct.size());
-        auto dr = detail::thread_scratch<T, struct xl_grad_dr_sparse>(nd, dh);
-        dr.setZero();
+        // sparse distances: entry by entry, into the rows of the call's distinct distances
         dqr.setZero();
         for (Index i = 0; i < bi; ++i)
           for (Index j = 0; j < bj; ++j) {
-            const Index a = at[static_cast<std::size_t>(i * bj + j)];
-            const Index slot = static_cast<Index>(
-                std::lower_bound(distinct.begin(), distinct.end(), a) - distinct.begin());
             const T c = scale * dst(i, j);
             if (c == T(0)) continue;  // masked
+            const Index a = index_of(enc->clamp(q[i0 + i] - k[j0 + j]));
             dqr.row(i) += c * rh.row(a);
-            dr.row(slot) += c * qv.row(i);
+            g.r.row(a).segment(h * dh, dh) += c * qv.row(i);
           }
-        auto sin_r = detail::thread_scratch<T, struct xl_grad_sin_sparse>(nd, dm);
-        for (Index c = 0; c < nd; ++c)
-          detail::sinusoid_row(
-              static_cast<double>(
-                  ds[static_cast<std::size_t>(distinct[static_cast<std::size_t>(c)])]),
-              enc->inv_freq_, true, 1.0, sin_r.row(c).data());
-        dwr.noalias() += sin_r.transpose() * dr;
       }
       dq += dqr;
       g.v.row(h) += dqr.colwise().sum();
+    }
+
+    /// dW_R += R^T dr over the call's distances (R [distances, D], their split sinusoids),
+    /// once after the last tile; then g.r is released.
+    void finish_grad(Gradients& g) const {
+      if (g.r.size() == 0) return;
+      const Index nd = static_cast<Index>(ds.size());
+      Matrix<T> sin_r = detail::new_matrix<T>(
+          nd, enc->w_r_.rows(), "TransformerXLEncoding: the sinusoids of the distances [distances, D]");
+      if (dense)
+        consecutive_sinusoids(ds.front(), sin_r);
+      else
+        for (Index c = 0; c < nd; ++c)
+          detail::sinusoid_row(static_cast<double>(ds[static_cast<std::size_t>(c)]), enc->inv_freq_,
+                               true, 1.0, sin_r.row(c).data());
+      g.w_r.noalias() += sin_r.transpose() * g.r;
+      g.r = Matrix<T>();
     }
   };
 
