@@ -186,15 +186,20 @@ TEST_CASE("gradients: the core with T5, its table's gradient", "[gradients]") {
 }
 
 TEST_CASE("gradients: the core over several tiles, sampled entries", "[gradients]") {
-  for (const bool causal : {false, true}) {
+  // full; causal with a window (tiles masked entry by entry); causal alone (the tiles across
+  // the diagonal keep a prefix of each row, at query tiles that start inside a key tile)
+  for (const int mode : {0, 1, 2}) {
+    const bool causal = mode > 0;
     CoreCase c;
-    c.name = causal ? "130 tokens causal" : "130 tokens";
+    c.name = mode == 0   ? "130 tokens"
+             : mode == 1 ? "130 tokens causal window 70"
+                         : "130 tokens causal";
     c.nq = c.nk = 130;
     c.dh = 8;
     c.opt.heads = 2;
     c.opt.kv_heads = 1;
     c.opt.visibility.causal = causal;
-    c.opt.visibility.window = causal ? 70 : 0;
+    c.opt.visibility.window = mode == 1 ? 70 : 0;
     const Matrix<double> q0 = random_matrix<double>(c.nq, 2 * c.dh, 5, 0.6);
     Matrix<double> q = q0, k = random_matrix<double>(c.nk, c.dh, 6, 0.6),
                    v = random_matrix<double>(c.nk, c.dh, 7);

@@ -287,7 +287,7 @@ constexpr int kTileSamples = 10;
 template <class Make>
 void check_tiles(const Make& make, const Params& params, const std::vector<std::string>& names,
                  Index heads, Index kv_heads, Index dh, std::uint64_t seed) {
-  for (const int variant : {0, 1, 2}) {
+  for (const int variant : {0, 1, 3, 2}) {
     CoreCase c;
     c.nq = c.nk = 130;
     c.dh = dh;
@@ -303,6 +303,10 @@ void check_tiles(const Make& make, const Params& params, const std::vector<std::
       for (Index i = 0; i < 130; ++i)
         c.qpos[static_cast<std::size_t>(i)] = 40 + i;
       c.kpos = c.qpos;
+    } else if (variant == 3) {
+      // the tiles across the diagonal keep a prefix of each row
+      c.name = "130 tokens causal";
+      c.opt.visibility.causal = true;
     } else {
       c.name = "130 listed positions (gaps), causal";
       c.opt.visibility.causal = true;

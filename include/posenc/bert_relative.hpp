@@ -142,6 +142,29 @@ void add_key_table_terms(const ConstMatrixRef<T>& kt, const TransposedTable<T>& 
   add_transposed(st.data(), bi, bi, bj, s.data(), s.outerStride());
 }
 
+/// The two products of a block's table-term gradient, g [n, w] gathered per table row:
+///   dx[x0 .. x0 + n) += scale g T[lo .. lo + w),  dT[lo .. lo + w) += scale g^T x[x0 .. x0 + n)
+/// (x: the block's queries or keys, dx their gradient), in pv_tile when Dh is a multiple of the
+/// packet size (the small products' packing dominated Eigen's GEMM here), gt [w, n] scratch.
+template <class T, class G, class GT>
+void table_terms_grad_products(G& g, GT& gt, const ConstMatrixRef<T>& tab, Index lo,
+                               const ConstMatrixRef<T>& x, Index x0, T scale, MatrixRef<T> dx,
+                               MatrixRef<T> dtab) {
+  const Index n = g.rows(), w = g.cols(), dh = tab.cols();
+  if (dh % tile_packet<T>::size != 0) {
+    dx.middleRows(x0, n).noalias() += scale * (g * tab.middleRows(lo, w));
+    dtab.middleRows(lo, w).noalias() += scale * (g.transpose() * x.middleRows(x0, n));
+    return;
+  }
+  g *= scale;
+  gt = g.transpose();
+  pv_tile(g.data(), w, n, w, tab.data() + lo * tab.outerStride(), tab.outerStride(), dh,
+          static_cast<const T*>(nullptr), dx.data() + x0 * dx.outerStride(), dx.outerStride());
+  pv_tile(gt.data(), n, w, n, x.data() + x0 * x.outerStride(), x.outerStride(), dh,
+          static_cast<const T*>(nullptr), dtab.data() + lo * dtab.outerStride(),
+          dtab.outerStride());
+}
+
 /// The backward of add_query_table_terms (same distances, any non-decreasing f): given
 /// ds [bi, bj] = dL/ds for s(i, j) += scale q_i . T[f(e + i - j)],
 ///   dq_i += scale sum_j ds_ij T[f(..)],  dT[f(..)] += scale sum_j ds_ij q_i,
@@ -157,6 +180,7 @@ void query_table_terms_grad(const ConstMatrixRef<T>& qt, const ConstMatrixRef<T>
     const Index n = std::min(B, bi - r);
     const Index lo = f(e + r - (bj - 1)), w = f(e + r + n - 1) - lo + 1;
     auto g = thread_scratch<T, struct rel_query_grad>(n, w);
+    auto gt = thread_scratch<T, struct rel_query_grad_t>(w, n);
     g.setZero();
     for (Index rr = 0; rr < n; ++rr) {
       const std::int64_t d0 = e + r + rr;  // the distance at column j = 0
@@ -165,8 +189,7 @@ void query_table_terms_grad(const ConstMatrixRef<T>& qt, const ConstMatrixRef<T>
       for (Index j = 0; j < bj; ++j)
         gr[f(d0 - j) - lo] += dsr[j];
     }
-    dq.middleRows(r, n).noalias() += scale * (g * tab.middleRows(lo, w));
-    dtab.middleRows(lo, w).noalias() += scale * (g.transpose() * qt.middleRows(r, n));
+    table_terms_grad_products<T>(g, gt, tab, lo, qt, r, scale, dq, dtab);
   }
 }
 
@@ -183,6 +206,7 @@ void key_table_terms_grad(const ConstMatrixRef<T>& kt, const ConstMatrixRef<T>& 
     const Index n = std::min(B, bj - c);
     const Index lo = f(e - (c + n - 1)), w = f(e + (bi - 1) - c) - lo + 1;
     auto g = thread_scratch<T, struct rel_key_grad>(n, w);
+    auto gt = thread_scratch<T, struct rel_key_grad_t>(w, n);
     g.setZero();
     for (Index i = 0; i < bi; ++i) {
       const std::int64_t d0 = e + i - c;  // the distance at key c
@@ -190,8 +214,7 @@ void key_table_terms_grad(const ConstMatrixRef<T>& kt, const ConstMatrixRef<T>& 
       for (Index cc = 0; cc < n; ++cc)
         g(cc, f(d0 - cc) - lo) += dsr[cc];
     }
-    dk.middleRows(c, n).noalias() += scale * (g * tab.middleRows(lo, w));
-    dtab.middleRows(lo, w).noalias() += scale * (g.transpose() * kt.middleRows(c, n));
+    table_terms_grad_products<T>(g, gt, tab, lo, kt, c, scale, dk, dtab);
   }
 }
 

@@ -131,7 +131,8 @@ struct has_add_values_grad<B, T, G,
 template <class B, class G, class = void>
 struct has_finish_grad : std::false_type {};
 template <class B, class G>
-struct has_finish_grad<B, G, void_t<decltype(std::declval<const B&>().finish_grad(std::declval<G&>()))>>
+struct has_finish_grad<B, G,
+                       void_t<decltype(std::declval<const B&>().finish_grad(std::declval<G&>()))>>
     : std::true_type {};
 // any member of that name, callable or not (a malformed hook must not be skipped silently)
 template <class B, class = void>
@@ -316,6 +317,7 @@ AttendGradients<E> attend_backward(const E& enc, const ConstMatrixRef<typename E
   const bool capped = opt.softcap.has_value();
   const T cap = capped ? *opt.softcap : T(1);
   const Index work = kv_heads * k_tiles;
+  const bool contiguous = qpos.contiguous() && kpos.contiguous();
 
   // Threads: work items are dealt out round-robin (a fixed assignment for a given thread
   // count) and each thread's dQ and encoder gradients are added in thread order afterwards, so
@@ -360,6 +362,7 @@ AttendGradients<E> attend_backward(const E& enc, const ConstMatrixRef<typename E
       ks.resize(static_cast<std::size_t>(bk * dh));
     }
     const std::vector<T> ones(static_cast<std::size_t>(bq), T(1));
+    std::vector<Index> col_count(static_cast<std::size_t>(bq));
 #if defined(_OPENMP)
 #pragma omp for schedule(static, 1)
 #endif
@@ -388,11 +391,25 @@ AttendGradients<E> attend_backward(const E& enc, const ConstMatrixRef<typename E
           const Index i0 = qt * bq, bi = std::min(bq, nq - i0);
           const auto qh = q.block(i0, h * dh, bi, dh);
           auto st = s.topLeftCorner(bi, bj);
+          // A causal tile across the diagonal, otherwise fully visible, with contiguous
+          // positions: row i keeps its first cols[i] keys, as in the forward pass; the masked
+          // parts of S and dP are not computed, P and dS are 0 there.
+          const Index* cols = nullptr;
+          if (seen == 1 && only_causal && contiguous) {
+            for (Index i = 0; i < bi; ++i)
+              col_count[static_cast<std::size_t>(i)] = static_cast<Index>(std::clamp<std::int64_t>(
+                  detail::saturating_add((qpos.offset() + i0 + i) - (kpos.offset() + j0), 1), 0,
+                  bj));
+            cols = col_count.data();
+          }
           if (fast)
             detail::qk_tile(qh.data(), qh.outerStride(), bi, kt.data(), bk, bj, dh, scale, s.data(),
-                            bk);
+                            bk, cols);
           else
             st.noalias() = scale * (qh * kh.transpose());
+          if (cols)
+            for (Index i = 0; i < bi; ++i)
+              st.row(i).tail(bj - cols[i]).setZero();
           if constexpr (has_bias) bias.add(h, i0, j0, qh, kh, st);
           auto tht = th.topLeftCorner(bi, bj);
           if (capped) {
@@ -406,12 +423,15 @@ AttendGradients<E> attend_backward(const E& enc, const ConstMatrixRef<typename E
           // below the resolution of a row of P, which sums to 1.
           for (Index i = 0; i < bi; ++i) {
             const T l = lse(h, i0 + i);
-            if (l == std::numeric_limits<T>::infinity())
+            const Index ci = cols ? cols[i] : bj;
+            if (l == std::numeric_limits<T>::infinity()) {
               st.row(i).setZero();
-            else
-              st.row(i).array() = (st.row(i).array() - l).max(T(-64)).exp();
+            } else {
+              st.row(i).head(ci).array() = (st.row(i).head(ci).array() - l).max(T(-64)).exp();
+              st.row(i).tail(bj - ci).setZero();
+            }
           }
-          if (seen == 1)
+          if (seen == 1 && !cols)
             for (Index i = 0; i < bi; ++i) {
               const std::int64_t pi = qpos[i0 + i];
               for (Index j = 0; j < bj; ++j)
@@ -422,18 +442,22 @@ AttendGradients<E> attend_backward(const E& enc, const ConstMatrixRef<typename E
           auto dpt = dp.topLeftCorner(bi, bj);
           if (fast)
             detail::qk_tile(doh.data(), doh.outerStride(), bi, vt.data(), bk, bj, dh, T(1),
-                            dp.data(), bk);
+                            dp.data(), bk, cols);
           else
             dpt.noalias() = doh * vh.transpose();
           if constexpr (has_values) bias.add_values_grad(h, i0, j0, st, doh, dpt, grads);
           // dS = P o (dP - D), then through the soft-cap: dS_raw = dS o (1 - tanh^2)
-          for (Index i = 0; i < bi; ++i)
-            dpt.row(i).array() = st.row(i).array() * (dpt.row(i).array() - dsum(h, i0 + i));
+          for (Index i = 0; i < bi; ++i) {
+            const Index ci = cols ? cols[i] : bj;
+            dpt.row(i).head(ci).array() =
+                st.row(i).head(ci).array() * (dpt.row(i).head(ci).array() - dsum(h, i0 + i));
+            dpt.row(i).tail(bj - ci).setZero();
+          }
           if (capped) dpt.array() *= (T(1) - tht.array().square());
           auto dq_t = dq.block(i0, h * dh, bi, dh);
           if (fast)
             detail::pv_tile(dp.data(), bk, bi, bj, ks.data(), dh, dh, ones.data(), dq_t.data(),
-                            dq_t.outerStride());
+                            dq_t.outerStride(), cols);
           else
             dq_t.noalias() += scale * (dpt * kh);
           dk_t.noalias() += scale * (dpt.transpose() * qh);

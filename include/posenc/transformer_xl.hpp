@@ -321,7 +321,8 @@ class TransformerXLEncoding {
       if (g.r.size() == 0) return;
       const Index nd = static_cast<Index>(ds.size());
       Matrix<T> sin_r = detail::new_matrix<T>(
-          nd, enc->w_r_.rows(), "TransformerXLEncoding: the sinusoids of the distances [distances, D]");
+          nd, enc->w_r_.rows(),
+          "TransformerXLEncoding: the sinusoids of the distances [distances, D]");
       if (dense)
         consecutive_sinusoids(ds.front(), sin_r);
       else

@@ -2,7 +2,7 @@
 // Eigen's packet primitives (AVX-512, AVX, SSE, NEON, or plain scalars when Eigen does not
 // vectorise). Both work on row-major tiles without packing Q or V:
 //   qk_tile:  S[bi, nb*P] = scale * Q[bi, Dh] * KT[Dh, nb*P]   (KT: a packed, transposed key tile)
-//   pv_tile:  A[bi, Dh]   = diag(alpha) A + P[bi, bj] * V[bj, Dh]
+//   pv_tile:  A[bi, Dh]   = diag(alpha) A + P[bi, bj] * V[bj, Dh]  (or A += P V)
 // Each keeps an R x NP block of packets in registers (R rows, NP packets of columns).
 #pragma once
 
@@ -61,9 +61,14 @@ inline void pv_block(const T* p, Index ldp, Index bj, const T* v, Index ldv, con
   constexpr int P = tile_packet<T>::size;
   Packet acc[R][NP];
   for (int r = 0; r < R; ++r) {
-    const Packet al = pset1<Packet>(alpha[r]);
-    for (int c = 0; c < NP; ++c)
-      acc[r][c] = pmul(ploadu<Packet>(a + r * lda + c * P), al);
+    if (alpha) {
+      const Packet al = pset1<Packet>(alpha[r]);
+      for (int c = 0; c < NP; ++c)
+        acc[r][c] = pmul(ploadu<Packet>(a + r * lda + c * P), al);
+    } else {
+      for (int c = 0; c < NP; ++c)
+        acc[r][c] = ploadu<Packet>(a + r * lda + c * P);
+    }
   }
   for (Index j = 0; j < bj; ++j) {
     Packet vv[NP];
@@ -138,8 +143,9 @@ void qk_tile(const T* q, Index ldq, Index bi, const T* kt, Index ldk, Index bj, 
   }
 }
 
-/// a [bi, dh] = diag(alpha) a + p [bi, bj] v [bj, dh]; dh must be a multiple of the packet size.
-/// With cols, p[i, j] = 0 for j >= cols[i], and those terms are skipped.
+/// a [bi, dh] = diag(alpha) a + p [bi, bj] v [bj, dh] (alpha null: a += p v); dh must be a
+/// multiple of the packet size. With cols, p[i, j] = 0 for j >= cols[i], and those terms are
+/// skipped.
 template <class T>
 void pv_tile(const T* p, Index ldp, Index bi, Index bj, const T* v, Index ldv, Index dh,
              const T* alpha, T* a, Index lda, const Index* cols = nullptr) {
@@ -150,7 +156,7 @@ void pv_tile(const T* p, Index ldp, Index bi, Index bj, const T* v, Index ldv, I
     for (Index r0 = 0; r0 < bi; r0 += R) {
       const int rows = static_cast<int>(std::min<Index>(R, bi - r0));
       pv_dispatch<T, R>(rows, np, p + r0 * ldp, ldp, block_cols(cols, r0, rows, bj), v + c0 * P,
-                        ldv, alpha + r0, a + r0 * lda + c0 * P, lda);
+                        ldv, alpha ? alpha + r0 : nullptr, a + r0 * lda + c0 * P, lda);
     }
   }
 }
