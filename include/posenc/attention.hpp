@@ -16,6 +16,7 @@
 #include <omp.h>
 #endif
 
+#include "detail/large_buffer.hpp"
 #include "detail/tile_kernels.hpp"
 #include "encoder.hpp"
 #include "types.hpp"
@@ -256,6 +257,13 @@ Index check_attend(const char* who, Index q_rows, Index q_cols, Index k_rows, In
   return dh;
 }
 
+}  // namespace detail
+POSENC_NAMESPACE_END
+// the decoding kernel, which uses the visibility rules and score-bias helpers above
+#include "detail/attend_decode.hpp"
+POSENC_NAMESPACE_BEGIN
+namespace detail {
+
 /// Scores, visibility, softmax and values for every query head: out [Nq, H Dh] = softmax(S) V
 /// per head, with S = scale Q_h K_g^T + the encoder's bias (g the key/value head of h),
 /// soft-capped, masked by the visibility rules, sinks in the denominator. Tiled over queries
@@ -287,6 +295,8 @@ void attend_core(const E& enc, const ConstMatrixRef<typename E::Scalar>& q,
     if (lse) std::fill(lse, lse + heads * nq, std::numeric_limits<T>::infinity());
     return;
   }
+  if (nq <= decode_tiles<T>::max_queries)
+    return attend_decode(enc, q, k, v, qpos, kpos, opt, out, lse);
 
   constexpr Index bq = attention_tiles<T>::query, bk = attention_tiles<T>::key;
   constexpr int P = tile_packet<T>::size;
@@ -757,9 +767,11 @@ Matrix<typename E::Scalar> attention(const ConstMatrixRef<typename E::Scalar>& x
 }
 
 /// Keys (after rotation) and values of the tokens seen so far, with their positions and
-/// segment ids, for incremental decoding: [size, H_kv Dh] each. The storage is the cache's own
-/// (grown geometrically; reserve ahead to avoid reallocation) or the caller's (fixed capacity;
-/// appending beyond it is an error). With a sliding window set (set_window), attention_step
+/// segment ids, for incremental decoding: [size, H_kv Dh] each, token-major (the order in which
+/// a decoding step streams them). The storage is the cache's own (grown geometrically; reserve
+/// ahead to avoid reallocation; from 2 MiB on 2 MiB aligned with transparent huge pages
+/// advised on Linux, see detail/large_buffer.hpp) or the caller's (fixed capacity; appending
+/// beyond it is an error). With a sliding window set (set_window), attention_step
 /// drops the keys that no later query can see, so the cache holds about 2 W tokens at most.
 /// A cache belongs to one
 /// caller at a time (attention_step appends to it); the encoder and weights it is used with
@@ -943,11 +955,11 @@ class KVCache {
     detail::require(!external_, "KVCache: ", capacity, " tokens of width ", width,
                     " do not fit the caller's buffers [", capacity_, ", ", width_, "]");
     const char* what = "KVCache: keys and values [capacity, H_kv * Dh]";
-    Matrix<T> k = detail::new_matrix<T>(capacity, width, what),
-              v = detail::new_matrix<T>(capacity, width, what);
+    const std::int64_t n = detail::checked_elements(capacity, width, what);
+    detail::LargeBuffer<T> k(n, what), v(n, what);
     if (size_ > 0) {
-      k.topRows(size_) = keys();
-      v.topRows(size_) = values();
+      View(k.data(), size_, width, Eigen::OuterStride<>(width)) = keys();
+      View(v.data(), size_, width, Eigen::OuterStride<>(width)) = values();
     }
     own_k_.swap(k);
     own_v_.swap(v);
@@ -995,7 +1007,7 @@ class KVCache {
   View keys_view() { return View(kp_, capacity_, width_, Eigen::OuterStride<>(ldk_)); }
   View values_view() { return View(vp_, capacity_, width_, Eigen::OuterStride<>(ldv_)); }
 
-  Matrix<T> own_k_, own_v_;
+  detail::LargeBuffer<T> own_k_, own_v_;  // 2 MiB aligned, huge pages advised
   T* kp_ = nullptr;
   T* vp_ = nullptr;
   Index ldk_ = 0, ldv_ = 0, capacity_ = 0, width_ = 0, size_ = 0;
