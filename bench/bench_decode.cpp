@@ -11,6 +11,8 @@
 // Arguments: N, H_kv, threads, cache.
 #include "make_encoder.hpp"
 
+#include <posenc/detail/large_buffer.hpp>
+
 #include <algorithm>
 #include <cmath>
 #include <map>
