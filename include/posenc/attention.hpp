@@ -69,6 +69,16 @@ struct attention_tiles {
 #endif
 };
 
+/// Block and span sizes of the decoding kernel: keys per block (the scores of one block for
+/// all query rows stay in L1), and keys per span (one partial softmax state each).
+template <class T>
+struct decode_tiles {
+  static constexpr Index block = 32;
+  static constexpr Index span = 1024;
+  /// The most queries per call that take this kernel (beyond, the tiled one is faster).
+  static constexpr Index max_queries = 8;
+};
+
 }  // namespace detail
 
 /// Which keys a query sees, beyond what the positions say (conventions.md section 6b); every
@@ -257,12 +267,14 @@ Index check_attend(const char* who, Index q_rows, Index q_cols, Index k_rows, In
   return dh;
 }
 
-}  // namespace detail
-POSENC_NAMESPACE_END
-// the decoding kernel, which uses the visibility rules and score-bias helpers above
-#include "detail/attend_decode.hpp"
-POSENC_NAMESPACE_BEGIN
-namespace detail {
+/// attend_core for a few queries (decoding); defined in detail/attend_decode.hpp, which this
+/// header includes at its end (it uses the rules and helpers above).
+template <class E>
+void attend_decode(const E& enc, const ConstMatrixRef<typename E::Scalar>& q,
+                   const ConstMatrixRef<typename E::Scalar>& k,
+                   const ConstMatrixRef<typename E::Scalar>& v, const Positions& qpos,
+                   const Positions& kpos, const AttendOptions<typename E::Scalar>& opt,
+                   MatrixRef<typename E::Scalar> out, typename E::Scalar* lse);
 
 /// Scores, visibility, softmax and values for every query head: out [Nq, H Dh] = softmax(S) V
 /// per head, with S = scale Q_h K_g^T + the encoder's bias (g the key/value head of h),
@@ -1174,3 +1186,5 @@ class MultiHeadAttention {
 };
 
 POSENC_NAMESPACE_END
+
+#include "detail/attend_decode.hpp"

@@ -1,5 +1,6 @@
-// posenc internals: the attention core for a few queries against many cached keys (decoding).
-// Included by attention.hpp after the visibility rules and score-bias helpers it uses.
+// posenc internals: the attention core for a few queries against many cached keys (decoding),
+// declared in attention.hpp (whose visibility rules and score-bias helpers it uses), which
+// includes this header at its end.
 //
 // A decoding step reads every cached key and value once and does a few multiply-adds per
 // element, so it runs at memory bandwidth if K and V stream through once: each block of keys
@@ -17,20 +18,11 @@
 #include <limits>
 #include <vector>
 
+#include "../attention.hpp"
 #include "tile_kernels.hpp"
 
 POSENC_NAMESPACE_BEGIN
 namespace detail {
-
-/// Block and span sizes of the decoding kernel: keys per block (the scores of one block for
-/// all query rows stay in L1), and keys per span (one partial softmax state each).
-template <class T>
-struct decode_tiles {
-  static constexpr Index block = 32;
-  static constexpr Index span = 1024;
-  /// The most queries per call that take this kernel (beyond, the tiled one is faster).
-  static constexpr Index max_queries = 8;
-};
 
 // out[r] = scale * q_r . k for the R rows q + r * ldq, over dh (packets, then a scalar tail)
 template <class T, int R>
