@@ -164,8 +164,8 @@ TEST_CASE("decoding: few queries against many keys equal the dense reference",
     const double scale = 1.0 / std::sqrt(double(dh));
     for_each_encoder(heads, dh, seed, [&](const char* name, const auto& enc) {
       if (std::string(name) == "xl" && kv_heads != heads) return;  // XL: one K head per head
-      INFO(name << ": Nq = " << nq << ", Nk = " << nk << ", H = " << heads << ", H_kv = "
-                << kv_heads << ", Dh = " << dh << ", kind " << kind);
+      INFO(name << ": Nq = " << nq << ", Nk = " << nk << ", H = " << heads
+                << ", H_kv = " << kv_heads << ", Dh = " << dh << ", kind " << kind);
       const auto opt = attend_options(heads, kv_heads, rules, softcap, sinks);
       Matrix<double> out(nq, heads * dh), lse(heads, nq);
       attend(enc, q, k, v, qpos, kpos, opt, out, lse);
