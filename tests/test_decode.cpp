@@ -4,10 +4,13 @@
 // Shaw's value term), on many shapes: one to eight queries, one key to several spans of
 // keys, grouped heads, Dh with and without a SIMD-width multiple; also its log-sum-exp, rows
 // that see nothing, NaN propagation, equality with the tiled kernel (more than 8 queries),
-// and one result for any thread count.
+// and one result for any thread count. Keys and values kept as bfloat16 or half: the stored
+// values rounded once, the kernel's arithmetic against the reference on the stored values.
 #include "attention_support.hpp"
 
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <limits>
 #include <random>
 
@@ -259,3 +262,140 @@ TEST_CASE("decoding: one result for any thread count", "[attention][decode]") {
   CHECK((one.array() == two.array()).all());
 }
 #endif
+
+namespace {
+
+// bfloat16 of a finite float by its bits: round to nearest, ties to even (the transcription
+// of the format's definition, independent of Eigen's conversion).
+float bf16_of(float x) {
+  std::uint32_t b;
+  std::memcpy(&b, &x, sizeof b);
+  b = (b + 0x7FFFu + ((b >> 16) & 1u)) & 0xFFFF0000u;
+  float y;
+  std::memcpy(&y, &b, sizeof y);
+  return y;
+}
+
+template <class S>
+Matrix<S> stored(const Matrix<double>& m) {
+  Matrix<S> r(m.rows(), m.cols());
+  for (Index i = 0; i < m.rows(); ++i)
+    for (Index j = 0; j < m.cols(); ++j)
+      r(i, j) = S(static_cast<float>(m(i, j)));
+  return r;
+}
+
+template <class S>
+Matrix<double> widened(const Matrix<S>& m) {
+  Matrix<double> r(m.rows(), m.cols());
+  for (Index i = 0; i < m.rows(); ++i)
+    for (Index j = 0; j < m.cols(); ++j)
+      r(i, j) = static_cast<double>(static_cast<float>(m(i, j)));
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("half storage: rounding once from double", "[attention][decode][half]") {
+  using posenc::detail::round_to;
+  // 1 + 2^-8 is halfway between bfloat16 1 and 1 + 2^-7: ties to even
+  CHECK(static_cast<float>(round_to<Eigen::bfloat16>(1.0 + std::ldexp(1.0, -8))) == 1.0f);
+  // just above halfway: up, although rounding to float first would land on the tie
+  CHECK(static_cast<float>(round_to<Eigen::bfloat16>(
+            1.0 + std::ldexp(1.0, -8) + std::ldexp(1.0, -30))) == 1.0f + std::ldexp(1.0f, -7));
+  CHECK(static_cast<float>(round_to<Eigen::bfloat16>(-(
+            1.0 + std::ldexp(1.0, -8) + std::ldexp(1.0, -30)))) == -(1.0f + std::ldexp(1.0f, -7)));
+  // half: 1 + 2^-11 is the tie between 1 and 1 + 2^-10
+  CHECK(static_cast<float>(round_to<Eigen::half>(1.0 + std::ldexp(1.0, -11))) == 1.0f);
+  CHECK(static_cast<float>(round_to<Eigen::half>(
+            1.0 + std::ldexp(1.0, -11) + std::ldexp(1.0, -40))) == 1.0f + std::ldexp(1.0f, -10));
+  CHECK(std::isinf(static_cast<float>(round_to<Eigen::half>(70000.0))));
+  CHECK(std::isnan(
+      static_cast<float>(round_to<Eigen::bfloat16>(std::numeric_limits<double>::quiet_NaN()))));
+  // against the bit formula on many floats
+  std::mt19937_64 rng(5);
+  std::uniform_real_distribution<double> u(-1e4, 1e4);
+  for (int i = 0; i < 20000; ++i) {
+    const float x = static_cast<float>(u(rng));
+    CHECK(static_cast<float>(round_to<Eigen::bfloat16>(double(x))) == bf16_of(x));
+  }
+}
+
+TEMPLATE_TEST_CASE("half storage: attend on bfloat16 and half keys and values",
+                   "[attention][decode][half]", Eigen::bfloat16, Eigen::half) {
+  using S = TestType;
+  const Index heads = 8, kv_heads = 2, dh = 32, nk = 2200;
+  const Matrix<double> k = random_matrix<double>(nk, kv_heads * dh, 51),
+                       v = random_matrix<double>(nk, kv_heads * dh, 52);
+  const Matrix<S> ks = stored<S>(k), vs = stored<S>(v);
+  // the reference reads the stored values: only the arithmetic (float) differs
+  const Matrix<double> kr = widened(ks), vr = widened(vs);
+  for (const Index nq : {Index(1), Index(5), Index(8), Index(12)}) {  // 12: the tiled kernel
+    const Matrix<double> q = random_matrix<double>(nq, heads * dh, 53 + std::uint64_t(nq));
+    const Positions qpos(nk - nq, nq), kpos(0, nk);
+    Rules rules;
+    rules.causal = true;
+    AttendOptions<float> of;
+    of.heads = heads;
+    of.kv_heads = kv_heads;
+    of.visibility.causal = true;
+    const auto check = [&](const char* name, const auto& encf, const auto& encd) {
+      INFO(name << ", Nq = " << nq);
+      Matrix<float> out(nq, heads * dh);
+      attend(encf, Matrix<float>(q.cast<float>()), ks, vs, qpos, kpos, of, out);
+      const Reference ref = dense_reference(encd, q, kr, vr, qpos, kpos, heads, kv_heads,
+                                            1.0 / std::sqrt(double(dh)), rules, 0, {});
+      CHECK(max_abs_diff(out.cast<double>(), ref.out) <= 2e-6);
+    };
+    check("none", NoEncoding<float>{}, NoEncoding<double>{});
+    check("alibi", AlibiEncoding<float>(heads), AlibiEncoding<double>(heads));
+    const Matrix<double> t5 = random_matrix<double>(32, heads, 54);
+    check("t5", T5Encoding<float>(Matrix<float>(t5.cast<float>()), T5Options{32, false}),
+          T5Encoding<double>(t5, T5Options{32, false}));
+  }
+}
+
+TEMPLATE_TEST_CASE("half storage: a KVCache of bfloat16 or half in attention_step",
+                   "[attention][decode][half][kv]", Eigen::bfloat16, Eigen::half) {
+  using S = TestType;
+  const Index n = 40, d = 64, heads = 8;
+  const Weights<float> w(n, d, 61);
+  AttentionOptions<float> opt = options<float>(heads, true);
+  opt.kv_heads = 2;
+  const Matrix<float> wk = w.wk.leftCols(16), wv = w.wv.leftCols(16);
+  const RotaryEncoding<float> rope(8);
+  KVCache<float> full;
+  KVCache<float, S> half;
+  Matrix<float> y_full(1, d), y_half(1, d);
+  double worst = 0;
+  for (Index t = 0; t < n; ++t) {
+    const Index p = t == 0 ? 10 : 1;  // a prefill of 10 tokens, then one at a time
+    if (t > 0 && t < 10) continue;
+    const Index i0 = t == 0 ? 0 : t;
+    const auto x = w.x.middleRows(i0, p);
+    Matrix<float> yf(p, d), yh(p, d);
+    attention_step(x, w.wq, wk, wv, w.wo, rope, opt, full, yf);
+    attention_step(x, w.wq, wk, wv, w.wo, rope, opt, half, yh);
+    // the half cache holds the float cache's keys and values, each rounded once
+    REQUIRE(half.size() == full.size());
+    for (Index i = 0; i < full.size(); ++i)
+      for (Index j = 0; j < full.width(); ++j) {
+        const float kf = full.keys()(i, j), vf = full.values()(i, j);
+        const float kh = static_cast<float>(half.keys()(i, j)),
+                    vh = static_cast<float>(half.values()(i, j));
+        if (std::is_same<S, Eigen::bfloat16>::value) {
+          CHECK(kh == bf16_of(kf));
+          CHECK(vh == bf16_of(vf));
+        } else {
+          CHECK(kh == static_cast<float>(posenc::detail::round_to<S>(double(kf))));
+          CHECK(vh == static_cast<float>(posenc::detail::round_to<S>(double(vf))));
+        }
+      }
+    worst = std::max(worst, max_abs_diff(yf, yh));
+  }
+  // outputs differ by the storage's rounding of K and V, no more
+  const double unit =
+      std::is_same<S, Eigen::bfloat16>::value ? std::ldexp(1.0, -8) : std::ldexp(1.0, -11);
+  CHECK(worst <= 8 * unit);
+  CHECK(worst > 0);
+}

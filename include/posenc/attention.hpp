@@ -16,6 +16,7 @@
 #include <omp.h>
 #endif
 
+#include "detail/half_storage.hpp"
 #include "detail/large_buffer.hpp"
 #include "detail/tile_kernels.hpp"
 #include "encoder.hpp"
@@ -269,10 +270,9 @@ Index check_attend(const char* who, Index q_rows, Index q_cols, Index k_rows, In
 
 /// attend_core for a few queries (decoding); defined in detail/attend_decode.hpp, which this
 /// header includes at its end (it uses the rules and helpers above).
-template <class E>
+template <class E, class S>
 void attend_decode(const E& enc, const ConstMatrixRef<typename E::Scalar>& q,
-                   const ConstMatrixRef<typename E::Scalar>& k,
-                   const ConstMatrixRef<typename E::Scalar>& v, const Positions& qpos,
+                   const ConstMatrixRef<S>& k, const ConstMatrixRef<S>& v, const Positions& qpos,
                    const Positions& kpos, const AttendOptions<typename E::Scalar>& opt,
                    MatrixRef<typename E::Scalar> out, typename E::Scalar* lse);
 
@@ -308,7 +308,7 @@ void attend_core(const E& enc, const ConstMatrixRef<typename E::Scalar>& q,
     return;
   }
   if (nq <= decode_tiles<T>::max_queries)
-    return attend_decode(enc, q, k, v, qpos, kpos, opt, out, lse);
+    return attend_decode<E, T>(enc, q, k, v, qpos, kpos, opt, out, lse);
 
   constexpr Index bq = attention_tiles<T>::query, bk = attention_tiles<T>::key;
   constexpr int P = tile_packet<T>::size;
@@ -514,6 +514,70 @@ void attend(const E& enc, const ConstMatrixRef<typename E::Scalar>& q,
       !detail::overlaps(out, q) && !detail::overlaps(out, k) && !detail::overlaps(out, v),
       "attend: out overlaps Q, K or V");
   detail::attend_core(enc, q, k, v, q_positions, k_positions, options, out);
+}
+
+namespace detail {
+
+/// attend_core on keys and values kept as S (T itself, or bfloat16 / half for float): 1 to 8
+/// queries read them in place (the decoding kernel, widening each load to float); more
+/// queries run the tiled kernel on a float copy of K and V.
+template <class E, class S>
+void attend_stored(const E& enc, const ConstMatrixRef<typename E::Scalar>& q,
+                   const ConstMatrixRef<S>& k, const ConstMatrixRef<S>& v, const Positions& qpos,
+                   const Positions& kpos, const AttendOptions<typename E::Scalar>& opt,
+                   MatrixRef<typename E::Scalar> out, typename E::Scalar* lse) {
+  using T = typename E::Scalar;
+  static_assert(is_storage_of<T, S>::value,
+                "posenc: keys and values are T, or for T = float bfloat16 or half");
+  if constexpr (std::is_same<S, T>::value) {
+    attend_core(enc, q, k, v, qpos, kpos, opt, out, lse);
+  } else {
+    if (q.rows() == 0) return;
+    if (q.rows() <= decode_tiles<T>::max_queries && k.rows() > 0) {
+      attend_decode<E, S>(enc, q, k, v, qpos, kpos, opt, out, lse);
+      return;
+    }
+    const char* what = "attend: K, V widened to float [Nk, H_kv * Dh]";
+    Matrix<T> kw = new_matrix<T>(k.rows(), k.cols(), what),
+              vw = new_matrix<T>(v.rows(), v.cols(), what);
+    kw = k.template cast<T>();
+    vw = v.template cast<T>();
+    attend_core(enc, q, kw, vw, qpos, kpos, opt, out, lse);
+  }
+}
+
+template <class E, class S>
+void attend_half(const E& enc, const ConstMatrixRef<typename E::Scalar>& q,
+                 const ConstMatrixRef<S>& k, const ConstMatrixRef<S>& v, const Positions& qpos,
+                 const Positions& kpos, const AttendOptions<typename E::Scalar>& opt,
+                 MatrixRef<typename E::Scalar> out) {
+  static_assert(std::is_same<typename E::Scalar, float>::value,
+                "posenc: bfloat16 and half keys and values need a float encoder (Scalar = float)");
+  check_attend("attend", q.rows(), q.cols(), k.rows(), k.cols(), v.rows(), v.cols(), out.rows(),
+               out.cols(), qpos, kpos, opt);
+  require(!overlaps(out, q), "attend: out overlaps Q");
+  attend_stored<E, S>(enc, q, k, v, qpos, kpos, opt, out, nullptr);
+}
+
+}  // namespace detail
+
+/// attend with keys and values stored as bfloat16 (float queries, outputs and arithmetic;
+/// each key and value widened exactly to float as it is read).
+template <class E>
+void attend(const E& enc, const ConstMatrixRef<typename E::Scalar>& q,
+            const ConstMatrixRef<Eigen::bfloat16>& k, const ConstMatrixRef<Eigen::bfloat16>& v,
+            const Positions& q_positions, const Positions& k_positions,
+            const AttendOptions<typename E::Scalar>& options, MatrixRef<typename E::Scalar> out) {
+  detail::attend_half<E, Eigen::bfloat16>(enc, q, k, v, q_positions, k_positions, options, out);
+}
+
+/// attend with keys and values stored as IEEE half (binary16), as the bfloat16 form.
+template <class E>
+void attend(const E& enc, const ConstMatrixRef<typename E::Scalar>& q,
+            const ConstMatrixRef<Eigen::half>& k, const ConstMatrixRef<Eigen::half>& v,
+            const Positions& q_positions, const Positions& k_positions,
+            const AttendOptions<typename E::Scalar>& options, MatrixRef<typename E::Scalar> out) {
+  detail::attend_half<E, Eigen::half>(enc, q, k, v, q_positions, k_positions, options, out);
 }
 
 /// Options of an attention layer (conventions.md sections 6 and 6b).
@@ -787,11 +851,16 @@ Matrix<typename E::Scalar> attention(const ConstMatrixRef<typename E::Scalar>& x
 /// drops the keys that no later query can see, so the cache holds about 2 W tokens at most.
 /// A cache belongs to one
 /// caller at a time (attention_step appends to it); the encoder and weights it is used with
-/// may be shared.
-template <class T>
+/// may be shared. Storage: the type the keys and values are kept in, T itself, or for
+/// T = float Eigen::bfloat16 or Eigen::half (half the memory and half the bytes a decoding
+/// step reads; each appended value rounded once to nearest, arithmetic in float).
+template <class T, class Storage = T>
 class KVCache {
-  using View = Eigen::Map<Matrix<T>, 0, Eigen::OuterStride<>>;
-  using ConstView = Eigen::Map<const Matrix<T>, 0, Eigen::OuterStride<>>;
+  static_assert(detail::is_storage_of<T, Storage>::value,
+                "posenc: KVCache<T, Storage> keeps T itself, or for T = float also Eigen::bfloat16 "
+                "or Eigen::half");
+  using View = Eigen::Map<Matrix<Storage>, 0, Eigen::OuterStride<>>;
+  using ConstView = Eigen::Map<const Matrix<Storage>, 0, Eigen::OuterStride<>>;
 
  public:
   KVCache() = default;
@@ -799,7 +868,7 @@ class KVCache {
   KVCache(Index width, Index capacity) { reserve(width, capacity); }
   /// An empty cache over the caller's buffers keys, values [capacity, H_kv Dh] (blocks with an
   /// outer stride included), which must outlive it; nothing is allocated for K and V.
-  KVCache(MatrixRef<T> keys, MatrixRef<T> values)
+  KVCache(MatrixRef<Storage> keys, MatrixRef<Storage> values)
       : kp_(keys.data()),
         vp_(values.data()),
         ldk_(keys.outerStride()),
@@ -968,7 +1037,7 @@ class KVCache {
                     " do not fit the caller's buffers [", capacity_, ", ", width_, "]");
     const char* what = "KVCache: keys and values [capacity, H_kv * Dh]";
     const std::int64_t n = detail::checked_elements(capacity, width, what);
-    detail::LargeBuffer<T> k(n, what), v(n, what);
+    detail::LargeBuffer<Storage> k(n, what), v(n, what);
     if (size_ > 0) {
       View(k.data(), size_, width, Eigen::OuterStride<>(width)) = keys();
       View(v.data(), size_, width, Eigen::OuterStride<>(width)) = values();
@@ -999,8 +1068,13 @@ class KVCache {
     const Index needed = detail::checked_add(size_, k.rows(), "KVCache::append: size + n");
     if (needed > capacity_ || k.cols() != width_)
       reserve(k.cols(), external_ ? needed : std::max(needed, 2 * capacity_));
-    keys_view().middleRows(size_, k.rows()) = k;
-    values_view().middleRows(size_, v.rows()) = v;
+    if constexpr (std::is_same<T, Storage>::value) {
+      keys_view().middleRows(size_, k.rows()) = k;
+      values_view().middleRows(size_, v.rows()) = v;
+    } else {  // rounded once to nearest, ties to even
+      keys_view().middleRows(size_, k.rows()) = k.template cast<Storage>();
+      values_view().middleRows(size_, v.rows()) = v.template cast<Storage>();
+    }
     for (Index i = 0; i < pos.size(); ++i) {
       const std::int64_t p = pos[i];
       if (!pos_.empty() && contiguous_ && p - pos_.back() != 1) contiguous_ = false;
@@ -1019,9 +1093,9 @@ class KVCache {
   View keys_view() { return View(kp_, capacity_, width_, Eigen::OuterStride<>(ldk_)); }
   View values_view() { return View(vp_, capacity_, width_, Eigen::OuterStride<>(ldv_)); }
 
-  detail::LargeBuffer<T> own_k_, own_v_;  // 2 MiB aligned, huge pages advised
-  T* kp_ = nullptr;
-  T* vp_ = nullptr;
+  detail::LargeBuffer<Storage> own_k_, own_v_;  // 2 MiB aligned, huge pages advised
+  Storage* kp_ = nullptr;
+  Storage* vp_ = nullptr;
   Index ldk_ = 0, ldv_ = 0, capacity_ = 0, width_ = 0, size_ = 0;
   bool external_ = false;
   std::vector<std::int64_t> pos_, seg_;
@@ -1086,14 +1160,14 @@ void evict_and_shift(const E& enc, KVCache<typename E::Scalar>& cache, Index beg
 /// positions cache.next_position() ... (opt.offset ... for an empty cache, or opt.positions),
 /// their keys and values are appended, and each attends to every cached key it may see. With
 /// a causal mask the outputs equal those of one full call over all the tokens.
-template <class E>
+template <class E, class S>
 void attention_step(const ConstMatrixRef<typename E::Scalar>& x_new,
                     const ConstMatrixRef<typename E::Scalar>& wq,
                     const ConstMatrixRef<typename E::Scalar>& wk,
                     const ConstMatrixRef<typename E::Scalar>& wv,
                     const ConstMatrixRef<typename E::Scalar>& wo, const E& enc,
                     const AttentionOptions<typename E::Scalar>& opt,
-                    KVCache<typename E::Scalar>& cache, MatrixRef<typename E::Scalar> y) {
+                    KVCache<typename E::Scalar, S>& cache, MatrixRef<typename E::Scalar> y) {
   using T = typename E::Scalar;
   const Index n = x_new.rows(), d = x_new.cols();
   detail::check_layer(enc, d, opt, wq, wk, wv, wo, [&] {
@@ -1133,17 +1207,24 @@ void attention_step(const ConstMatrixRef<typename E::Scalar>& x_new,
       enc.rerotate_for(q, pos, opt.heads, pnew, pall);
       enc.rerotate_for(k, pos, kv_heads, pnew, pall);
     }
-    if (cache.size() && cache.rotated_for() != pall)
-      enc.rerotate_for(cache.mutable_keys(), cache.key_positions(), kv_heads, cache.rotated_for(),
-                       pall);
+    if (cache.size() && cache.rotated_for() != pall) {
+      if constexpr (std::is_same<S, T>::value) {
+        enc.rerotate_for(cache.mutable_keys(), cache.key_positions(), kv_heads, cache.rotated_for(),
+                         pall);
+      } else {  // widened, re-rotated in float, rounded back once
+        Matrix<T> wide = cache.keys().template cast<T>();
+        enc.rerotate_for(wide, cache.key_positions(), kv_heads, cache.rotated_for(), pall);
+        cache.mutable_keys() = wide.template cast<S>();
+      }
+    }
     cache.append(k, v, pos, opt.segments);
     cache.set_rotated_for(pall);
   } else {
     cache.append(k, v, pos, opt.segments);
   }
   Matrix<T> o = detail::new_matrix<T>(n, wq.cols(), "attention_step: O [n, H * Dh]");
-  detail::attend_core(enc, q, cache.keys(), cache.values(), pos, cache.key_positions(),
-                      detail::attend_options(opt, cache.segments()), o);
+  detail::attend_stored<E, S>(enc, q, cache.keys(), cache.values(), pos, cache.key_positions(),
+                              detail::attend_options(opt, cache.segments()), o, nullptr);
   cache.drop_invisible();
   detail::write_output<T>(o, wo, opt.bo, y);
 }
@@ -1173,7 +1254,8 @@ class MultiHeadAttention {
     return attention(x, wq_, wk_, wv_, wo_, enc_, opt_);
   }
   /// Y for new tokens, appended to cache.
-  Matrix<T> step(const ConstMatrixRef<T>& x_new, KVCache<T>& cache) const {
+  template <class S>
+  Matrix<T> step(const ConstMatrixRef<T>& x_new, KVCache<T, S>& cache) const {
     Matrix<T> y(x_new.rows(), x_new.cols());
     attention_step(x_new, wq_, wk_, wv_, wo_, enc_, opt_, cache, y);
     return y;

@@ -19,14 +19,15 @@
 #include <vector>
 
 #include "../attention.hpp"
+#include "half_storage.hpp"
 #include "tile_kernels.hpp"
 
 POSENC_NAMESPACE_BEGIN
 namespace detail {
 
 // out[r] = scale * q_r . k for the R rows q + r * ldq, over dh (packets, then a scalar tail)
-template <class T, int R>
-inline void decode_dots(const T* q, Index ldq, const T* k, Index dh, T scale, T* out, Index ldo) {
+template <class T, int R, class S>
+inline void decode_dots(const T* q, Index ldq, const S* k, Index dh, T scale, T* out, Index ldo) {
   using namespace Eigen::internal;
   using Packet = typename tile_packet<T>::type;
   constexpr int P = tile_packet<T>::size;
@@ -35,20 +36,20 @@ inline void decode_dots(const T* q, Index ldq, const T* k, Index dh, T scale, T*
     acc[r] = pset1<Packet>(T(0));
   Index c = 0;
   for (; c + P <= dh; c += P) {
-    const Packet kv = ploadu<Packet>(k + c);
+    const Packet kv = load_widened<T>(k + c);
     for (int r = 0; r < R; ++r)
       acc[r] = pmadd(ploadu<Packet>(q + r * ldq + c), kv, acc[r]);
   }
   for (int r = 0; r < R; ++r) {
     T sum = predux(acc[r]);
     for (Index cc = c; cc < dh; ++cc)
-      sum += q[r * ldq + cc] * k[cc];
+      sum += q[r * ldq + cc] * static_cast<T>(k[cc]);
     out[r * ldo] = scale * sum;
   }
 }
 
-template <class T, int R = 8>
-inline void decode_dots_dispatch(int rows, const T* q, Index ldq, const T* k, Index dh, T scale,
+template <class T, int R = 8, class S>
+inline void decode_dots_dispatch(int rows, const T* q, Index ldq, const S* k, Index dh, T scale,
                                  T* out, Index ldo) {
   if constexpr (R > 1) {
     if (rows < R) return decode_dots_dispatch<T, R - 1>(rows, q, ldq, k, dh, scale, out, ldo);
@@ -58,15 +59,15 @@ inline void decode_dots_dispatch(int rows, const T* q, Index ldq, const T* k, In
 
 // acc[r] += sum_j p[r * ldp + j] v_j for the R rows acc + r * lda and bj keys v + j * ldv,
 // four keys per pass over a row's accumulator
-template <class T, int R>
-inline void decode_pv(const T* p, Index ldp, Index bj, const T* v, Index ldv, Index dh, T* acc,
+template <class T, int R, class S>
+inline void decode_pv(const T* p, Index ldp, Index bj, const S* v, Index ldv, Index dh, T* acc,
                       Index lda) {
   using namespace Eigen::internal;
   using Packet = typename tile_packet<T>::type;
   constexpr int P = tile_packet<T>::size;
   Index j = 0;
   for (; j + 4 <= bj; j += 4) {
-    const T* v0 = v + j * ldv;
+    const S* v0 = v + j * ldv;
     Packet p0[R], p1[R], p2[R], p3[R];
     for (int r = 0; r < R; ++r) {
       p0[r] = pset1<Packet>(p[r * ldp + j]);
@@ -76,8 +77,8 @@ inline void decode_pv(const T* p, Index ldp, Index bj, const T* v, Index ldv, In
     }
     Index c = 0;
     for (; c + P <= dh; c += P) {
-      const Packet a0 = ploadu<Packet>(v0 + c), a1 = ploadu<Packet>(v0 + ldv + c),
-                   a2 = ploadu<Packet>(v0 + 2 * ldv + c), a3 = ploadu<Packet>(v0 + 3 * ldv + c);
+      const Packet a0 = load_widened<T>(v0 + c), a1 = load_widened<T>(v0 + ldv + c),
+                   a2 = load_widened<T>(v0 + 2 * ldv + c), a3 = load_widened<T>(v0 + 3 * ldv + c);
       for (int r = 0; r < R; ++r) {
         T* o = acc + r * lda + c;
         Packet x = ploadu<Packet>(o);
@@ -90,22 +91,23 @@ inline void decode_pv(const T* p, Index ldp, Index bj, const T* v, Index ldv, In
     }
     for (; c < dh; ++c)
       for (int r = 0; r < R; ++r)
-        acc[r * lda + c] += p[r * ldp + j] * v0[c] + p[r * ldp + j + 1] * v0[ldv + c] +
-                            p[r * ldp + j + 2] * v0[2 * ldv + c] +
-                            p[r * ldp + j + 3] * v0[3 * ldv + c];
+        acc[r * lda + c] += p[r * ldp + j] * static_cast<T>(v0[c]) +
+                            p[r * ldp + j + 1] * static_cast<T>(v0[ldv + c]) +
+                            p[r * ldp + j + 2] * static_cast<T>(v0[2 * ldv + c]) +
+                            p[r * ldp + j + 3] * static_cast<T>(v0[3 * ldv + c]);
   }
   for (; j < bj; ++j)
     for (int r = 0; r < R; ++r) {
       const T pj = p[r * ldp + j];
-      const T* vj = v + j * ldv;
+      const S* vj = v + j * ldv;
       T* o = acc + r * lda;
       for (Index c = 0; c < dh; ++c)
-        o[c] += pj * vj[c];
+        o[c] += pj * static_cast<T>(vj[c]);
     }
 }
 
-template <class T, int R = 8>
-inline void decode_pv_dispatch(int rows, const T* p, Index ldp, Index bj, const T* v, Index ldv,
+template <class T, int R = 8, class S>
+inline void decode_pv_dispatch(int rows, const T* p, Index ldp, Index bj, const S* v, Index ldv,
                                Index dh, T* acc, Index lda) {
   if constexpr (R > 1) {
     if (rows < R) return decode_pv_dispatch<T, R - 1>(rows, p, ldp, bj, v, ldv, dh, acc, lda);
@@ -123,10 +125,9 @@ struct DecodeSpanState {
 /// attend_core for nq <= decode_tiles<T>::max_queries (the same arguments and results, lse
 /// included); every visibility rule, soft-cap, sinks and encoder hook (score bias, value term)
 /// as the tiled kernel applies them.
-template <class E>
+template <class E, class S>
 void attend_decode(const E& enc, const ConstMatrixRef<typename E::Scalar>& q,
-                   const ConstMatrixRef<typename E::Scalar>& k,
-                   const ConstMatrixRef<typename E::Scalar>& v, const Positions& qpos,
+                   const ConstMatrixRef<S>& k, const ConstMatrixRef<S>& v, const Positions& qpos,
                    const Positions& kpos, const AttendOptions<typename E::Scalar>& opt,
                    MatrixRef<typename E::Scalar> out, typename E::Scalar* lse) {
   using T = typename E::Scalar;
@@ -136,8 +137,8 @@ void attend_decode(const E& enc, const ConstMatrixRef<typename E::Scalar>& q,
   const Index heads = opt.heads, kv_heads = opt.kv_heads == 0 ? opt.heads : opt.kv_heads;
   const Index nq = q.rows(), nk = k.rows(), dh = q.cols() / heads, group = heads / kv_heads;
   const T scale = opt.scale ? *opt.scale : static_cast<T>(1.0 / std::sqrt(static_cast<double>(dh)));
-  constexpr Index B = decode_tiles<T>::block, S = decode_tiles<T>::span;
-  const Index rows = heads * nq, spans = (nk + S - 1) / S;
+  constexpr Index B = decode_tiles<T>::block, span = decode_tiles<T>::span;
+  const Index rows = heads * nq, spans = (nk + span - 1) / span;
   const T neg_inf = -std::numeric_limits<T>::infinity();
   const T cutoff = exp_cutoff<T>();
   const bool capped = opt.softcap.has_value();
@@ -146,8 +147,11 @@ void attend_decode(const E& enc, const ConstMatrixRef<typename E::Scalar>& q,
                       opt.key_segments.data()};
   const BlockRange qr = block_range(qpos, opt.query_segments, 0, nq);
   const auto bias = make_score_bias(enc, qpos, kpos, heads, dh, scale);
-  const T* kdata = k.data();
-  const T* vdata = v.data();
+  const S* kdata = k.data();
+  const S* vdata = v.data();
+  // Keys kept in half precision are widened block by block for an encoder's score bias,
+  // whose hook takes float rows (the scores then read the widened block too).
+  constexpr bool widen_keys = has_bias && !std::is_same<S, T>::value;
   const T* qdata = q.data();
   const Index ldk = k.outerStride(), ldv = v.outerStride(), ldq = q.outerStride();
 
@@ -158,6 +162,7 @@ void attend_decode(const E& enc, const ConstMatrixRef<typename E::Scalar>& q,
   {
     // scores of one block, row h Nq + i (a head's rows are one [Nq, B] tile for its hooks)
     Matrix<T> s(rows, B);
+    Matrix<T> kwide(widen_keys ? B : 0, widen_keys ? k.cols() : 0);
 #if defined(_OPENMP)
 #pragma omp for schedule(static, 1)
 #endif
@@ -166,8 +171,8 @@ void attend_decode(const E& enc, const ConstMatrixRef<typename E::Scalar>& q,
       st.m = Vector<T>::Constant(rows, neg_inf);
       st.l = Vector<T>::Zero(rows);
       st.acc = Matrix<T>::Zero(rows, dh);
-      const Index end = std::min(nk, (sp + 1) * S);
-      for (Index j0 = sp * S; j0 < end; j0 += B) {
+      const Index end = std::min(nk, (sp + 1) * span);
+      for (Index j0 = sp * span; j0 < end; j0 += B) {
         const Index bj = std::min(B, end - j0);
         bool only_causal = false;
         const int seen =
@@ -176,31 +181,41 @@ void attend_decode(const E& enc, const ConstMatrixRef<typename E::Scalar>& q,
         // S = scale Q K^T: key row by key row, all key/value heads in turn (the cache is read
         // in its order), each head's slice feeding every query row of its group (one query:
         // the group's heads are consecutive rows dh apart)
-        for (Index j = 0; j < bj; ++j) {
-          const T* krow = kdata + (j0 + j) * ldk;
-          for (Index g = 0; g < kv_heads; ++g) {
-            const T* kr = krow + g * dh;
-            if (nq == 1) {
-              for (Index hl = 0; hl < group; hl += 8)
-                decode_dots_dispatch<T>(static_cast<int>(std::min<Index>(8, group - hl)),
-                                        qdata + (g * group + hl) * dh, dh, kr, dh, scale,
-                                        s.data() + (g * group + hl) * B + j, B);
-              continue;
-            }
-            for (Index hl = 0; hl < group; ++hl) {
-              const Index h = g * group + hl;
-              for (Index i = 0; i < nq; i += 8)
-                decode_dots_dispatch<T>(static_cast<int>(std::min<Index>(8, nq - i)),
-                                        qdata + i * ldq + h * dh, ldq, kr, dh, scale,
-                                        s.data() + (h * nq + i) * B + j, B);
+        const auto scores = [&](const auto* kbase, Index ld) {
+          for (Index j = 0; j < bj; ++j) {
+            const auto* krow = kbase + j * ld;
+            for (Index g = 0; g < kv_heads; ++g) {
+              const auto* kr = krow + g * dh;
+              if (nq == 1) {
+                for (Index hl = 0; hl < group; hl += 8)
+                  decode_dots_dispatch<T>(static_cast<int>(std::min<Index>(8, group - hl)),
+                                          qdata + (g * group + hl) * dh, dh, kr, dh, scale,
+                                          s.data() + (g * group + hl) * B + j, B);
+                continue;
+              }
+              for (Index hl = 0; hl < group; ++hl) {
+                const Index h = g * group + hl;
+                for (Index i = 0; i < nq; i += 8)
+                  decode_dots_dispatch<T>(static_cast<int>(std::min<Index>(8, nq - i)),
+                                          qdata + i * ldq + h * dh, ldq, kr, dh, scale,
+                                          s.data() + (h * nq + i) * B + j, B);
+              }
             }
           }
+        };
+        if constexpr (widen_keys) {
+          kwide.topRows(bj) = k.middleRows(j0, bj).template cast<T>();
+          scores(kwide.data(), kwide.cols());
+        } else {
+          scores(kdata + j0 * ldk, ldk);
         }
         for (Index h = 0; h < heads; ++h) {
           const Index g = h / group;
           Eigen::Map<Matrix<T>, 0, Eigen::OuterStride<>> sh(s.data() + h * nq * B, nq, bj,
                                                             Eigen::OuterStride<>(B));
-          if constexpr (has_bias)
+          if constexpr (widen_keys)
+            bias.add(h, 0, j0, q.block(0, h * dh, nq, dh), kwide.block(0, g * dh, bj, dh), sh);
+          else if constexpr (has_bias)
             bias.add(h, 0, j0, q.block(0, h * dh, nq, dh), k.block(j0, g * dh, bj, dh), sh);
           if (capped) sh.array() = cap * (sh.array() / cap).tanh();
           if (seen == 1)
@@ -236,7 +251,7 @@ void attend_decode(const E& enc, const ConstMatrixRef<typename E::Scalar>& q,
         for (Index j = 0; j < bj; j += 4) {
           const Index nj = std::min<Index>(4, bj - j);
           for (Index g = 0; g < kv_heads; ++g) {
-            const T* vg = vdata + (j0 + j) * ldv + g * dh;
+            const S* vg = vdata + (j0 + j) * ldv + g * dh;
             const Index r0 = g * group * nq, nr = group * nq;
             for (Index r = 0; r < nr; r += 8)
               decode_pv_dispatch<T>(static_cast<int>(std::min<Index>(8, nr - r)),

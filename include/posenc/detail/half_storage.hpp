@@ -1,0 +1,88 @@
+// posenc internals: bfloat16 and IEEE binary16 (Eigen::bfloat16, Eigen::half) as storage for
+// float arithmetic: packet loads that widen to float (Eigen's conversions, in AVX-512 or
+// AVX/F16C instructions where the build targets them, one value at a time otherwise) and one
+// correctly rounded narrowing from double.
+#pragma once
+
+#include <Eigen/Core>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+
+#include "tile_kernels.hpp"
+
+POSENC_NAMESPACE_BEGIN
+namespace detail {
+
+template <class S>
+struct is_half_storage : std::integral_constant<bool, std::is_same<S, Eigen::bfloat16>::value ||
+                                                          std::is_same<S, Eigen::half>::value> {};
+
+/// The storage types a Scalar T may keep keys and values in: T itself, and for float also
+/// bfloat16 and half.
+template <class T, class S>
+struct is_storage_of
+    : std::integral_constant<bool, std::is_same<T, S>::value || (std::is_same<T, float>::value &&
+                                                                 is_half_storage<S>::value)> {};
+
+/// Name of a storage type, for messages.
+template <class S>
+constexpr const char* storage_name() {
+  if constexpr (std::is_same<S, Eigen::bfloat16>::value)
+    return "bfloat16";
+  else if constexpr (std::is_same<S, Eigen::half>::value)
+    return "float16";
+  else if constexpr (std::is_same<S, float>::value)
+    return "float32";
+  else
+    return "float64";
+}
+
+/// P = tile_packet<T>::size consecutive values of S as one packet of T (T = S: a plain load).
+template <class T, class S>
+inline typename tile_packet<T>::type load_widened(const S* p) {
+  using namespace Eigen::internal;
+  using Packet = typename tile_packet<T>::type;
+  if constexpr (std::is_same<T, S>::value) {
+    return ploadu<Packet>(p);
+  } else {
+    using SPacket = typename packet_traits<S>::type;
+    constexpr int P = tile_packet<T>::size;
+    if constexpr (packet_traits<S>::Vectorizable && unpacket_traits<SPacket>::size == P &&
+                  !std::is_same<SPacket, S>::value) {
+      return pcast<SPacket, Packet>(ploadu<SPacket>(p));
+    } else {
+      T tmp[P];
+      for (int l = 0; l < P; ++l)
+        tmp[l] = static_cast<T>(p[l]);
+      return ploadu<Packet>(tmp);
+    }
+  }
+}
+
+/// x rounded once to S, to nearest with ties to even (S = double: x itself). For float,
+/// bfloat16 and half through float: x is first rounded to odd in float (truncated, its last
+/// bit set when inexact), which keeps the final rounding from being a double rounding (float
+/// has more than two bits beyond either format's precision).
+template <class S>
+inline S round_to(double x) {
+  if constexpr (std::is_same<S, double>::value) {
+    return x;
+  } else if constexpr (std::is_same<S, float>::value) {
+    return static_cast<float>(x);
+  } else {
+    float f = static_cast<float>(x);
+    if (std::isfinite(f) && static_cast<double>(f) != x) {
+      if (std::abs(static_cast<double>(f)) > std::abs(x)) f = std::nextafter(f, 0.0f);
+      std::uint32_t bits;
+      std::memcpy(&bits, &f, sizeof bits);
+      bits |= 1u;
+      std::memcpy(&f, &bits, sizeof bits);
+    }
+    return S(f);  // Eigen: round to nearest, ties to even
+  }
+}
+
+}  // namespace detail
+POSENC_NAMESPACE_END
