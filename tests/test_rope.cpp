@@ -1034,3 +1034,93 @@ TEMPLATE_TEST_CASE("rope: converting projections between pair layouts keeps atte
       },
       {"convert_rotary_layout", "[32, 32]", "heads = 3"});
 }
+
+namespace {
+
+// Half the spacing of S's values around |y| (normal numbers; the subnormal spacing below).
+template <class S>
+double half_ulp(double y) {
+  const int mant = std::is_same<S, Eigen::bfloat16>::value ? 8 : 11;  // bits incl. the hidden one
+  const int min_exp = std::is_same<S, Eigen::bfloat16>::value ? -126 : -14;
+  int e = 0;
+  std::frexp(std::max(std::abs(y), std::ldexp(1.0, min_exp)), &e);  // |y| in [2^(e-1), 2^e)
+  return std::ldexp(1.0, e - 1 - mant);
+}
+
+template <class S>
+Matrix<S> to_storage(const Matrix<double>& m) {
+  Matrix<S> r(m.rows(), m.cols());
+  for (Index i = 0; i < m.rows(); ++i)
+    for (Index j = 0; j < m.cols(); ++j)
+      r(i, j) = S(static_cast<float>(m(i, j)));
+  return r;
+}
+
+template <class S>
+Matrix<double> from_storage(const Matrix<S>& m) {
+  Matrix<double> r(m.rows(), m.cols());
+  for (Index i = 0; i < m.rows(); ++i)
+    for (Index j = 0; j < m.cols(); ++j)
+      r(i, j) = static_cast<float>(m(i, j));
+  return r;
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("rope: in place on bfloat16 and half, one rounding per output", "[rope][half]",
+                   Eigen::bfloat16, Eigen::half) {
+  using S = TestType;
+  const Matrix<double> x = load<double>("rope_x");
+  const Matrix<S> xs = to_storage<S>(x);
+  const Matrix<double> xw = from_storage(xs);  // the stored input, exactly
+  struct Case {
+    const char* file;
+    RotaryOptions options;
+    std::int64_t offset;
+  };
+  const std::vector<Case> cases = {
+      {"rope_half", layout_opts(RotaryLayout::half), 0},
+      {"rope_interleaved", layout_opts(RotaryLayout::interleaved), 0},
+      {"rope_half_R8", layout_opts(RotaryLayout::half, 8), 7},
+      {"rope_interleaved_R8", layout_opts(RotaryLayout::interleaved, 8), 7},
+      {"rope_dynamic_f4_M8_long", dynamic_f4_m8(), 10},
+      {"rope_yarn_mscale", yarn_mscale(), 100},
+      {"rope_llama3", llama3(false), 100},
+      {"rope_longrope_long", longrope(), 5},
+  };
+  for (const auto& c : cases) {
+    INFO(c.file);
+    const Positions pos(c.offset, x.rows());
+    Matrix<S> y = xs;
+    RotaryEncoding<float>(kHeadDim, c.options).rotate(y, pos, kHeads);
+    const Matrix<double> yw = from_storage(y);
+    // Against the NumPy golden of the unrounded input: off by at most the rotation of the
+    // input's rounding (|R d| <= af |d| per pair, af <= 2 here) and the output's rounding.
+    const Matrix<double> ref = load<double>(c.file);
+    const double input_err = (xw - x).cwiseAbs().maxCoeff();
+    CHECK(max_abs_diff(yw, ref) <= 2 * std::sqrt(2.0) * input_err + half_ulp<S>(max_abs(ref)));
+    // One rounding: within half a unit of the exact rotation of the stored input (float64
+    // rotation, checked against the goldens above to 1e-12)
+    Matrix<double> exact = xw;
+    RotaryEncoding<double>(kHeadDim, c.options).rotate(exact, pos, kHeads);
+    for (Index i = 0; i < exact.rows(); ++i)
+      for (Index j = 0; j < exact.cols(); ++j)
+        CHECK(std::abs(yw(i, j) - exact(i, j)) <= half_ulp<S>(exact(i, j)) * (1 + 1e-9) + 1e-12);
+  }
+  SECTION("positions up to 2^20") {
+    const Positions pos((std::int64_t(1) << 20) - x.rows(), x.rows());
+    Matrix<S> y = xs;
+    RotaryEncoding<float>(kHeadDim).rotate(y, pos, kHeads);
+    Matrix<double> exact = xw;
+    RotaryEncoding<double>(kHeadDim).rotate(exact, pos, kHeads);
+    const Matrix<double> yw = from_storage(y);
+    for (Index i = 0; i < exact.rows(); ++i)
+      for (Index j = 0; j < exact.cols(); ++j)
+        CHECK(std::abs(yw(i, j) - exact(i, j)) <= half_ulp<S>(exact(i, j)) * (1 + 1e-9) + 1e-12);
+  }
+  SECTION("shape errors") {
+    Matrix<S> bad(3, kHeads * kHeadDim + 1);
+    CHECK_THROWS_AS(RotaryEncoding<float>(kHeadDim).rotate(bad, Positions(0, 3), kHeads),
+                    posenc::error);
+  }
+}

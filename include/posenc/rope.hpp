@@ -10,6 +10,7 @@
 #include <optional>
 #include <vector>
 
+#include "detail/half_storage.hpp"
 #include "detail/restrict.hpp"
 #include "detail/row_cache.hpp"
 #include "types.hpp"
@@ -257,6 +258,16 @@ class RotaryEncoding {
       rotate_row(x.row(i).data(), cs.data(), heads);
     }
   }
+  /// Rotates x [N, heads * head_dim] kept as bfloat16 in place: each pair widened exactly,
+  /// rotated in double with angles in double (the call's frequency set and attention factor,
+  /// as rotate), and each output rounded once to bfloat16 (to nearest, ties to even).
+  void rotate(MatrixRef<Eigen::bfloat16> x, const Positions& pos, Index heads) const {
+    rotate_stored(x, pos, heads);
+  }
+  /// As above, for x kept as IEEE half (binary16).
+  void rotate(MatrixRef<Eigen::half> x, const Positions& pos, Index heads) const {
+    rotate_stored(x, pos, heads);
+  }
   /// Single-head form: x is [N, head_dim].
   void rotate(MatrixRef<T> x, const Positions& pos) const {
     rotate(x, pos, 1);
@@ -428,7 +439,8 @@ class RotaryEncoding {
  private:
   // The rows x [N, heads * head_dim] of positions pos; `who` follows "RotaryEncoding" in
   // messages ("" for rotate, "::shift", ...).
-  void check_rows(const char* who, const MatrixRef<T>& x, const Positions& pos, Index heads) const {
+  template <class X>
+  void check_rows(const char* who, const X& x, const Positions& pos, Index heads) const {
     detail::require(heads > 0, "RotaryEncoding", who, ": heads = ", heads, " must be > 0");
     const Index width = detail::checked_mul(heads, head_dim_, "RotaryEncoding: heads * head_dim");
     detail::require(x.rows() == pos.size() && x.cols() == width, "RotaryEncoding", who,
@@ -726,6 +738,46 @@ class RotaryEncoding {
           b = -b;
         }
       }
+  }
+
+  // rotate on half-precision storage: cos/sin of the row in double, pairs in double, one
+  // rounding per output (detail::round_to).
+  template <class S>
+  void rotate_stored(MatrixRef<S> x, const Positions& pos, Index heads) const {
+    check_rows("", x, pos, heads);
+    if (pos.empty()) return;
+    const RotaryFrequencies f = frequencies(pos.max());
+    const Index half = rotary_dim_ / 2, n = pos.size();
+#if defined(_OPENMP)
+#pragma omp parallel if (n > 1 && n * x.cols() >= (Index(1) << 17))
+#endif
+    {
+      std::vector<double> c(static_cast<std::size_t>(half)), sn(static_cast<std::size_t>(half));
+#if defined(_OPENMP)
+#pragma omp for schedule(static)
+#endif
+      for (Index r = 0; r < n; ++r) {
+        const double p = static_cast<double>(pos[r]);
+        for (Index i = 0; i < half; ++i) {
+          const double a = p * f.inv_freq[static_cast<std::size_t>(i)];
+          c[static_cast<std::size_t>(i)] = f.attention_factor * std::cos(a);
+          sn[static_cast<std::size_t>(i)] = f.attention_factor * std::sin(a);
+        }
+        S* row = x.row(r).data();
+        for (Index h = 0; h < heads; ++h) {
+          S* xh = row + h * head_dim_ + block_offset_;
+          for (Index i = 0; i < half; ++i) {
+            S& ea = options_.layout == RotaryLayout::half ? xh[i] : xh[2 * i];
+            S& eb = options_.layout == RotaryLayout::half ? xh[half + i] : xh[2 * i + 1];
+            const double xa = static_cast<double>(static_cast<float>(ea)),
+                         xb = static_cast<double>(static_cast<float>(eb));
+            const double ci = c[static_cast<std::size_t>(i)], si = sn[static_cast<std::size_t>(i)];
+            ea = detail::round_to<S>(xa * ci - xb * si);
+            eb = detail::round_to<S>(xb * ci + xa * si);
+          }
+        }
+      }
+    }
   }
 
   // One token: every head's pairs rotated by the row's cos/sin. Straight-line loops over
