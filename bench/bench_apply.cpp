@@ -1,5 +1,6 @@
 // The cost of applying each encoder on its own:
 //   RoPE      rotate Q in place, [N, H*Dh], cos/sin cached      bytes = 2 |X| (read + write)
+//   rope_stored/<bf16|f16>  RoPE in place on X kept in half precision   bytes = 2 |X|
 //   sinusoidal X += PE, seed rows rotated in cache               bytes = 2 |X| (read + write)
 //   learned   X += table[p]                                     bytes = 3 |X| (X, table, X)
 //   biases    add B_h to every [tile] of scores of every head   bytes = 2 N^2 H sizeof(T)
@@ -25,6 +26,24 @@ void BM_rope(benchmark::State& st) {
     benchmark::ClobberMemory();
   }
   report_bytes(st, 2.0 * double(x.size()) * sizeof(T), threads);
+}
+
+// RoPE in place on X kept as bfloat16 or half (angles and pairs in double, one rounding per
+// output): bytes = 2 |X| sizeof(S).
+template <class S>
+void BM_rope_stored(benchmark::State& st) {
+  const Index n = st.range(0), heads = st.range(1), dh = st.range(2);
+  const int threads = static_cast<int>(st.range(3));
+  set_threads(threads);
+  const posenc::RotaryEncoding<float> enc(dh);
+  posenc::Matrix<S> x = random<float>(n, heads * dh).template cast<S>();
+  const posenc::Positions pos(0, n);
+  for (auto _ : st) {
+    enc.rotate(x, pos, heads);
+    benchmark::DoNotOptimize(x.data());
+    benchmark::ClobberMemory();
+  }
+  report_bytes(st, 2.0 * double(x.size()) * sizeof(S), threads);
 }
 
 // Multi-axis RoPE (Qwen2-VL's chunked sections over Dh = 128) at the shape of BM_rope, the
@@ -180,6 +199,16 @@ void register_type(bool full) {
 void register_all(bool full) {
   register_type<float>(full);
   register_type<double>(full);
+  for (int th = 1; th <= max_threads(); ++th) {
+    benchmark::RegisterBenchmark("rope_stored/bf16", BM_rope_stored<Eigen::bfloat16>)
+        ->Args({4096, 32, 128, th})
+        ->ArgNames({"N", "H", "Dh", "threads"})
+        ->UseRealTime();
+    benchmark::RegisterBenchmark("rope_stored/f16", BM_rope_stored<Eigen::half>)
+        ->Args({4096, 32, 128, th})
+        ->ArgNames({"N", "H", "Dh", "threads"})
+        ->UseRealTime();
+  }
   if (full) return;
   // Default run: the grid at H = 8, Dh = 64 for the score biases, float, one thread.
   for (Index n : {512, 2048}) {

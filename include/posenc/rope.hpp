@@ -741,18 +741,22 @@ class RotaryEncoding {
   }
 
   // rotate on half-precision storage: cos/sin of the row in double, pairs in double, one
-  // rounding per output (detail::round_to).
+  // rounding per output (detail::round_to_many); a head at a time through scratch (widened
+  // with Eigen's vectorised conversion, which is exact).
   template <class S>
   void rotate_stored(MatrixRef<S> x, const Positions& pos, Index heads) const {
     check_rows("", x, pos, heads);
     if (pos.empty()) return;
     const RotaryFrequencies f = frequencies(pos.max());
     const Index half = rotary_dim_ / 2, n = pos.size();
+    const bool split = options_.layout == RotaryLayout::half;
 #if defined(_OPENMP)
 #pragma omp parallel if (n > 1 && n * x.cols() >= (Index(1) << 17))
 #endif
     {
-      std::vector<double> c(static_cast<std::size_t>(half)), sn(static_cast<std::size_t>(half));
+      std::vector<double> c(static_cast<std::size_t>(half)), sn(static_cast<std::size_t>(half)),
+          y(static_cast<std::size_t>(rotary_dim_));
+      std::vector<float> w(static_cast<std::size_t>(rotary_dim_));
 #if defined(_OPENMP)
 #pragma omp for schedule(static)
 #endif
@@ -766,15 +770,27 @@ class RotaryEncoding {
         S* row = x.row(r).data();
         for (Index h = 0; h < heads; ++h) {
           S* xh = row + h * head_dim_ + block_offset_;
-          for (Index i = 0; i < half; ++i) {
-            S& ea = options_.layout == RotaryLayout::half ? xh[i] : xh[2 * i];
-            S& eb = options_.layout == RotaryLayout::half ? xh[half + i] : xh[2 * i + 1];
-            const double xa = static_cast<double>(static_cast<float>(ea)),
-                         xb = static_cast<double>(static_cast<float>(eb));
-            const double ci = c[static_cast<std::size_t>(i)], si = sn[static_cast<std::size_t>(i)];
-            ea = detail::round_to<S>(xa * ci - xb * si);
-            eb = detail::round_to<S>(xb * ci + xa * si);
+          Eigen::Map<Eigen::ArrayXf>(w.data(), rotary_dim_) =
+              Eigen::Map<const Eigen::Array<S, Eigen::Dynamic, 1>>(xh, rotary_dim_)
+                  .template cast<float>();
+          const float* POSENC_RESTRICT in = w.data();
+          const double* POSENC_RESTRICT pc = c.data();
+          const double* POSENC_RESTRICT ps = sn.data();
+          double* POSENC_RESTRICT out = y.data();
+          if (split) {
+            for (Index i = 0; i < half; ++i) {
+              const double xa = in[i], xb = in[half + i];
+              out[i] = xa * pc[i] - xb * ps[i];
+              out[half + i] = xb * pc[i] + xa * ps[i];
+            }
+          } else {
+            for (Index i = 0; i < half; ++i) {
+              const double xa = in[2 * i], xb = in[2 * i + 1];
+              out[2 * i] = xa * pc[i] - xb * ps[i];
+              out[2 * i + 1] = xb * pc[i] + xa * ps[i];
+            }
           }
+          detail::round_to_many(y.data(), xh, w.data(), rotary_dim_);
         }
       }
     }

@@ -84,5 +84,36 @@ inline S round_to(double x) {
   }
 }
 
+/// out[i] = round_to<S>(y[i]) for n values, S = bfloat16 or half, with float scratch
+/// tmp [n]: in the formats' normal range by rounding the double's significand to S's width
+/// on its bits (to nearest, ties to even; the result is exact in float and in S, so Eigen's
+/// vectorised conversions after it are exact), in loops the compiler vectorises; round_to
+/// for the rest (subnormal results, NaN, inf, beyond float).
+template <class S>
+void round_to_many(const double* y, S* out, float* tmp, Index n) {
+  static_assert(is_half_storage<S>::value, "round_to_many: S is bfloat16 or half");
+  constexpr bool bf = std::is_same<S, Eigen::bfloat16>::value;
+  constexpr int drop = bf ? 52 - 7 : 52 - 10;  // dropped significand bits
+  constexpr std::uint64_t half_unit = (std::uint64_t(1) << (drop - 1)) - 1,
+                          mask = ~((std::uint64_t(1) << drop) - 1);
+  // the smallest normal of S, the largest finite float
+  constexpr double smallest = bf ? 1.1754943508222875e-38 : 6.103515625e-05;
+  constexpr double largest = 3.4028234663852886e38;
+  for (Index i = 0; i < n; ++i) {
+    std::uint64_t b;
+    std::memcpy(&b, y + i, sizeof b);
+    b = (b + half_unit + ((b >> drop) & 1)) & mask;
+    double r;
+    std::memcpy(&r, &b, sizeof r);
+    tmp[i] = static_cast<float>(r);  // exact (inf when the rounding carried past float)
+  }
+  Eigen::Map<Eigen::Array<S, Eigen::Dynamic, 1>>(out, n) =
+      Eigen::Map<const Eigen::ArrayXf>(tmp, n).template cast<S>();
+  for (Index i = 0; i < n; ++i) {
+    const double a = std::abs(y[i]);
+    if (!(a >= smallest && a <= largest)) out[i] = round_to<S>(y[i]);
+  }
+}
+
 }  // namespace detail
 POSENC_NAMESPACE_END
