@@ -1,6 +1,6 @@
 // posenc's tools: reading and writing NumPy .npy files (format versions 1.0, 2.0 and 3.0;
-// little-endian <f4, <f8 and <i8; C order), for the command line, the tests, the benchmarks and
-// the fuzzers. Not part of the installed library.
+// little-endian <f4, <f8, <f2, <u2 and <i8; C order), for the command line, the tests, the
+// benchmarks and the fuzzers. Not part of the installed library.
 //
 // The format is numpy.lib.format's (NEP 1): the magic "\x93NUMPY", a major and a minor version
 // byte, the header length (uint16 little-endian in 1.0, uint32 in 2.0 and 3.0), then the header:
@@ -20,6 +20,7 @@
 #include <utility>
 #include <vector>
 
+#include <Eigen/Core>
 #include <posenc/detail/checked.hpp>
 #include <posenc/error.hpp>
 
@@ -29,8 +30,17 @@ using posenc::detail::checked_mul;
 using posenc::detail::fail;
 using posenc::detail::require;
 
+/// Bytes per element of a supported dtype.
+inline std::size_t npy_item_size(const std::string& dtype) {
+  return dtype == "<f4" ? 4 : (dtype == "<f2" || dtype == "<u2") ? 2 : 8;
+}
+
+inline bool npy_supported(const std::string& dtype) {
+  return dtype == "<f4" || dtype == "<f8" || dtype == "<f2" || dtype == "<u2" || dtype == "<i8";
+}
+
 struct NpyArray {
-  std::string dtype;  // "<f4", "<f8" or "<i8"
+  std::string dtype;  // "<f4", "<f8", "<f2", "<u2" or "<i8"
   std::vector<std::int64_t> shape;
   std::vector<char> data;
 
@@ -40,7 +50,7 @@ struct NpyArray {
       n = checked_mul(n, s, "NpyArray: the element count");
     return n;
   }
-  std::size_t item_size() const { return dtype == "<f4" ? 4 : 8; }
+  std::size_t item_size() const { return npy_item_size(dtype); }
   /// Element i converted to double (to int64 for "<i8" first).
   double as_double(std::int64_t i) const {
     const char* p = data.data() + static_cast<std::size_t>(i) * item_size();
@@ -53,6 +63,13 @@ struct NpyArray {
       double d;
       std::memcpy(&d, p, 8);
       return d;
+    }
+    if (dtype == "<f2" || dtype == "<u2") {  // <u2: the raw integer (bfloat16 bits: the caller's)
+      std::uint16_t u;
+      std::memcpy(&u, p, 2);
+      if (dtype == "<u2") return u;
+      return static_cast<double>(
+          static_cast<float>(Eigen::half(Eigen::half_impl::raw_uint16_to_half(u))));
     }
     std::int64_t v;
     std::memcpy(&v, p, 8);
@@ -372,10 +389,10 @@ inline NpyHeader parse_npy_header(const char* p, std::size_t n, std::int64_t fil
 
   if (h.dtype.size() > 1 && h.dtype[0] == '>' && h.dtype[1] != '1')
     fail(file, ": big-endian dtype '", h.dtype,
-         "' is not supported (expected little-endian <f4, <f8 or <i8)");
-  if (h.dtype != "<f4" && h.dtype != "<f8" && h.dtype != "<i8")
-    fail(file, ": unsupported dtype '", h.dtype, "' (expected <f4, <f8 or <i8)");
-  const std::int64_t item = h.dtype == "<f4" ? 4 : 8;
+         "' is not supported (expected little-endian <f4, <f8, <f2, <u2 or <i8)");
+  if (!npy_supported(h.dtype))
+    fail(file, ": unsupported dtype '", h.dtype, "' (expected <f4, <f8, <f2, <u2 or <i8)");
+  const auto item = static_cast<std::int64_t>(npy_item_size(h.dtype));
   // The product of the non-zero extents, times the item size, must fit in int64 even when an
   // extent is 0 (numpy also refuses (0, 2^62, 2^62): "array is too big"), so that the product of
   // any subset of the dimensions a caller forms fits too.
@@ -470,8 +487,7 @@ inline NpyArray read_npy(const std::string& file) {
 /// at a multiple of 64 bytes (ARRAY_ALIGN).
 inline std::string npy_header_bytes(const std::string& dtype,
                                     const std::vector<std::int64_t>& shape) {
-  require(dtype == "<f4" || dtype == "<f8" || dtype == "<i8", "write_npy: unsupported dtype ",
-          dtype);
+  require(npy_supported(dtype), "write_npy: unsupported dtype ", dtype);
   for (auto s : shape)
     require(s >= 0, "write_npy: negative extent ", s, " in the shape");
   std::string header = "{'descr': '" + dtype +
@@ -492,12 +508,12 @@ inline std::string npy_header_bytes(const std::string& dtype,
   return out + header;
 }
 
-/// Writes a .npy (version 1.0) file of dtype "<f4", "<f8" or "<i8" from raw little-endian data,
+/// Writes a .npy (version 1.0) file of a supported dtype from raw little-endian data,
 /// byte for byte as numpy.save writes it.
 inline void write_npy(const std::string& file, const std::string& dtype,
                       const std::vector<std::int64_t>& shape, const void* data) {
   const std::string header = npy_header_bytes(dtype, shape);
-  std::int64_t n = dtype == "<f4" ? 4 : 8;
+  auto n = static_cast<std::int64_t>(npy_item_size(dtype));
   for (auto s : shape)
     n = checked_mul(n, s, "write_npy: ", file, ": the data size");
   std::FILE* fp = std::fopen(file.c_str(), "wb");

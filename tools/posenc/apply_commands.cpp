@@ -181,7 +181,8 @@ using AnyEncoder =
                  posenc::AttentionTemperatureEncoding<T>, posenc::BertRelativeEncoding<T>,
                  posenc::DebertaEncoding<T>>;
 
-/// Calls f(T{}) with T = float for f32 and double for f64.
+/// Calls f(T{}) with T = float for f32, double for f64, f16 and bf16 (computed in double,
+/// rounded once when written).
 template <class F>
 void with_dtype(Dtype dtype, F&& f) {
   if (dtype == Dtype::f32)
@@ -861,8 +862,7 @@ void attend_checkpoint(const Args& a, const posenc::hf::ModelConfig& model,
   }
   if (a.prefill_opt->count() && a.pos_opt->count())
     check_decode_order(pos, segments, a.prefill, a.positions);
-  const Dtype dtype =
-      a.dtype_opt->count() ? a.dtype : (xr.dtype == "<f4" ? Dtype::f32 : Dtype::f64);
+  const Dtype dtype = a.dtype_opt->count() ? a.dtype : dtype_of_descr(xr.dtype);
   with_dtype(dtype, [&](auto zero) {
     using T = decltype(zero);
     const posenc::Matrix<T> xt =
@@ -986,8 +986,7 @@ template <class T>
 void check_finite(const SetFile<T>& f, Dtype dtype) {
   const T* v = f.values.data();
   for (posenc::Index i = 0; i < f.values.size(); ++i) {
-    const double x = dtype == Dtype::f32 ? static_cast<double>(static_cast<float>(v[i]))
-                                         : static_cast<double>(v[i]);
+    const double x = stored_value(dtype, static_cast<double>(v[i]));
     if (std::isfinite(x)) continue;
     const std::string dt(posenc::name_of(dtype));
     throw CliError(f.label + (f.name.empty() ? ": the result " : ": the gradient ") +
@@ -1005,6 +1004,16 @@ void write_values(OutputFile& out, const posenc::Matrix<T>& m, Dtype dtype) {
   const auto n = static_cast<std::size_t>(m.size());
   if (dtype_of<T>() == dtype) {
     out.write(m.data(), n * sizeof(T));
+    return;
+  }
+  if (dtype == Dtype::f16 || dtype == Dtype::bf16) {
+    std::vector<std::uint16_t> buf(std::min<std::size_t>(n, 8192));
+    for (std::size_t i0 = 0; i0 < n; i0 += buf.size()) {
+      const std::size_t k = std::min(buf.size(), n - i0);
+      for (std::size_t i = 0; i < k; ++i)
+        buf[i] = half_bits(dtype, static_cast<double>(m.data()[i0 + i]));
+      out.write(buf.data(), k * 2);
+    }
     return;
   }
   const auto convert = [&](auto zero) {
@@ -1031,8 +1040,7 @@ template <class T>
 void write_nested(const std::vector<SetFile<T>>& files, std::size_t i, Dtype dtype) {
   if (i == files.size()) return;
   const SetFile<T>& f = files[i];
-  const std::string header =
-      posenc_npy::npy_header_bytes(dtype == Dtype::f32 ? "<f4" : "<f8", f.shape);
+  const std::string header = posenc_npy::npy_header_bytes(npy_descr(dtype), f.shape);
   const std::string o = "-o " + f.path;
   const auto relabel = [&](const std::string& m) {
     return m.compare(0, o.size(), o) == 0 ? f.label + m.substr(o.size()) : m;
@@ -1556,8 +1564,7 @@ void add_attend_command(CLI::App& app) {
     }
     if (a->prefill_opt->count() && a->pos_opt->count())
       detail::check_decode_order(pos, segments, a->prefill, a->positions);
-    const Dtype dtype =
-        a->dtype_opt->count() ? a->dtype : (xr.dtype == "<f4" ? Dtype::f32 : Dtype::f64);
+    const Dtype dtype = a->dtype_opt->count() ? a->dtype : dtype_of_descr(xr.dtype);
     posenc::RotaryOptions rope_opts;
 #if POSENC_CLI_HAVE_HF
     if (layer && e == "rope") {

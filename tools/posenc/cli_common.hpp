@@ -7,6 +7,7 @@
 
 #include <npy.hpp>
 #include <posenc/detail/checked.hpp>
+#include <posenc/detail/half_storage.hpp>
 #include <posenc/error.hpp>
 #include <posenc/types.hpp>
 
@@ -36,7 +37,9 @@
 namespace posenc_cli {
 
 /// The output's dtype, and with it the computation's scalar: float or double (--dtype).
-enum class Dtype { f32, f64 };
+/// Array dtypes: f32, f64; f16 (.npy <f2); bf16 (.npy <u2 holding the bit patterns, as NumPy
+/// has no bfloat16; read as such only with the global --bf16 flag).
+enum class Dtype { f32, f64, f16, bf16 };
 /// A flag spelled true or false (--truncate).
 enum class Bool { no, yes };
 
@@ -47,8 +50,11 @@ enum class Bool { no, yes };
 namespace posenc {
 template <>
 struct enum_names<posenc_cli::Dtype> {
-  static constexpr std::array<std::pair<std::string_view, posenc_cli::Dtype>, 2> table{
-      {{"f32", posenc_cli::Dtype::f32}, {"f64", posenc_cli::Dtype::f64}}};
+  static constexpr std::array<std::pair<std::string_view, posenc_cli::Dtype>, 4> table{
+      {{"f32", posenc_cli::Dtype::f32},
+       {"f64", posenc_cli::Dtype::f64},
+       {"f16", posenc_cli::Dtype::f16},
+       {"bf16", posenc_cli::Dtype::bf16}}};
 };
 template <>
 struct enum_names<posenc_cli::Bool> {
@@ -69,6 +75,67 @@ constexpr Dtype dtype_of() {
 template <class T>
 std::string dtype_name() {
   return std::string(posenc::name_of(dtype_of<T>()));
+}
+
+/// Set by the global flag --bf16: input arrays of dtype <u2 hold bfloat16 bit patterns.
+inline bool bf16_inputs = false;
+
+/// The .npy descr of an output dtype.
+inline const char* npy_descr(Dtype d) {
+  switch (d) {
+    case Dtype::f32:
+      return "<f4";
+    case Dtype::f64:
+      return "<f8";
+    case Dtype::f16:
+      return "<f2";
+    case Dtype::bf16:
+      return "<u2";
+  }
+  return "<f8";
+}
+
+/// The dtype of an input file's descr (<u2: bf16, as read_float_npy admits it).
+inline Dtype dtype_of_descr(const std::string& descr) {
+  return descr == "<f4"   ? Dtype::f32
+         : descr == "<f2" ? Dtype::f16
+         : descr == "<u2" ? Dtype::bf16
+                          : Dtype::f64;
+}
+
+/// x as dtype d stores it: rounded once to nearest, ties to even (posenc::detail::round_to).
+inline double stored_value(Dtype d, double x) {
+  switch (d) {
+    case Dtype::f32:
+      return static_cast<float>(x);
+    case Dtype::f64:
+      return x;
+    case Dtype::f16:
+      return static_cast<float>(posenc::detail::round_to<Eigen::half>(x));
+    case Dtype::bf16:
+      return static_cast<float>(posenc::detail::round_to<Eigen::bfloat16>(x));
+  }
+  return x;
+}
+
+/// The 16 bits of x rounded to f16 or bf16.
+inline std::uint16_t half_bits(Dtype d, double x) {
+  std::uint16_t u;
+  if (d == Dtype::f16) {
+    const Eigen::half h = posenc::detail::round_to<Eigen::half>(x);
+    std::memcpy(&u, &h, 2);
+  } else {
+    const Eigen::bfloat16 b = posenc::detail::round_to<Eigen::bfloat16>(x);
+    std::memcpy(&u, &b, 2);
+  }
+  return u;
+}
+
+/// A 16-bit input element (f16 or bf16 bits) widened exactly.
+inline double widen_half(Dtype d, std::uint16_t u) {
+  if (d == Dtype::f16)
+    return static_cast<float>(Eigen::half(Eigen::half_impl::raw_uint16_to_half(u)));
+  return static_cast<float>(Eigen::bfloat16(Eigen::bfloat16_impl::raw_uint16_to_bfloat16(u)));
 }
 
 /// A user error: printed as one line "posenc: error: <what>", exit status 2.
@@ -650,8 +717,9 @@ inline void write_output(const std::string& path, const std::function<void(Outpu
 template <class T>
 void check_result(const std::string& path, const T* v, std::int64_t count,
                   const std::vector<std::int64_t>& shape,
-                  const std::function<bool(std::int64_t)>& masked) {
-  const std::string dt = dtype_name<T>();
+                  const std::function<bool(std::int64_t)>& masked,
+                  const std::string& dtype = dtype_name<T>()) {
+  const std::string& dt = dtype;
   for (std::int64_t i = 0; i < count; ++i) {
     if (std::isfinite(v[i])) continue;
     if (masked && std::isinf(v[i]) && v[i] < 0 && masked(i)) continue;
@@ -688,6 +756,25 @@ void write_npy_matrix(const std::string& path, const posenc::Matrix<T>& m,
       f.write(values.data(), static_cast<std::size_t>(n) * sizeof(S));
     });
   };
+  if (dtype == Dtype::f16 || dtype == Dtype::bf16) {
+    // rounded once from the computed value; checked as rounded (an overflow of f16's range is
+    // an error like any other)
+    std::vector<double> rounded(static_cast<std::size_t>(n));
+    std::vector<std::uint16_t> bits(static_cast<std::size_t>(n));
+    for (std::int64_t i = 0; i < n; ++i) {
+      const double x = static_cast<double>(m.data()[i]);
+      rounded[static_cast<std::size_t>(i)] = stored_value(dtype, x);
+      bits[static_cast<std::size_t>(i)] = half_bits(dtype, x);
+    }
+    check_result<double>(path, rounded.data(), n, shape, masked,
+                         std::string(posenc::name_of(dtype)));
+    const std::string header = posenc_npy::npy_header_bytes(npy_descr(dtype), shape);
+    write_output(path, [&](OutputFile& f) {
+      f.write(header.data(), header.size());
+      f.write(bits.data(), static_cast<std::size_t>(n) * 2);
+    });
+    return;
+  }
   if (dtype == Dtype::f32) {
     if constexpr (std::is_same<T, float>::value)
       write(m, "<f4");
@@ -777,8 +864,13 @@ inline void check_input_shape(const std::string& flag, const std::string& path,
 inline posenc_npy::NpyArray read_float_npy(const std::string& flag, const std::string& path,
                                            const ArrayRules& rules = {}) {
   auto a = read_npy_for(flag, path);
-  if (a.dtype != "<f4" && a.dtype != "<f8")
-    throw CliError(flag + ": " + path + ": expected dtype <f4 or <f8, got " + a.dtype);
+  if (a.dtype == "<u2" && !bf16_inputs)
+    throw CliError(flag + ": " + path +
+                   ": dtype <u2 is read as bfloat16 bit patterns only with the flag --bf16 "
+                   "(before the command: posenc --bf16 ...)");
+  if (a.dtype != "<f4" && a.dtype != "<f8" && a.dtype != "<f2" && a.dtype != "<u2")
+    throw CliError(flag + ": " + path +
+                   ": expected dtype <f4, <f8, <f2 (or <u2 with --bf16), got " + a.dtype);
   if (a.shape.empty()) throw CliError(flag + ": " + path + ": expected an array, got a 0-d scalar");
   check_input_shape(flag, path, a.shape, rules.max_rows);
   return a;
@@ -794,7 +886,7 @@ BasicArray<T> array_values(const std::string& flag, const std::string& path,
   out.flag = flag;
   out.path = path;
   out.shape = a.shape;
-  out.dtype = a.dtype == "<f4" ? dtype_name<float>() : dtype_name<double>();
+  out.dtype = std::string(posenc::name_of(dtype_of_descr(a.dtype)));
   std::int64_t cols = 1;
   for (std::size_t i = 1; i < a.shape.size(); ++i)
     cols *= a.shape[i];
@@ -819,10 +911,27 @@ BasicArray<T> array_values(const std::string& flag, const std::string& path,
       dst[i] = t;
     }
   };
-  if (a.dtype == "<f4")
+  if (a.dtype == "<f4") {
     convert(float{});
-  else
+  } else if (a.dtype == "<f2" || a.dtype == "<u2") {
+    // widened exactly; f16's and bf16's infinities and NaNs are refused as any input's
+    const Dtype d = dtype_of_descr(a.dtype);
+    const std::int64_t n = static_cast<std::int64_t>(a.data.size() / 2);
+    T* dst = out.data.data();
+    for (std::int64_t i = 0; i < n; ++i) {
+      std::uint16_t u;
+      std::memcpy(&u, a.data.data() + static_cast<std::size_t>(i) * 2, 2);
+      const double x = widen_half(d, u);
+      if (!std::isfinite(x) && !(rules.masked_minus_inf && std::isinf(x) && x < 0))
+        throw CliError(flag + ": " + path + ": element " + index_str(i, a.shape) + " is " +
+                       number_str(x) +
+                       (rules.masked_minus_inf ? "; arrays to plot must be finite or -inf (masked)"
+                                               : "; input arrays must be finite"));
+      dst[i] = static_cast<T>(x);
+    }
+  } else {
     convert(double{});
+  }
   return out;
 }
 

@@ -95,6 +95,10 @@ int run(int argc, char** argv, std::ostream& out, std::ostream& err) {
                "posenc"};
   app.set_version_flag("--version", std::string("posenc ") + cli_version);
   app.require_subcommand(1);
+  bf16_inputs = false;
+  app.add_flag("--bf16", bf16_inputs,
+               "Read input arrays of dtype <u2 as bfloat16 bit patterns (NumPy has no bfloat16; "
+               "--dtype bf16 writes them so)");
   add_commands(app);
   // CLI11 reports an unknown first word as "A subcommand is required": name it instead.
   if (argc > 1 && argv[1][0] != '-') {
