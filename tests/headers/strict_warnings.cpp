@@ -127,3 +127,24 @@ template posenc::Matrix<float> posenc::safetensors::File::matrix<float>(std::str
 template posenc::Matrix<double> posenc::safetensors::Checkpoint::transposed<double>(
     std::string_view, posenc::Index, posenc::Index) const;
 #endif
+
+// Keys and values kept as bfloat16 or half: the cache, the layer step, attend, RoPE in place.
+template <class S>
+void instantiate_half_storage() {
+  posenc::Matrix<float> x, w, y;
+  posenc::Matrix<S> k;
+  const posenc::Positions p(0, 0);
+  posenc::AttentionOptions<float> o;
+  posenc::AttendOptions<float> ao;
+  posenc::KVCache<float, S> c;
+  const posenc::RotaryEncoding<float> r(8);
+  posenc::attention_step(x, w, w, w, w, r, o, c, y);
+  posenc::attention_step(x, w, w, w, w, posenc::AlibiEncoding<float>(1), o, c, y);
+  posenc::attend(posenc::T5Encoding<float>(w), x, k, k, p, p, ao, y);
+  posenc::attend(posenc::ShawEncoding<float>(w, w), x, k, k, p, p, ao, y);
+  r.rotate(k, p, 1);
+}
+template class posenc::KVCache<float, Eigen::bfloat16>;
+template class posenc::KVCache<float, Eigen::half>;
+template void instantiate_half_storage<Eigen::bfloat16>();
+template void instantiate_half_storage<Eigen::half>();

@@ -204,7 +204,7 @@ void attend_decode(const E& enc, const ConstMatrixRef<typename E::Scalar>& q,
           }
         };
         if constexpr (widen_keys) {
-          kwide.topRows(bj) = k.middleRows(j0, bj).template cast<T>();
+          widen_rows<T>(kdata + j0 * ldk, ldk, bj, k.cols(), kwide.data(), kwide.cols());
           scores(kwide.data(), kwide.cols());
         } else {
           scores(kdata + j0 * ldk, ldk);

@@ -1,6 +1,6 @@
 // posenc internals: bfloat16 and IEEE binary16 (Eigen::bfloat16, Eigen::half) as storage for
-// float arithmetic: packet loads that widen to float (Eigen's conversions, in AVX-512 or
-// AVX/F16C instructions where the build targets them, one value at a time otherwise) and one
+// float arithmetic: packet loads that widen to float (AVX-512 or AVX2 + F16C instructions where
+// the build targets them, Eigen's packet conversions or one value at a time otherwise) and one
 // correctly rounded narrowing from double.
 #pragma once
 
@@ -9,6 +9,10 @@
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
+
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__F16C__))
+#include <immintrin.h>
+#endif
 
 #include "tile_kernels.hpp"
 
@@ -46,6 +50,22 @@ inline typename tile_packet<T>::type load_widened(const S* p) {
   using Packet = typename tile_packet<T>::type;
   if constexpr (std::is_same<T, S>::value) {
     return ploadu<Packet>(p);
+#if defined(__AVX512F__)
+  } else if constexpr (std::is_same<T, float>::value && tile_packet<T>::size == 16) {
+    // widened in registers (Eigen's half2float is not always inlined)
+    const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+    if constexpr (std::is_same<S, Eigen::half>::value)
+      return _mm512_cvtph_ps(raw);
+    else
+      return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(raw), 16));
+#elif defined(__AVX2__) && defined(__F16C__)
+  } else if constexpr (std::is_same<T, float>::value && tile_packet<T>::size == 8) {
+    const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    if constexpr (std::is_same<S, Eigen::half>::value)
+      return _mm256_cvtph_ps(raw);
+    else
+      return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(raw), 16));
+#endif
   } else {
     using SPacket = typename packet_traits<S>::type;
     constexpr int P = tile_packet<T>::size;
@@ -58,6 +78,21 @@ inline typename tile_packet<T>::type load_widened(const S* p) {
         tmp[l] = static_cast<T>(p[l]);
       return ploadu<Packet>(tmp);
     }
+  }
+}
+
+/// dst [rows, cols] (row stride ldd) = src [rows, cols] (row stride lds) widened to T.
+template <class T, class S>
+void widen_rows(const S* src, Index lds, Index rows, Index cols, T* dst, Index ldd) {
+  constexpr int P = tile_packet<T>::size;
+  for (Index r = 0; r < rows; ++r) {
+    const S* in = src + r * lds;
+    T* out = dst + r * ldd;
+    Index c = 0;
+    for (; c + P <= cols; c += P)
+      Eigen::internal::pstoreu(out + c, load_widened<T>(in + c));
+    for (; c < cols; ++c)
+      out[c] = static_cast<T>(in[c]);
   }
 }
 
