@@ -276,24 +276,6 @@ float bf16_of(float x) {
   return y;
 }
 
-template <class S>
-Matrix<S> stored(const Matrix<double>& m) {
-  Matrix<S> r(m.rows(), m.cols());
-  for (Index i = 0; i < m.rows(); ++i)
-    for (Index j = 0; j < m.cols(); ++j)
-      r(i, j) = S(static_cast<float>(m(i, j)));
-  return r;
-}
-
-template <class S>
-Matrix<double> widened(const Matrix<S>& m) {
-  Matrix<double> r(m.rows(), m.cols());
-  for (Index i = 0; i < m.rows(); ++i)
-    for (Index j = 0; j < m.cols(); ++j)
-      r(i, j) = static_cast<double>(static_cast<float>(m(i, j)));
-  return r;
-}
-
 }  // namespace
 
 TEST_CASE("half storage: rounding once from double", "[attention][decode][half]") {
@@ -327,9 +309,9 @@ TEMPLATE_TEST_CASE("half storage: attend on bfloat16 and half keys and values",
   const Index heads = 8, kv_heads = 2, dh = 32, nk = 2200;
   const Matrix<double> k = random_matrix<double>(nk, kv_heads * dh, 51),
                        v = random_matrix<double>(nk, kv_heads * dh, 52);
-  const Matrix<S> ks = stored<S>(k), vs = stored<S>(v);
+  const Matrix<S> ks = to_storage<S>(k), vs = to_storage<S>(v);
   // the reference reads the stored values: only the arithmetic (float) differs
-  const Matrix<double> kr = widened(ks), vr = widened(vs);
+  const Matrix<double> kr = from_storage(ks), vr = from_storage(vs);
   for (const Index nq : {Index(1), Index(5), Index(8), Index(12)}) {  // 12: the tiled kernel
     const Matrix<double> q = random_matrix<double>(nq, heads * dh, 53 + std::uint64_t(nq));
     const Positions qpos(nk - nq, nq), kpos(0, nk);

@@ -1047,24 +1047,6 @@ double half_ulp(double y) {
   return std::ldexp(1.0, e - 1 - mant);
 }
 
-template <class S>
-Matrix<S> to_storage(const Matrix<double>& m) {
-  Matrix<S> r(m.rows(), m.cols());
-  for (Index i = 0; i < m.rows(); ++i)
-    for (Index j = 0; j < m.cols(); ++j)
-      r(i, j) = S(static_cast<float>(m(i, j)));
-  return r;
-}
-
-template <class S>
-Matrix<double> from_storage(const Matrix<S>& m) {
-  Matrix<double> r(m.rows(), m.cols());
-  for (Index i = 0; i < m.rows(); ++i)
-    for (Index j = 0; j < m.cols(); ++j)
-      r(i, j) = static_cast<float>(m(i, j));
-  return r;
-}
-
 }  // namespace
 
 TEMPLATE_TEST_CASE("rope: in place on bfloat16 and half, one rounding per output", "[rope][half]",

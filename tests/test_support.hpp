@@ -104,4 +104,24 @@ void require_error(F&& f, const std::vector<std::string>& fragments) {
   FAIL("no posenc::error thrown (expected one mentioning " << fragments.front() << ")");
 }
 
+/// m rounded to a half-precision storage type S (through float: the tests' inputs are floats).
+template <class S>
+Matrix<S> to_storage(const Matrix<double>& m) {
+  Matrix<S> r(m.rows(), m.cols());
+  for (Index i = 0; i < m.rows(); ++i)
+    for (Index j = 0; j < m.cols(); ++j)
+      r(i, j) = S(static_cast<float>(m(i, j)));
+  return r;
+}
+
+/// The values of a half-precision matrix, widened exactly.
+template <class S>
+Matrix<double> from_storage(const Matrix<S>& m) {
+  Matrix<double> r(m.rows(), m.cols());
+  for (Index i = 0; i < m.rows(); ++i)
+    for (Index j = 0; j < m.cols(); ++j)
+      r(i, j) = static_cast<double>(static_cast<float>(m(i, j)));
+  return r;
+}
+
 }  // namespace posenc_test
