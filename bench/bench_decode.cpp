@@ -1,7 +1,8 @@
 // Decoding: one new token's attention over a cache of N keys (posenc::attend with one query).
-//   decode/<enc>/<T>   one query, H = 32 query heads, H_kv key/value heads, Dh = 128, keys and
-//                      values [N, H_kv Dh] (token-major, as KVCache holds them), no mask.
-//                      Bytes counted: what it must read, K and V once (2 N H_kv Dh sizeof(T));
+//   decode/<enc>/<S>   one query, H = 32 query heads, H_kv key/value heads, Dh = 128, keys and
+//                      values [N, H_kv Dh] (token-major, as KVCache holds them) stored as S
+//                      (float, bf16, f16; float queries and arithmetic), no mask.
+//                      Bytes counted: what it must read, K and V once (2 N H_kv Dh sizeof(S));
 //                      ratio: that over the machine's read bandwidth (limit/read, same threads).
 //                      cache:1 reads them from a KVCache (its storage: 2 MiB aligned, huge
 //                      pages advised), cache:0 from plain matrices (malloc's pages).
@@ -68,7 +69,9 @@ void measure_read(int threads) {
                read_Bps()[threads] * 1e-9);
 }
 
-template <class T, int E>
+/// S: how the cache keeps K and V (float, Eigen::bfloat16, Eigen::half); queries, outputs and
+/// arithmetic are T = float.
+template <class T, int E, class S = T>
 void BM_decode(benchmark::State& st) {
   const Index n = st.range(0), kv_heads = st.range(1), dh = kHeadDim;
   const int threads = static_cast<int>(st.range(2));
@@ -83,16 +86,17 @@ void BM_decode(benchmark::State& st) {
   const posenc::Positions qpos(n, 1), kpos(0, n);
   // in a KVCache (its own storage: huge pages advised) or in plain matrices (malloc's pages)
   const bool in_cache = st.range(3) != 0;
-  posenc::KVCache<T> cache;
+  posenc::KVCache<T, S> cache;
   if (in_cache) {
     cache.reserve(kv_heads * dh, n);
     cache.append(k, v, kpos);
   }
+  const Matrix<S> ks = k.template cast<S>(), vs = v.template cast<S>();
   auto run = [&] {
     if (in_cache)
       posenc::attend(enc, q, cache.keys(), cache.values(), qpos, kpos, opt, o);
     else
-      posenc::attend(enc, q, k, v, qpos, kpos, opt, o);
+      posenc::attend(enc, q, ks, vs, qpos, kpos, opt, o);
   };
   run();
   for (auto _ : st) {
@@ -100,7 +104,7 @@ void BM_decode(benchmark::State& st) {
     benchmark::DoNotOptimize(o.data());
     benchmark::ClobberMemory();
   }
-  const double bytes = 2.0 * double(n) * double(kv_heads * dh) * sizeof(T);
+  const double bytes = 2.0 * double(n) * double(kv_heads * dh) * sizeof(S);
   st.counters["bytes_per_second"] = benchmark::Counter(
       bytes, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1024);
   if (read_Bps().count(threads))
@@ -108,14 +112,14 @@ void BM_decode(benchmark::State& st) {
                                               benchmark::Counter::kIsIterationInvariantRate);
 }
 
-template <int E>
-void register_decode(const char* name) {
+template <int E, class S = float>
+void register_decode(const char* name, const char* storage = "float") {
   for (const Index n : {4096, 32768})
     for (const Index kv : {32, 8})
       for (int t = 1; t <= max_threads(); ++t)
         for (const Index cache : {1, 0})
-          benchmark::RegisterBenchmark(("decode/" + std::string(name) + "/float").c_str(),
-                                       BM_decode<float, E>)
+          benchmark::RegisterBenchmark(("decode/" + std::string(name) + "/" + storage).c_str(),
+                                       BM_decode<float, E, S>)
               ->Args({n, kv, t, cache})
               ->ArgNames({"N", "Hkv", "threads", "cache"})
               ->Unit(benchmark::kMillisecond)
@@ -141,6 +145,9 @@ void register_all(bool /*full*/) {
   register_decode<none>("none");
   register_decode<alibi>("alibi");
   register_decode<t5>("t5");
+  register_decode<none, Eigen::bfloat16>("none", "bf16");
+  register_decode<none, Eigen::half>("none", "f16");
+  register_decode<alibi, Eigen::bfloat16>("alibi", "bf16");
 }
 
 }  // namespace
