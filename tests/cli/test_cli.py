@@ -817,7 +817,7 @@ def group_errors(s):
         ("bad_layout", rope + ["--layout", "diagonal"], ["--layout", "diagonal"]),
         ("bad_scaling", rope + ["--scaling", "magic"], ["--scaling", "magic"]),
         ("bad_truncate", rope + ["--truncate", "maybe"], ["--truncate", "maybe"]),
-        ("bad_dtype", rope + ["--dtype", "f16"], ["--dtype", "f16"]),
+        ("bad_dtype", rope + ["--dtype", "f128"], ["--dtype", "f128"]),
         ("bad_encoder_table", ["table", "--encoder", "rope", "--dim", 16, "--len", 4], ["--encoder", "rope"]),
         ("bad_encoder_bias", ["bias", "--encoder", "shaw", "--heads", 2, "--len", 4], ["--encoder", "shaw"]),
         ("bad_encoder_attend", att + ["--encoder", "nope"], ["--encoder", "nope"]),
@@ -836,7 +836,7 @@ def group_errors(s):
         ("dtype_i2", ["rope", "--in", bad["i2"]], ["--in", "i2.npy", "<i2"]),
         ("dtype_big_endian", ["rope", "--in", bad["be"]], ["--in", "be.npy", ">f4", "big-endian"]),
         ("fortran_order", ["rope", "--in", bad["fortran"]], ["--in", "fortran.npy", "Fortran"]),
-        ("dtype_i8_for_floats", ["rope", "--in", bad["i8"]], ["--in", "i8.npy", "<f4 or <f8", "<i8"]),
+        ("dtype_i8_for_floats", ["rope", "--in", bad["i8"]], ["--in", "i8.npy", "<f4, <f8, <f2", "<i8"]),
         ("scalar_input", ["rope", "--in", bad["scalar"]], ["--in", "scalar.npy", "0-d"]),
         ("positions_dtype", rope + ["--positions", bad["pos_f8"]], ["--positions", "pos_f8.npy", "<i8", "<f8"]),
         ("positions_2d", rope + ["--positions", bad["pos_2d"]], ["--positions", "pos_2d.npy", "[N]", "[6, 1]"]),
@@ -1194,7 +1194,7 @@ def group_names(s):
     bias = ["bias", "--heads", 3, "--len", 4]
     compare = ["compare", "--dim", 16, "--heads", 2, "--max-len", 32, "--tokens", 4, "--time-len", 4,
                "--time-budget", 0]
-    dtypes = ["f32", "f64"]
+    dtypes = ["f32", "f64", "f16", "bf16"]
     scalings = ["none", "linear", "ntk", "dynamic", "yarn", "llama3", "longrope", "proportional"]
     encoders = ATTEND_ENCODERS
     compared = [e for e in ATTEND_ENCODERS if e != "temperature"]  # posenc compare's encoders

@@ -114,6 +114,9 @@ void add_compare_command(CLI::App& app) {
     c.time_budget = a->time_budget;
     c.threads = static_cast<int>(a->threads);
     c.seed = static_cast<std::uint64_t>(a->seed);
+    if (a->dtype == Dtype::f16 || a->dtype == Dtype::bf16)
+      throw CliError(std::string("--dtype: compare measures in f32 or f64, not ") +
+                     std::string(posenc::name_of(a->dtype)));
     std::string table;
     try {
       if (a->dtype == Dtype::f32)
