@@ -88,7 +88,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const NpyArray& a = mem.array;
   if (disk.array.dtype != a.dtype || disk.array.shape != a.shape || disk.array.data != a.data)
     finding("parse_npy and read_npy read different arrays");
-  if (a.dtype != "<f4" && a.dtype != "<f8" && a.dtype != "<i8")
+  if (a.dtype != "<f4" && a.dtype != "<f8" && a.dtype != "<f2" && a.dtype != "<u2" &&
+      a.dtype != "<i8")
     finding("accepted dtype '" + a.dtype + "'");
   const std::int64_t n = a.size();
   if (n < 0 || a.data.size() != static_cast<std::size_t>(n) * a.item_size())
