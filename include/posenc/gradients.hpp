@@ -361,7 +361,6 @@ AttendGradients<E> attend_backward(const E& enc, const ConstMatrixRef<typename E
       vt.resize(static_cast<std::size_t>(dh * bk));
       ks.resize(static_cast<std::size_t>(bk * dh));
     }
-    const std::vector<T> ones(static_cast<std::size_t>(bq), T(1));
     std::vector<Index> col_count(static_cast<std::size_t>(bq));
 #if defined(_OPENMP)
 #pragma omp for schedule(static, 1)
@@ -456,8 +455,8 @@ AttendGradients<E> attend_backward(const E& enc, const ConstMatrixRef<typename E
           if (capped) dpt.array() *= (T(1) - tht.array().square());
           auto dq_t = dq.block(i0, h * dh, bi, dh);
           if (fast)
-            detail::pv_tile(dp.data(), bk, bi, bj, ks.data(), dh, dh, ones.data(), dq_t.data(),
-                            dq_t.outerStride(), cols);
+            detail::pv_tile(dp.data(), bk, bi, bj, ks.data(), dh, dh,
+                            static_cast<const T*>(nullptr), dq_t.data(), dq_t.outerStride(), cols);
           else
             dq_t.noalias() += scale * (dpt * kh);
           dk_t.noalias() += scale * (dpt.transpose() * qh);
