@@ -18,6 +18,7 @@
 
 #include "detail/half_storage.hpp"
 #include "detail/large_buffer.hpp"
+#include "detail/parallel.hpp"
 #include "detail/tile_kernels.hpp"
 #include "encoder.hpp"
 #include "types.hpp"
@@ -339,10 +340,7 @@ void attend_core(const E& enc, const ConstMatrixRef<typename E::Scalar>& q,
   const Index ldk = k.outerStride(), ldv = v.outerStride(), ldq = q.outerStride();
 
   const Index work = heads * q_tiles;
-#if defined(_OPENMP)
-#pragma omp parallel if (work > 1 && nq * nk * q.cols() > 32768)
-#endif
-  {
+  parallel_region(work > 1 && nq * nk * q.cols() > 32768, 0, [&] {
     AttendScratch<T> sc;
     sc.s.resize(bq, bk);
     sc.acc.resize(bq, dh);
@@ -475,7 +473,7 @@ void attend_core(const E& enc, const ConstMatrixRef<typename E::Scalar>& q,
         if (lse) lse[h * nq + i0 + i] = mx + std::log(denom);
       }
     }
-  }
+  });
 }
 
 /// The kernel with the layer's earlier interface: H heads of K and V (no grouping), causal or
@@ -711,16 +709,19 @@ void check_layer(const E& enc, Index d, const AttentionOptions<typename E::Scala
 template <class F>
 void split_rows(Index n, [[maybe_unused]] double flop, F&& f) {
 #if defined(_OPENMP)
-#pragma omp parallel if (n >= 16 && flop >= 4e6)
-  {
-    const Index nt = omp_get_num_threads(), t = omp_get_thread_num();
-    const Index chunk = (n + nt - 1) / nt;
-    const Index b = std::min(n, t * chunk), e = std::min(n, b + chunk);
-    if (e > b) f(b, e - b);
+  if (n >= 16 && flop >= 4e6) {
+    // not `parallel if`: see parallel_region
+#pragma omp parallel
+    {
+      const Index nt = omp_get_num_threads(), t = omp_get_thread_num();
+      const Index chunk = (n + nt - 1) / nt;
+      const Index b = std::min(n, t * chunk), e = std::min(n, b + chunk);
+      if (e > b) f(b, e - b);
+    }
+    return;
   }
-#else
-  f(Index(0), n);
 #endif
+  f(Index(0), n);
 }
 
 /// q, k, v = src Wq + bq, src Wk + bk, src Wv + bv, rows split over the threads.

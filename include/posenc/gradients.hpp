@@ -331,10 +331,7 @@ AttendGradients<E> attend_backward(const E& enc, const ConstMatrixRef<typename E
   std::vector<Matrix<T>> dq_part(static_cast<std::size_t>(max_threads));
   std::vector<G> g_part(static_cast<std::size_t>(max_threads));
   int used_threads = 1;
-#if defined(_OPENMP)
-#pragma omp parallel if (parallel) num_threads(max_threads)
-#endif
-  {
+  detail::parallel_region(parallel, max_threads, [&] {
 #if defined(_OPENMP)
     const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
 #else
@@ -464,7 +461,7 @@ AttendGradients<E> attend_backward(const E& enc, const ConstMatrixRef<typename E
         }
       }
     }
-  }
+  });
   if (used_threads > 1)
     for (int t = 0; t < used_threads; ++t)
       r.dq += dq_part[static_cast<std::size_t>(t)];

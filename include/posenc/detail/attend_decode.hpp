@@ -156,10 +156,7 @@ void attend_decode(const E& enc, const ConstMatrixRef<typename E::Scalar>& q,
   const Index ldk = k.outerStride(), ldv = v.outerStride(), ldq = q.outerStride();
 
   std::vector<DecodeSpanState<T>> state(static_cast<std::size_t>(spans));
-#if defined(_OPENMP)
-#pragma omp parallel if (spans > 1 && nk * q.cols() > 262144)
-#endif
-  {
+  parallel_region(spans > 1 && nk * q.cols() > 262144, 0, [&] {
     // scores of one block, row h Nq + i (a head's rows are one [Nq, B] tile for its hooks)
     Matrix<T> s(rows, B);
     Matrix<T> kwide(widen_keys ? B : 0, widen_keys ? k.cols() : 0);
@@ -268,7 +265,7 @@ void attend_decode(const E& enc, const ConstMatrixRef<typename E::Scalar>& q,
         }
       }
     }
-  }
+  });
 
   // Merge the spans in order: M = max m_s, l = sum e^(m_s - M) l_s, acc likewise; then the
   // sinks and the normalisation of the tiled kernel.
