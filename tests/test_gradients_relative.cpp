@@ -539,6 +539,9 @@ TEST_CASE("gradients, BERT relative: several tiles", "[gradients][bert]") {
     INFO("type " << posenc::name_of(type));
     const Params p{random_matrix<double>(2 * 300 - 1, 8, 81, 0.5)};
     check_tiles(make_bert(type), p, {"distance-table"}, 2, 1, 8, 700);
+    // Dh 48: several column blocks of the band kernels, the last one narrower, at any SIMD width
+    const Params wide{random_matrix<double>(2 * 300 - 1, 48, 82, 0.5)};
+    check_tiles(make_bert(type), wide, {"distance-table"}, 1, 1, 48, 710);
   }
 }
 
@@ -601,6 +604,9 @@ TEST_CASE("gradients, DeBERTa: several tiles", "[gradients][deberta]") {
     INFO("terms " << posenc::name_of(o.terms) << ", buckets " << o.position_buckets);
     const auto [p, names] = deberta_params(o, 2 * 8, 801);
     check_tiles(make_deberta<double>(2, o), p, names, 2, 1, 8, 800);
+    // Dh 48: the band kernels' column blocks where the buckets are one distance each
+    const auto [wide, wide_names] = deberta_params(o, 48, 802);
+    check_tiles(make_deberta<double>(1, o), wide, wide_names, 1, 1, 48, 810);
   }
 }
 

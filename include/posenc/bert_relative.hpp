@@ -165,29 +165,49 @@ void table_terms_grad_products(G& g, GT& gt, const ConstMatrixRef<T>& tab, Index
           dtab.outerStride());
 }
 
+/// Whether a table's rows are whole SIMD packets (the band and pv_tile kernels need them).
+template <class T>
+bool dh_in_packets(const ConstMatrixRef<T>& tab) {
+  return tab.cols() % tile_packet<T>::size == 0;
+}
+
 /// The backward of add_query_table_terms (same distances, any non-decreasing f): given
 /// ds [bi, bj] = dL/ds for s(i, j) += scale q_i . T[f(e + i - j)],
 ///   dq_i += scale sum_j ds_ij T[f(..)],  dT[f(..)] += scale sum_j ds_ij q_i,
-/// tab [rows, Dh] and dtab its gradient. Blocks of B query rows gather their entries per table
-/// row (a block needs bj + B - 1 rows at most), then two products per block.
+/// tab [rows, Dh] and dtab its gradient. Where f takes the tile's distances to consecutive
+/// rows (BERT everywhere, DeBERTa near the diagonal), the band kernels (band_products) run the
+/// two products without a gathered copy; otherwise blocks of B query rows gather their entries
+/// per table row (a block needs bj + B - 1 rows at most, fewer where f merges distances), then
+/// two products per block.
 template <class T, class F>
 void query_table_terms_grad(const ConstMatrixRef<T>& qt, const ConstMatrixRef<T>& tab,
                             std::int64_t e, const F& f, T scale, const ConstMatrixRef<T>& ds,
                             MatrixRef<T> dq, MatrixRef<T> dtab) {
   constexpr Index B = 16;
   const Index bi = ds.rows(), bj = ds.cols();
+  const std::int64_t dlo = e - (bj - 1), dhi = e + (bi - 1);
+  if (dh_in_packets(tab) && f(dhi) - f(dlo) == dhi - dlo) {
+    // one table row per distance of the tile: u = i - j + bj - 1 reads row f(dlo) + u
+    const Index r0 = f(dlo);
+    band_products(ds.data(), ds.outerStride(), Index(1), bi, bj, qt.data(), qt.outerStride(),
+                  tab.data() + r0 * tab.outerStride(), tab.outerStride(), tab.cols(), scale,
+                  dq.data(), dq.outerStride(), dtab.data() + r0 * dtab.outerStride(),
+                  dtab.outerStride());
+    return;
+  }
   for (Index r = 0; r < bi; r += B) {
     const Index n = std::min(B, bi - r);
     const Index lo = f(e + r - (bj - 1)), w = f(e + r + n - 1) - lo + 1;
     auto g = thread_scratch<T, struct rel_query_grad>(n, w);
     auto gt = thread_scratch<T, struct rel_query_grad_t>(w, n);
     g.setZero();
-    for (Index rr = 0; rr < n; ++rr) {
-      const std::int64_t d0 = e + r + rr;  // the distance at column j = 0
-      const T* dsr = ds.row(r + rr).data();
-      T* gr = g.row(rr).data();
-      for (Index j = 0; j < bj; ++j)
-        gr[f(d0 - j) - lo] += dsr[j];
+    // column by column: the rows of a column reach distinct entries of g, so that the sums are
+    // independent (along a row, neighbours in one bucket would wait for each other's store)
+    const T* dsb = ds.data() + r * ds.outerStride();
+    for (Index j = 0; j < bj; ++j) {
+      const std::int64_t d0 = e + r - j;  // the distance at row r of the block
+      for (Index rr = 0; rr < n; ++rr)
+        g(rr, f(d0 + rr) - lo) += dsb[rr * ds.outerStride() + j];
     }
     table_terms_grad_products<T>(g, gt, tab, lo, qt, r, scale, dq, dtab);
   }
@@ -195,13 +215,24 @@ void query_table_terms_grad(const ConstMatrixRef<T>& qt, const ConstMatrixRef<T>
 
 /// The backward of add_key_table_terms: for s(i, j) += scale k_j . T[f(e + i - j)],
 ///   dk_j += scale sum_i ds_ij T[f(..)],  dT[f(..)] += scale sum_i ds_ij k_j,
-/// in blocks of B keys (each needs bi + B - 1 table rows at most).
+/// by the band kernels or in blocks of B keys (each needs bi + B - 1 table rows at most), as
+/// there.
 template <class T, class F>
 void key_table_terms_grad(const ConstMatrixRef<T>& kt, const ConstMatrixRef<T>& tab, std::int64_t e,
                           const F& f, T scale, const ConstMatrixRef<T>& ds, MatrixRef<T> dk,
                           MatrixRef<T> dtab) {
   constexpr Index B = 16;
   const Index bi = ds.rows(), bj = ds.cols();
+  const std::int64_t dlo = e - (bj - 1), dhi = e + (bi - 1);
+  if (dh_in_packets(tab) && f(dhi) - f(dlo) == dhi - dlo) {
+    // one table row per distance, dS read transposed: u = j - i + bi - 1 reads row f(dhi) - u
+    const Index r0 = f(dhi);
+    band_products(ds.data(), Index(1), ds.outerStride(), bj, bi, kt.data(), kt.outerStride(),
+                  tab.data() + r0 * tab.outerStride(), -tab.outerStride(), tab.cols(), scale,
+                  dk.data(), dk.outerStride(), dtab.data() + r0 * dtab.outerStride(),
+                  -dtab.outerStride());
+    return;
+  }
   for (Index c = 0; c < bj; c += B) {
     const Index n = std::min(B, bj - c);
     const Index lo = f(e - (c + n - 1)), w = f(e + (bi - 1) - c) - lo + 1;

@@ -8,6 +8,7 @@
 
 #include <Eigen/Core>
 #include <algorithm>
+#include <type_traits>
 
 #include "../types.hpp"
 
@@ -158,6 +159,156 @@ void pv_tile(const T* p, Index ldp, Index bi, Index bj, const T* v, Index ldv, I
       pv_dispatch<T, R>(rows, np, p + r0 * ldp, ldp, block_cols(cols, r0, rows, bj), v + c0 * P,
                         ldv, alpha ? alpha + r0 : nullptr, a + r0 * lda + c0 * P, lda);
     }
+  }
+}
+
+// The band products of a relative-embedding term's gradient: a tile's weights w[a, c]
+// = ds[a * rs + c * cs] (a < na, c < nc; (rs, cs) = (lds, 1) reads dS, (1, lds) its transpose),
+// one table row per distance index u = a - c + nc - 1 in [0, na + nc - 1), tab rows u read with
+// stride ldt (negative: the rows run backwards).
+//
+// band_rows_block: x[a] += scale sum_c w[a, c] tab[a - c + nc - 1] for the R rows a0 + r (x,
+// ds and tab already offset to row a0, to its table row u = a0, and to the block's packets):
+// R x NP accumulators, one pass over the R + nc - 1 table rows the block touches; the first
+// and last R - 1 of them reach only some of the rows.
+template <class T, int R, int NP>
+inline void band_rows_block(const T* ds, Index rs, Index cs, Index nc, const T* tab, Index ldt,
+                            T scale, T* x, Index ldx) {
+  using namespace Eigen::internal;
+  using Packet = typename tile_packet<T>::type;
+  constexpr int P = tile_packet<T>::size;
+  Packet acc[R][NP];
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < NP; ++c)
+      acc[r][c] = pset1<Packet>(T(0));
+  // table row u feeds row r through c = r + nc - 1 - u, valid when 0 <= c < nc
+  const auto step = [&](Index u, auto edge) {
+    Packet tv[NP];
+    for (int c = 0; c < NP; ++c)
+      tv[c] = ploadu<Packet>(tab + u * ldt + c * P);
+    for (int r = 0; r < R; ++r) {
+      const Index col = r + nc - 1 - u;
+      if constexpr (decltype(edge)::value) {
+        if (col < 0 || col >= nc) continue;
+      }
+      const Packet b = pset1<Packet>(ds[r * rs + col * cs]);
+      for (int c = 0; c < NP; ++c)
+        acc[r][c] = pmadd(b, tv[c], acc[r][c]);
+    }
+  };
+  const Index nu = R + nc - 1, full_lo = std::min<Index>(R - 1, nu),
+              full_hi = std::max(full_lo, nc);
+  for (Index u = 0; u < full_lo; ++u)
+    step(u, std::true_type{});
+  for (Index u = full_lo; u < full_hi; ++u)
+    step(u, std::false_type{});
+  for (Index u = full_hi; u < nu; ++u)
+    step(u, std::true_type{});
+  const Packet sc = pset1<Packet>(scale);
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < NP; ++c)
+      pstoreu(x + r * ldx + c * P, pmadd(acc[r][c], sc, ploadu<Packet>(x + r * ldx + c * P)));
+}
+
+// band_table_block: tab[u] += scale sum_a w[a, a + nc - 1 - u] x[a] for the R distance
+// indices u0 + r (tab offset to row u0 and the block's packets; x, ds not offset): one pass
+// over the rows a of x that reach the block.
+template <class T, int R, int NP>
+inline void band_table_block(const T* ds, Index rs, Index cs, Index na, Index nc, Index u0,
+                             const T* x, Index ldx, T scale, T* tab, Index ldt) {
+  using namespace Eigen::internal;
+  using Packet = typename tile_packet<T>::type;
+  constexpr int P = tile_packet<T>::size;
+  Packet acc[R][NP];
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < NP; ++c)
+      acc[r][c] = pset1<Packet>(T(0));
+  // row a feeds distance u0 + r through c = a + nc - 1 - u0 - r, valid when 0 <= c < nc
+  const auto step = [&](Index a, auto edge) {
+    Packet xv[NP];
+    for (int c = 0; c < NP; ++c)
+      xv[c] = ploadu<Packet>(x + a * ldx + c * P);
+    const Index c0 = a + nc - 1 - u0;
+    for (int r = 0; r < R; ++r) {
+      const Index col = c0 - r;
+      if constexpr (decltype(edge)::value) {
+        if (col < 0 || col >= nc) continue;
+      }
+      const Packet b = pset1<Packet>(ds[a * rs + col * cs]);
+      for (int c = 0; c < NP; ++c)
+        acc[r][c] = pmadd(b, xv[c], acc[r][c]);
+    }
+  };
+  // rows reaching some of the block: a in [u0 - nc + 1, u0 + R - 1]; all of it:
+  // a in [u0 + R - nc, u0]
+  const Index lo = std::max<Index>(0, u0 - nc + 1), hi = std::min<Index>(na, u0 + R);
+  const Index full_lo = std::clamp<Index>(u0 + R - nc, lo, hi);
+  const Index full_hi = std::clamp<Index>(u0 + 1, full_lo, hi);
+  for (Index a = lo; a < full_lo; ++a)
+    step(a, std::true_type{});
+  for (Index a = full_lo; a < full_hi; ++a)
+    step(a, std::false_type{});
+  for (Index a = full_hi; a < hi; ++a)
+    step(a, std::true_type{});
+  const Packet sc = pset1<Packet>(scale);
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < NP; ++c)
+      pstoreu(tab + r * ldt + c * P, pmadd(acc[r][c], sc, ploadu<Packet>(tab + r * ldt + c * P)));
+}
+
+template <class T, int R, int NP = tile_packet<T>::packets>
+inline void band_rows_dispatch(int rows, int np, const T* ds, Index rs, Index cs, Index nc,
+                               const T* tab, Index ldt, T scale, T* x, Index ldx) {
+  if constexpr (R > 1) {
+    if (rows < R)
+      return band_rows_dispatch<T, R - 1, NP>(rows, np, ds, rs, cs, nc, tab, ldt, scale, x, ldx);
+  }
+  if constexpr (NP > 1) {
+    if (np < NP)
+      return band_rows_dispatch<T, R, NP - 1>(rows, np, ds, rs, cs, nc, tab, ldt, scale, x, ldx);
+  }
+  band_rows_block<T, R, NP>(ds, rs, cs, nc, tab, ldt, scale, x, ldx);
+}
+
+template <class T, int R, int NP = tile_packet<T>::packets>
+inline void band_table_dispatch(int rows, int np, const T* ds, Index rs, Index cs, Index na,
+                                Index nc, Index u0, const T* x, Index ldx, T scale, T* tab,
+                                Index ldt) {
+  if constexpr (R > 1) {
+    if (rows < R)
+      return band_table_dispatch<T, R - 1, NP>(rows, np, ds, rs, cs, na, nc, u0, x, ldx, scale, tab,
+                                               ldt);
+  }
+  if constexpr (NP > 1) {
+    if (np < NP)
+      return band_table_dispatch<T, R, NP - 1>(rows, np, ds, rs, cs, na, nc, u0, x, ldx, scale, tab,
+                                               ldt);
+  }
+  band_table_block<T, R, NP>(ds, rs, cs, na, nc, u0, x, ldx, scale, tab, ldt);
+}
+
+/// The gradient of a tile's content-by-position term with one table row per distance:
+/// for s[a, c] += scale y_a . tab[a - c + nc - 1] (a < na, c < nc; y: the tile's queries, or
+/// its keys with dS read transposed), given w[a, c] = dL/ds = ds[a rs + c cs],
+///   dy[a] += scale sum_c w[a, c] tab[a - c + nc - 1],
+///   dtab[u] += scale sum_{a - c + nc - 1 = u} w[a, c] y[a],
+/// tab / dtab rows u at stride ldt / lddt (either may be negative), dh a multiple of the packet
+/// size. Exactly na nc dh multiply-adds for each, no gathered copy of the band.
+template <class T>
+void band_products(const T* ds, Index rs, Index cs, Index na, Index nc, const T* y, Index ldy,
+                   const T* tab, Index ldt, Index dh, T scale, T* dy, Index lddy, T* dtab,
+                   Index lddt) {
+  constexpr int P = tile_packet<T>::size, R = tile_packet<T>::rows, NP = tile_packet<T>::packets;
+  const Index npd = dh / P, nu = na + nc - 1;
+  for (Index c0 = 0; c0 < npd; c0 += NP) {
+    const int np = static_cast<int>(std::min<Index>(NP, npd - c0));
+    for (Index a0 = 0; a0 < na; a0 += R)
+      band_rows_dispatch<T, R>(static_cast<int>(std::min<Index>(R, na - a0)), np, ds + a0 * rs, rs,
+                               cs, nc, tab + a0 * ldt + c0 * P, ldt, scale, dy + a0 * lddy + c0 * P,
+                               lddy);
+    for (Index u0 = 0; u0 < nu; u0 += R)
+      band_table_dispatch<T, R>(static_cast<int>(std::min<Index>(R, nu - u0)), np, ds, rs, cs, na,
+                                nc, u0, y + c0 * P, ldy, scale, dtab + u0 * lddt + c0 * P, lddt);
   }
 }
 
