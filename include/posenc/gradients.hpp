@@ -348,7 +348,7 @@ AttendGradients<E> attend_backward(const E& enc, const ConstMatrixRef<typename E
     Matrix<T> s(bq, bk), th(bq, bk), dp(bq, bk);
     // The forward's micro-kernels (detail/tile_kernels.hpp) for S = scale Q K^T, dP = dO V^T
     // and dQ += dS (scale K), on the work item's K^T, V^T [Dh, bk] (zero padded) and scale K
-    // [bj, Dh], packed once per key tile; dV and dK (transposed left operands) stay Eigen's.
+    // [bj, Dh], packed once per key tile; dV += P^T dO and dK += dS^T (scale Q) in ptv_tile.
     constexpr int P = detail::tile_packet<T>::size;
     static_assert(bk % P == 0, "the key tile must be a multiple of the SIMD width");
     const bool fast = dh % P == 0 && nq >= 8;
@@ -434,7 +434,11 @@ AttendGradients<E> attend_backward(const E& enc, const ConstMatrixRef<typename E
                 if (!rule.visible(pi, kpos[j0 + j], i0 + i, j0 + j)) st(i, j) = T(0);
             }
           const auto doh = dout.block(i0, h * dh, bi, dh);
-          dv_t.noalias() += st.transpose() * doh;
+          if (fast)
+            detail::ptv_tile(s.data(), bk, bi, bj, doh.data(), doh.outerStride(), dh, T(1),
+                             dv_t.data(), dv_t.outerStride());
+          else
+            dv_t.noalias() += st.transpose() * doh;
           auto dpt = dp.topLeftCorner(bi, bj);
           if (fast)
             detail::qk_tile(doh.data(), doh.outerStride(), bi, vt.data(), bk, bj, dh, T(1),
@@ -456,7 +460,11 @@ AttendGradients<E> attend_backward(const E& enc, const ConstMatrixRef<typename E
                             static_cast<const T*>(nullptr), dq_t.data(), dq_t.outerStride(), cols);
           else
             dq_t.noalias() += scale * (dpt * kh);
-          dk_t.noalias() += scale * (dpt.transpose() * qh);
+          if (fast)
+            detail::ptv_tile(dp.data(), bk, bi, bj, qh.data(), qh.outerStride(), dh, scale,
+                             dk_t.data(), dk_t.outerStride());
+          else
+            dk_t.noalias() += scale * (dpt.transpose() * qh);
           if constexpr (has_bias) bias.add_grad(h, i0, j0, qh, kh, dpt, dq_t, dk_t, grads);
         }
       }

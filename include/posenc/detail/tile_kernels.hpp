@@ -162,6 +162,61 @@ void pv_tile(const T* p, Index ldp, Index bi, Index bj, const T* v, Index ldv, I
   }
 }
 
+// a[r, c*P + l] += scale sum_k p[k*ldp + r] v[k*ldv + c*P + l]: pv_block on the transpose of p
+template <class T, int R, int NP>
+inline void ptv_block(const T* p, Index ldp, Index n, const T* v, Index ldv, T scale, T* a,
+                      Index lda) {
+  using namespace Eigen::internal;
+  using Packet = typename tile_packet<T>::type;
+  constexpr int P = tile_packet<T>::size;
+  Packet acc[R][NP];
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < NP; ++c)
+      acc[r][c] = pset1<Packet>(T(0));
+  for (Index k = 0; k < n; ++k) {
+    Packet vv[NP];
+    for (int c = 0; c < NP; ++c)
+      vv[c] = ploadu<Packet>(v + k * ldv + c * P);
+    for (int r = 0; r < R; ++r) {
+      const Packet b = pset1<Packet>(p[k * ldp + r]);
+      for (int c = 0; c < NP; ++c)
+        acc[r][c] = pmadd(b, vv[c], acc[r][c]);
+    }
+  }
+  const Packet sc = pset1<Packet>(scale);
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < NP; ++c)
+      pstoreu(a + r * lda + c * P, pmadd(acc[r][c], sc, ploadu<Packet>(a + r * lda + c * P)));
+}
+
+template <class T, int R, int NP = tile_packet<T>::packets>
+inline void ptv_dispatch(int rows, int np, const T* p, Index ldp, Index n, const T* v, Index ldv,
+                         T scale, T* a, Index lda) {
+  if constexpr (R > 1) {
+    if (rows < R) return ptv_dispatch<T, R - 1, NP>(rows, np, p, ldp, n, v, ldv, scale, a, lda);
+  }
+  if constexpr (NP > 1) {
+    if (np < NP) return ptv_dispatch<T, R, NP - 1>(rows, np, p, ldp, n, v, ldv, scale, a, lda);
+  }
+  ptv_block<T, R, NP>(p, ldp, n, v, ldv, scale, a, lda);
+}
+
+/// a [m, dh] += scale p^T v for p [n, m] (row stride ldp) and v [n, dh]: the backward pass's
+/// dV += P^T dO and dK += scale dS^T Q on the tiles as they are (no transposed copy, no
+/// packing); dh must be a multiple of the packet size.
+template <class T>
+void ptv_tile(const T* p, Index ldp, Index n, Index m, const T* v, Index ldv, Index dh, T scale,
+              T* a, Index lda) {
+  constexpr int P = tile_packet<T>::size, R = tile_packet<T>::rows, NP = tile_packet<T>::packets;
+  const Index npd = dh / P;
+  for (Index c0 = 0; c0 < npd; c0 += NP) {
+    const int np = static_cast<int>(std::min<Index>(NP, npd - c0));
+    for (Index r0 = 0; r0 < m; r0 += R)
+      ptv_dispatch<T, R>(static_cast<int>(std::min<Index>(R, m - r0)), np, p + r0, ldp, n,
+                         v + c0 * P, ldv, scale, a + r0 * lda + c0 * P, lda);
+  }
+}
+
 // The band products of a relative-embedding term's gradient: a tile's weights w[a, c]
 // = ds[a * rs + c * cs] (a < na, c < nc; (rs, cs) = (lds, 1) reads dS, (1, lds) its transpose),
 // one table row per distance index u = a - c + nc - 1 in [0, na + nc - 1), tab rows u read with
