@@ -74,142 +74,155 @@ class ShawEncoding {
     // p_{j0} - p_i for contiguous positions: the relative distance at the row's first column
     // (a difference of two positions, so it fits in int64).
     std::int64_t run_start(Index i, Index j0) const { return (k.offset() + j0) - (q.offset() + i); }
-    // s_ij += scale q_i . A_K[r(i, j)]
-    void add(Index /*h*/, Index i0, Index j0, const ConstMatrixRef<T>& qt,
-             const ConstMatrixRef<T>& /*kt*/, MatrixRef<T> s) const {
-      auto qa = detail::thread_scratch<T, struct shaw_qa>(qt.rows(), enc->a_k_.rows());
-      qa.noalias() = scale * qt * enc->a_k_.transpose();
-      if (q.contiguous() && k.contiguous()) {
-        // r = clamp(j + c, -K, K) + K along a row: a run at r = 0, a contiguous run, a run at 2K
-        const std::int64_t kk = enc->max_relative(), cols = s.cols();
-        for (Index i = 0; i < s.rows(); ++i) {
-          const std::int64_t c = run_start(i0 + i, j0);
-          const std::int64_t lo_end = std::clamp<std::int64_t>(
-              detail::saturating_add(detail::saturating_sub(-kk, c), 1), 0, cols);
-          const std::int64_t mid_end =
-              std::clamp<std::int64_t>(detail::saturating_sub(kk, c), lo_end, cols);
-          const T* a = qa.row(i).data();
-          T* row = s.row(i).data();
-          for (std::int64_t j = 0; j < lo_end; ++j)
-            row[j] += a[0];
-          for (std::int64_t j = lo_end; j < mid_end; ++j)
-            row[j] += a[j + c + kk];
-          for (std::int64_t j = mid_end; j < cols; ++j)
-            row[j] += a[2 * kk];
-        }
+
+    // The table rows [lo, lo + n) that a tile [bi, bj] at (i0, j0) reads: for contiguous
+    // positions the clamped range of its distances (one row where the whole tile is K or more
+    // apart, so that its products below shrink to rank one), else all 2K + 1.
+    struct Rows {
+      Index lo, n;
+    };
+    Rows rows_read(Index i0, Index j0, Index bi, Index bj) const {
+      const std::int64_t kk = enc->max_relative();
+      if (!(q.contiguous() && k.contiguous())) return {0, static_cast<Index>(2 * kk + 1)};
+      const std::int64_t dmin = run_start(i0 + bi - 1, j0);
+      const std::int64_t dmax = detail::saturating_add(run_start(i0, j0), bj - 1);
+      const std::int64_t lo = std::clamp<std::int64_t>(dmin, -kk, kk) + kk;
+      const std::int64_t hi = std::clamp<std::int64_t>(dmax, -kk, kk) + kk;
+      return {static_cast<Index>(lo), static_cast<Index>(hi - lo + 1)};
+    }
+    // Row i of a tile from column j0, contiguous positions, in the columns of a [bi, n] block
+    // of table rows from lo: r(i, j) - lo is at_lo on [0, lo_end), j + at_mid on
+    // [lo_end, mid_end), at_hi on [mid_end, cols) (a run is empty where its row is not read).
+    struct Runs {
+      std::int64_t lo_end, mid_end, at_lo, at_mid, at_hi;
+    };
+    Runs runs(Index i, Index j0, std::int64_t cols, Index lo) const {
+      const std::int64_t kk = enc->max_relative(), c = run_start(i, j0);
+      const std::int64_t lo_end = std::clamp<std::int64_t>(
+          detail::saturating_add(detail::saturating_sub(-kk, c), 1), 0, cols);
+      const std::int64_t mid_end =
+          std::clamp<std::int64_t>(detail::saturating_sub(kk, c), lo_end, cols);
+      return {lo_end, mid_end, -lo, c + kk - lo, 2 * kk - lo};
+    }
+    // x[b] + ... + x[e - 1], in SIMD packets (a scalar loop would wait on each addition)
+    static T run_sum(const T* x, std::int64_t b, std::int64_t e) {
+      return e > b ? Eigen::Map<const Vector<T>>(x + b, static_cast<Index>(e - b)).sum() : T(0);
+    }
+    // w(i, r - lo) = sum of x(i, j) over the tile's entries with r(i, j) = r, w [bi, n]
+    void sum_by_distance(Index i0, Index j0, Rows rows, const ConstMatrixRef<T>& x,
+                         MatrixRef<T> w) const {
+      if (rows.n == 1) {  // every entry reads the one row: whole-tile sums, no runs
+        w.col(0).noalias() = x.rowwise().sum();
         return;
       }
-      for (Index i = 0; i < s.rows(); ++i)
-        for (Index j = 0; j < s.cols(); ++j)
-          s(i, j) += qa(i, r(i0 + i, j0 + j));
-    }
-    // out_i += sum_j p_ij A_V[r(i, j)]
-    void add_values(Index /*h*/, Index i0, Index j0, const ConstMatrixRef<T>& p,
-                    MatrixRef<T> out) const {
-      auto w = detail::thread_scratch<T, struct shaw_w>(p.rows(), enc->a_v_.rows());
-      w.setZero();
-      if (q.contiguous() && k.contiguous()) {  // the three runs of add() above
-        const std::int64_t kk = enc->max_relative(), cols = p.cols();
-        for (Index i = 0; i < p.rows(); ++i) {
-          const std::int64_t c = run_start(i0 + i, j0);
-          const std::int64_t lo_end = std::clamp<std::int64_t>(
-              detail::saturating_add(detail::saturating_sub(-kk, c), 1), 0, cols);
-          const std::int64_t mid_end =
-              std::clamp<std::int64_t>(detail::saturating_sub(kk, c), lo_end, cols);
-          T* wr = w.row(i).data();
-          T lo_sum = 0, hi_sum = 0;
-          for (std::int64_t j = 0; j < lo_end; ++j)
-            lo_sum += p(i, j);
-          for (std::int64_t j = lo_end; j < mid_end; ++j)
-            wr[j + c + kk] += p(i, j);
-          for (std::int64_t j = mid_end; j < cols; ++j)
-            hi_sum += p(i, j);
-          wr[0] += lo_sum;
-          wr[2 * kk] += hi_sum;
-        }
-      } else {
-        for (Index i = 0; i < p.rows(); ++i)
-          for (Index j = 0; j < p.cols(); ++j)
-            w(i, r(i0 + i, j0 + j)) += p(i, j);
-      }
-      out.noalias() += w * enc->a_v_;
-    }
-
-    // Backward (posenc/gradients.hpp). w(i, r) += x(i, j) summed over the tile's entries with
-    // r(i, j) = r, w [bi, 2K+1] (the runs of add_values).
-    void sum_by_distance(Index i0, Index j0, const ConstMatrixRef<T>& x, MatrixRef<T> w) const {
       w.setZero();
       if (q.contiguous() && k.contiguous()) {
-        const std::int64_t kk = enc->max_relative(), cols = x.cols();
+        const std::int64_t cols = x.cols();
         for (Index i = 0; i < x.rows(); ++i) {
-          const std::int64_t c = run_start(i0 + i, j0);
-          const std::int64_t lo_end = std::clamp<std::int64_t>(
-              detail::saturating_add(detail::saturating_sub(-kk, c), 1), 0, cols);
-          const std::int64_t mid_end =
-              std::clamp<std::int64_t>(detail::saturating_sub(kk, c), lo_end, cols);
+          const Runs u = runs(i0 + i, j0, cols, rows.lo);
           const T* xr = x.row(i).data();
           T* wr = w.row(i).data();
-          T lo_sum = 0, hi_sum = 0;
-          for (std::int64_t j = 0; j < lo_end; ++j)
-            lo_sum += xr[j];
-          for (std::int64_t j = lo_end; j < mid_end; ++j)
-            wr[j + c + kk] += xr[j];
-          for (std::int64_t j = mid_end; j < cols; ++j)
-            hi_sum += xr[j];
-          wr[0] += lo_sum;
-          wr[2 * kk] += hi_sum;
+          for (std::int64_t j = u.lo_end; j < u.mid_end; ++j)
+            wr[j + u.at_mid] += xr[j];
+          if (u.lo_end > 0) wr[u.at_lo] += run_sum(xr, 0, u.lo_end);
+          if (u.mid_end < cols) wr[u.at_hi] += run_sum(xr, u.mid_end, cols);
         }
         return;
       }
       for (Index i = 0; i < x.rows(); ++i)
         for (Index j = 0; j < x.cols(); ++j)
-          w(i, r(i0 + i, j0 + j)) += x(i, j);
+          w(i, r(i0 + i, j0 + j) - rows.lo) += x(i, j);
     }
-    // s(i, j) += a(i, r(i, j)), a [bi, 2K+1] (the runs of add).
-    void gather_by_distance(Index i0, Index j0, const ConstMatrixRef<T>& a, MatrixRef<T> s) const {
+    // s(i, j) += a(i, r(i, j) - lo), a [bi, n]
+    void gather_by_distance(Index i0, Index j0, Rows rows, const ConstMatrixRef<T>& a,
+                            MatrixRef<T> s) const {
+      if (rows.n == 1) {
+        s.colwise() += a.col(0);
+        return;
+      }
       if (q.contiguous() && k.contiguous()) {
-        const std::int64_t kk = enc->max_relative(), cols = s.cols();
+        const std::int64_t cols = s.cols();
         for (Index i = 0; i < s.rows(); ++i) {
-          const std::int64_t c = run_start(i0 + i, j0);
-          const std::int64_t lo_end = std::clamp<std::int64_t>(
-              detail::saturating_add(detail::saturating_sub(-kk, c), 1), 0, cols);
-          const std::int64_t mid_end =
-              std::clamp<std::int64_t>(detail::saturating_sub(kk, c), lo_end, cols);
+          const Runs u = runs(i0 + i, j0, cols, rows.lo);
           const T* ar = a.row(i).data();
           T* row = s.row(i).data();
-          for (std::int64_t j = 0; j < lo_end; ++j)
-            row[j] += ar[0];
-          for (std::int64_t j = lo_end; j < mid_end; ++j)
-            row[j] += ar[j + c + kk];
-          for (std::int64_t j = mid_end; j < cols; ++j)
-            row[j] += ar[2 * kk];
+          if (u.lo_end > 0) {
+            const T v = ar[u.at_lo];
+            for (std::int64_t j = 0; j < u.lo_end; ++j)
+              row[j] += v;
+          }
+          for (std::int64_t j = u.lo_end; j < u.mid_end; ++j)
+            row[j] += ar[j + u.at_mid];
+          if (u.mid_end < cols) {
+            const T v = ar[u.at_hi];
+            for (std::int64_t j = u.mid_end; j < cols; ++j)
+              row[j] += v;
+          }
         }
         return;
       }
       for (Index i = 0; i < s.rows(); ++i)
         for (Index j = 0; j < s.cols(); ++j)
-          s(i, j) += a(i, r(i0 + i, j0 + j));
+          s(i, j) += a(i, r(i0 + i, j0 + j) - rows.lo);
     }
+
+    // s_ij += scale q_i . A_K[r(i, j)]
+    void add(Index /*h*/, Index i0, Index j0, const ConstMatrixRef<T>& qt,
+             const ConstMatrixRef<T>& /*kt*/, MatrixRef<T> s) const {
+      const Rows rows = rows_read(i0, j0, s.rows(), s.cols());
+      auto qa = detail::thread_scratch<T, struct shaw_qa>(qt.rows(), rows.n);
+      // one table row: products of vectors (Eigen's GEMM would pack for a depth of 1)
+      if (rows.n == 1)
+        qa.col(0).noalias() = scale * (qt * enc->a_k_.row(rows.lo).transpose());
+      else
+        qa.noalias() = scale * qt * enc->a_k_.middleRows(rows.lo, rows.n).transpose();
+      gather_by_distance(i0, j0, rows, qa, s);
+    }
+    // out_i += sum_j p_ij A_V[r(i, j)]
+    void add_values(Index /*h*/, Index i0, Index j0, const ConstMatrixRef<T>& p,
+                    MatrixRef<T> out) const {
+      const Rows rows = rows_read(i0, j0, p.rows(), p.cols());
+      auto w = detail::thread_scratch<T, struct shaw_w>(p.rows(), rows.n);
+      sum_by_distance(i0, j0, rows, p, w);
+      if (rows.n == 1)
+        out.noalias() += w.col(0) * enc->a_v_.row(rows.lo);
+      else
+        out.noalias() += w * enc->a_v_.middleRows(rows.lo, rows.n);
+    }
+
+    // Backward (posenc/gradients.hpp).
     /// The score term's gradients given dS of the tile: with w(i, r) = sum of ds_ij over the
     /// entries reading A_K[r], dq += scale w A_K and dA_K += scale w^T q (no k term).
     void add_grad(Index /*h*/, Index i0, Index j0, const ConstMatrixRef<T>& qt,
                   const ConstMatrixRef<T>& /*kt*/, const ConstMatrixRef<T>& ds, MatrixRef<T> dq,
                   MatrixRef<T> /*dk*/, Gradients& g) const {
-      auto w = detail::thread_scratch<T, struct shaw_grad_w>(ds.rows(), enc->a_k_.rows());
-      sum_by_distance(i0, j0, ds, w);
-      dq.noalias() += scale * (w * enc->a_k_);
-      g.a_k.noalias() += scale * (w.transpose() * qt);
+      const Rows rows = rows_read(i0, j0, ds.rows(), ds.cols());
+      auto w = detail::thread_scratch<T, struct shaw_grad_w>(ds.rows(), rows.n);
+      sum_by_distance(i0, j0, rows, ds, w);
+      if (rows.n == 1) {
+        dq.noalias() += (scale * w.col(0)) * enc->a_k_.row(rows.lo);
+        g.a_k.row(rows.lo).noalias() += scale * (w.col(0).transpose() * qt);
+        return;
+      }
+      dq.noalias() += scale * (w * enc->a_k_.middleRows(rows.lo, rows.n));
+      g.a_k.middleRows(rows.lo, rows.n).noalias() += scale * (w.transpose() * qt);
     }
     /// The value term's gradients: dp_ij += dout_i . A_V[r(i, j)], and with w(i, r) = the sum
     /// of p_ij over the entries reading A_V[r], dA_V += w^T dout.
     void add_values_grad(Index /*h*/, Index i0, Index j0, const ConstMatrixRef<T>& p,
                          const ConstMatrixRef<T>& dout, MatrixRef<T> dp, Gradients& g) const {
-      auto w = detail::thread_scratch<T, struct shaw_grad_w>(p.rows(), enc->a_v_.rows());
-      sum_by_distance(i0, j0, p, w);
-      g.a_v.noalias() += w.transpose() * dout;
-      auto da = detail::thread_scratch<T, struct shaw_grad_da>(p.rows(), enc->a_v_.rows());
-      da.noalias() = dout * enc->a_v_.transpose();
-      gather_by_distance(i0, j0, da, dp);
+      const Rows rows = rows_read(i0, j0, p.rows(), p.cols());
+      auto w = detail::thread_scratch<T, struct shaw_grad_w>(p.rows(), rows.n);
+      sum_by_distance(i0, j0, rows, p, w);
+      auto da = detail::thread_scratch<T, struct shaw_grad_da>(p.rows(), rows.n);
+      if (rows.n == 1) {
+        g.a_v.row(rows.lo).noalias() += w.col(0).transpose() * dout;
+        da.col(0).noalias() = dout * enc->a_v_.row(rows.lo).transpose();
+      } else {
+        g.a_v.middleRows(rows.lo, rows.n).noalias() += w.transpose() * dout;
+        da.noalias() = dout * enc->a_v_.middleRows(rows.lo, rows.n).transpose();
+      }
+      gather_by_distance(i0, j0, rows, da, dp);
     }
   };
 
