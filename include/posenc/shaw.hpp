@@ -112,7 +112,7 @@ class ShawEncoding {
     void sum_by_distance(Index i0, Index j0, Rows rows, const ConstMatrixRef<T>& x,
                          MatrixRef<T> w) const {
       if (rows.n == 1) {  // every entry reads the one row: whole-tile sums, no runs
-        w.col(0).noalias() = x.rowwise().sum();
+        w.col(0).noalias() = x * Vector<T>::Ones(x.cols());
         return;
       }
       w.setZero();
@@ -137,7 +137,8 @@ class ShawEncoding {
     void gather_by_distance(Index i0, Index j0, Rows rows, const ConstMatrixRef<T>& a,
                             MatrixRef<T> s) const {
       if (rows.n == 1) {
-        s.colwise() += a.col(0);
+        for (Index i = 0; i < s.rows(); ++i)
+          s.row(i).array() += a(i, 0);
         return;
       }
       if (q.contiguous() && k.contiguous()) {
