@@ -201,7 +201,8 @@ class ShawEncoding {
       auto w = detail::thread_scratch<T, struct shaw_grad_w>(ds.rows(), rows.n);
       sum_by_distance(i0, j0, rows, ds, w);
       if (rows.n == 1) {
-        dq.noalias() += (scale * w.col(0)) * enc->a_k_.row(rows.lo);
+        for (Index i = 0; i < dq.rows(); ++i)
+          dq.row(i) += (scale * w(i, 0)) * enc->a_k_.row(rows.lo);
         g.a_k.row(rows.lo).noalias() += scale * (w.col(0).transpose() * qt);
         return;
       }
