@@ -327,6 +327,7 @@ void BM_rope(benchmark::State& st, bool ggml_side, int mode) {
 }
 
 void register_all(bool /*full*/) {
+  benchmark::AddCustomContext("ggml_commit", POSENC_GGML_COMMIT);
   for (int t = 1; t <= max_threads(); ++t)
     for (const int mode : {0, GGML_ROPE_TYPE_NEOX})
       for (const bool g : {true, false})

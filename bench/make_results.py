@@ -131,6 +131,19 @@ def main():
     loads.append(load())
     with open(torch_json) as f:
         torch_rows = json.load(f)["rows"]
+    # bench/compare_ggml exists only when CMake was pointed at a ggml tree (POSENC_GGML_DIR)
+    ggml_text = None
+    if os.path.exists(os.path.join(args.bench_dir, "compare_ggml")):
+        loads.append(wait_quiet())
+        import ggml_table
+        ggml_out = sh([os.path.join(args.bench_dir, "compare_ggml"), "--no-limits",
+                       "--benchmark_format=json", "--benchmark_repetitions=3",
+                       "--benchmark_enable_random_interleaving=true"])
+        ggml_text = ggml_table.table(json.loads(ggml_out))
+        loads.append(load())
+    else:
+        print("make_results: bench/compare_ggml not built (configure with -DPOSENC_GGML_DIR=<a ggml "
+              "tree> to compare with ggml); its section is left out", file=sys.stderr)
 
     def a(name):
         return apply_rows[name + "/real_time"]
@@ -224,6 +237,8 @@ def main():
           "bytes (a counting allocator in bench_memory.cpp), 2 threads, causal. "
           "%s\n\n" % MODULE_NOTE)
         w("## posenc against PyTorch (compare_torch.py)\n\n" + torch_text + "\n")
+        if ggml_text:
+            w("## posenc against ggml (compare_ggml)\n\n" + ggml_text + "\n")
         w("## Every benchmark of the default run\n\n")
         w("Time is real time (best of the repetitions). ratio: bytes/s ÷ copy bandwidth (apply) or FLOP/s ÷ Eigen "
           "GEMM FLOP/s (attention) at the same thread count.\n\n")
