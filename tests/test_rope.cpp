@@ -1100,6 +1100,26 @@ TEMPLATE_TEST_CASE("rope: in place on bfloat16 and half, one rounding per output
       for (Index j = 0; j < exact.cols(); ++j)
         CHECK(std::abs(yw(i, j) - exact(i, j)) <= half_ulp<S>(exact(i, j)) * (1 + 1e-9) + 1e-12);
   }
+  SECTION("one encoder across calls: its cached cos/sin rows grown and rebuilt") {
+    // longrope (M = 8) switches frequency sets with the call's longest position; every call of
+    // one encoder must give the bits of a fresh encoder and of one that caches nothing
+    RotaryEncoding<float> shared(kHeadDim, longrope());
+    RotaryEncoding<float> uncached(kHeadDim, longrope());
+    uncached.set_cache_limit(0);
+    const Index n = x.rows();
+    for (const std::int64_t offset :
+         {std::int64_t(0), std::int64_t(5), std::int64_t(0), std::int64_t(3000), std::int64_t(2)}) {
+      INFO("offset " << offset);
+      const Positions pos(offset, offset == 0 ? std::min<Index>(n, 4) : n);
+      const Matrix<S> in = xs.topRows(pos.size());
+      Matrix<S> a = in, b = in, c = in;
+      shared.rotate(a, pos, kHeads);
+      RotaryEncoding<float>(kHeadDim, longrope()).rotate(b, pos, kHeads);
+      uncached.rotate(c, pos, kHeads);
+      CHECK(from_storage(a) == from_storage(b));
+      CHECK(from_storage(a) == from_storage(c));
+    }
+  }
   SECTION("shape errors") {
     Matrix<S> bad(3, kHeads * kHeadDim + 1);
     CHECK_THROWS_AS(RotaryEncoding<float>(kHeadDim).rotate(bad, Positions(0, 3), kHeads),

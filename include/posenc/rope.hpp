@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "detail/half_storage.hpp"
+#include "detail/parallel.hpp"
 #include "detail/restrict.hpp"
 #include "detail/row_cache.hpp"
 #include "types.hpp"
@@ -434,6 +435,7 @@ class RotaryEncoding {
   void set_cache_limit(Index n) {
     cache_.set_max_elements(n);
     long_cache_.set_max_elements(n);
+    stored_cache_.set_max_elements(n);
   }
 
  private:
@@ -747,35 +749,54 @@ class RotaryEncoding {
   void rotate_stored(MatrixRef<S> x, const Positions& pos, Index heads) const {
     check_rows("", x, pos, heads);
     if (pos.empty()) return;
-    const RotaryFrequencies f = frequencies(pos.max());
+    const std::int64_t pmax = pos.max();
+    const RotaryFrequencies f = frequencies(pmax);
     const Index half = rotary_dim_ / 2, n = pos.size();
+    // row of position p: attention_factor (cos, sin)(p inv_freq_i), in double
+    const auto fill_row = [&](double p, double* cs) {
+      for (Index i = 0; i < half; ++i) {
+        const double a = p * f.inv_freq[static_cast<std::size_t>(i)];
+        cs[i] = f.attention_factor * std::cos(a);
+        cs[half + i] = f.attention_factor * std::sin(a);
+      }
+    };
+    // Rows 0 .. pmax cached in double for the frequency set and factor of this call, as the
+    // float path caches its own (a dynamic-NTK base past the original context changes with
+    // every length: computed per call instead).
+    std::shared_ptr<const detail::RowCache<double>::Table> table;
+    const bool dyn_long = options_.scaling == RopeScaling::dynamic && uses_long(pmax);
+    if (!dyn_long && pmax < max_extent) {
+      std::vector<double> key = f.inv_freq;
+      key.push_back(f.attention_factor);
+      table = stored_cache_.get(key, static_cast<Index>(pmax) + 1, rotary_dim_,
+                                [&](Index p0, Index p1, MatrixRef<double> out) {
+                                  for (Index p = p0; p < p1; ++p)
+                                    fill_row(static_cast<double>(p), out.row(p - p0).data());
+                                });
+    }
     const bool split = options_.layout == RotaryLayout::half;
-#if defined(_OPENMP)
-#pragma omp parallel if (n > 1 && n * x.cols() >= (Index(1) << 17))
-#endif
-    {
-      std::vector<double> c(static_cast<std::size_t>(half)), sn(static_cast<std::size_t>(half)),
+    detail::parallel_region(n > 1 && n * x.cols() >= (Index(1) << 17), 0, [&] {
+      std::vector<double> own(table ? 0 : static_cast<std::size_t>(rotary_dim_)),
           y(static_cast<std::size_t>(rotary_dim_));
       std::vector<float> w(static_cast<std::size_t>(rotary_dim_));
 #if defined(_OPENMP)
 #pragma omp for schedule(static)
 #endif
       for (Index r = 0; r < n; ++r) {
-        const double p = static_cast<double>(pos[r]);
-        for (Index i = 0; i < half; ++i) {
-          const double a = p * f.inv_freq[static_cast<std::size_t>(i)];
-          c[static_cast<std::size_t>(i)] = f.attention_factor * std::cos(a);
-          sn[static_cast<std::size_t>(i)] = f.attention_factor * std::sin(a);
+        const double* cs;
+        if (table) {
+          cs = table->rows.data() + pos[r] * table->rows.outerStride();
+        } else {
+          fill_row(static_cast<double>(pos[r]), own.data());
+          cs = own.data();
         }
         S* row = x.row(r).data();
         for (Index h = 0; h < heads; ++h) {
           S* xh = row + h * head_dim_ + block_offset_;
-          Eigen::Map<Eigen::ArrayXf>(w.data(), rotary_dim_) =
-              Eigen::Map<const Eigen::Array<S, Eigen::Dynamic, 1>>(xh, rotary_dim_)
-                  .template cast<float>();
+          detail::widen_rows(xh, rotary_dim_, 1, rotary_dim_, w.data(), rotary_dim_);
           const float* POSENC_RESTRICT in = w.data();
-          const double* POSENC_RESTRICT pc = c.data();
-          const double* POSENC_RESTRICT ps = sn.data();
+          const double* POSENC_RESTRICT pc = cs;
+          const double* POSENC_RESTRICT ps = cs + half;
           double* POSENC_RESTRICT out = y.data();
           if (split) {
             for (Index i = 0; i < half; ++i) {
@@ -793,7 +814,7 @@ class RotaryEncoding {
           detail::round_to_many(y.data(), xh, w.data(), rotary_dim_);
         }
       }
-    }
+    });
   }
 
   // One token: every head's pairs rotated by the row's cos/sin. Straight-line loops over
@@ -830,6 +851,8 @@ class RotaryEncoding {
   RotaryOptions options_;
   std::vector<double> base_inv_freq_, static_inv_freq_, long_inv_freq_;
   detail::RowCache<T> cache_, long_cache_;
+  // cos/sin in double for rotations of bfloat16 / half storage
+  detail::RowCache<double> stored_cache_;
 };
 
 POSENC_NAMESPACE_END
