@@ -56,6 +56,18 @@ def table(data):
                  for n in [prefix_fmt % s + rest] if n in rows]
         return min(found) if found else None
 
+    def side_cells(kind, rest, name, f):
+        # ggml F32 best (layout) | posenc f32 | ratio | ggml F16 best (layout) | bf16 | f16 | ratio
+        f32 = best_of(kind + "/%s", ["ggml_f32_heads", "ggml_f32_tokens"], rest)
+        f16 = best_of(kind + "/%s", ["ggml_f16_heads", "ggml_f16_tokens"], rest)
+        pb, ph = rows.get(kind + "/posenc_bf16" + rest), rows.get(kind + "/posenc_f16" + rest)
+        if not (f32 and f16 and pb and ph):
+            return None
+        p32 = ms(rows[name])
+        return (" | ".join([f + " (%s)", f, "%.2f", f + " (%s)", f, f, "%.2f"])) % (
+            f32[0], f32[1].split("_")[-1], p32, f32[0] / p32, f16[0], f16[1].split("_")[-1],
+            ms(pb), ms(ph), f16[0] / ms(pb))
+
     # prefill
     out.append("| prefill N 2048, H 8 | Dh | causal | threads | ggml F32 best (layout) | posenc f32 | ggml ÷ posenc f32 | ggml F16 best (layout) | posenc bf16 | posenc f16 | ggml F16 ÷ posenc bf16 |")
     out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -64,16 +76,9 @@ def table(data):
         if not m:
             continue
         enc, rest = m.group(1), "/" + m.group(1) + "/" + m.group(2)
-        f32 = best_of("prefill/%s", ["ggml_f32_heads", "ggml_f32_tokens"], rest)
-        f16 = best_of("prefill/%s", ["ggml_f16_heads", "ggml_f16_tokens"], rest)
-        p32 = ms(rows[name])
-        pb = rows.get("prefill/posenc_bf16" + rest)
-        ph = rows.get("prefill/posenc_f16" + rest)
-        if not (f32 and f16 and pb and ph):
-            continue
-        out.append("| %s | %s | %s | %s | %.1f (%s) | %.1f | %.2f | %.1f (%s) | %.1f | %.1f | %.2f |" % (
-            enc, m.group(3), m.group(4), m.group(5), f32[0], f32[1].split("_")[-1], p32,
-            f32[0] / p32, f16[0], f16[1].split("_")[-1], ms(pb), ms(ph), f16[0] / ms(pb)))
+        cells = side_cells("prefill", rest, name, "%.1f")
+        if cells:
+            out.append("| %s | %s | %s | %s | %s |" % (enc, m.group(3), m.group(4), m.group(5), cells))
     out.append("")
 
     # decode
@@ -83,17 +88,9 @@ def table(data):
         m = re.match(r"decode/posenc_f32/(N:(\d+)/Hkv:(\d+)/threads:(\d+))$", name)
         if not m:
             continue
-        rest = "/" + m.group(1)
-        f32 = best_of("decode/%s", ["ggml_f32_heads", "ggml_f32_tokens"], rest)
-        f16 = best_of("decode/%s", ["ggml_f16_heads", "ggml_f16_tokens"], rest)
-        p32 = ms(rows[name])
-        pb = rows.get("decode/posenc_bf16" + rest)
-        ph = rows.get("decode/posenc_f16" + rest)
-        if not (f32 and f16 and pb and ph):
-            continue
-        out.append("| | %s | %s | %s | %.2f (%s) | %.2f | %.2f | %.2f (%s) | %.2f | %.2f | %.2f |" % (
-            m.group(2), m.group(3), m.group(4), f32[0], f32[1].split("_")[-1], p32, f32[0] / p32,
-            f16[0], f16[1].split("_")[-1], ms(pb), ms(ph), f16[0] / ms(pb)))
+        cells = side_cells("decode", "/" + m.group(1), name, "%.2f")
+        if cells:
+            out.append("| | %s | %s | %s | %s |" % (m.group(2), m.group(3), m.group(4), cells))
     out.append("")
     diffs = [b["max_diff"] for n, b in rows.items() if "max_diff" in b and "f32" in n]
     if diffs:
