@@ -7,6 +7,7 @@
 #include <limits>
 #include <vector>
 
+#include "detail/restrict.hpp"
 #include "types.hpp"
 
 POSENC_NAMESPACE_BEGIN
@@ -108,11 +109,49 @@ class ShawEncoding {
     static T run_sum(const T* x, std::int64_t b, std::int64_t e) {
       return e > b ? Eigen::Map<const Vector<T>>(x + b, static_cast<Index>(e - b)).sum() : T(0);
     }
+    // The one-row tiles' loops, on raw rows (Eigen's per-row expressions cost more than the
+    // 64 additions of a row here): w[i] = sum_j x(i, j) in eight partial sums; s(i, j) += a[i
+    // lda]; d(i, k) += scale c[i] row[k].
+    static void row_sums(const ConstMatrixRef<T>& x, T* w) {
+      const Index cols = x.cols();
+      for (Index i = 0; i < x.rows(); ++i) {
+        const T* xr = x.row(i).data();
+        T part[8] = {};
+        Index j = 0;
+        for (; j + 8 <= cols; j += 8)
+          for (int l = 0; l < 8; ++l)
+            part[l] += xr[j + l];
+        T sum = ((part[0] + part[1]) + (part[2] + part[3])) +
+                ((part[4] + part[5]) + (part[6] + part[7]));
+        for (; j < cols; ++j)
+          sum += xr[j];
+        w[i] = sum;
+      }
+    }
+    static void add_to_rows(const T* a, Index lda, MatrixRef<T> s) {
+      const Index cols = s.cols();
+      for (Index i = 0; i < s.rows(); ++i) {
+        const T v = a[i * lda];
+        T* POSENC_RESTRICT row = s.row(i).data();
+        for (Index j = 0; j < cols; ++j)
+          row[j] += v;
+      }
+    }
+    static void add_outer(const T* c, T scale, const T* row, MatrixRef<T> d) {
+      const Index cols = d.cols();
+      const T* POSENC_RESTRICT r = row;
+      for (Index i = 0; i < d.rows(); ++i) {
+        const T v = scale * c[i];
+        T* POSENC_RESTRICT out = d.row(i).data();
+        for (Index k = 0; k < cols; ++k)
+          out[k] += v * r[k];
+      }
+    }
     // w(i, r - lo) = sum of x(i, j) over the tile's entries with r(i, j) = r, w [bi, n]
     void sum_by_distance(Index i0, Index j0, Rows rows, const ConstMatrixRef<T>& x,
                          MatrixRef<T> w) const {
       if (rows.n == 1) {  // every entry reads the one row: whole-tile sums, no runs
-        w.col(0).noalias() = x * Vector<T>::Ones(x.cols());
+        row_sums(x, w.data());
         return;
       }
       w.setZero();
@@ -137,8 +176,7 @@ class ShawEncoding {
     void gather_by_distance(Index i0, Index j0, Rows rows, const ConstMatrixRef<T>& a,
                             MatrixRef<T> s) const {
       if (rows.n == 1) {
-        for (Index i = 0; i < s.rows(); ++i)
-          s.row(i).array() += a(i, 0);
+        add_to_rows(a.data(), a.outerStride(), s);
         return;
       }
       if (q.contiguous() && k.contiguous()) {
@@ -201,8 +239,7 @@ class ShawEncoding {
       auto w = detail::thread_scratch<T, struct shaw_grad_w>(ds.rows(), rows.n);
       sum_by_distance(i0, j0, rows, ds, w);
       if (rows.n == 1) {
-        for (Index i = 0; i < dq.rows(); ++i)
-          dq.row(i) += (scale * w(i, 0)) * enc->a_k_.row(rows.lo);
+        add_outer(w.data(), scale, enc->a_k_.row(rows.lo).data(), dq);
         g.a_k.row(rows.lo).noalias() += scale * (w.col(0).transpose() * qt);
         return;
       }
