@@ -405,7 +405,7 @@ AttendGradients<E> attend_backward(const E& enc, const ConstMatrixRef<typename E
             st.noalias() = scale * (qh * kh.transpose());
           if (cols)
             for (Index i = 0; i < bi; ++i)
-              st.row(i).tail(bj - cols[i]).setZero();
+              std::fill(s.data() + i * bk + cols[i], s.data() + i * bk + bj, T(0));
           if constexpr (has_bias) bias.add(h, i0, j0, qh, kh, st);
           auto tht = th.topLeftCorner(bi, bj);
           if (capped) {
@@ -417,16 +417,8 @@ AttendGradients<E> attend_backward(const E& enc, const ConstMatrixRef<typename E
           // that P and the tile's products stay normal numbers: subnormals are slow (ALiBi's
           // distant keys gave e^-88 and a backward pass 30% slower); e^-64 = 1.6e-28 is far
           // below the resolution of a row of P, which sums to 1.
-          for (Index i = 0; i < bi; ++i) {
-            const T l = lse(h, i0 + i);
-            const Index ci = cols ? cols[i] : bj;
-            if (l == std::numeric_limits<T>::infinity()) {
-              st.row(i).setZero();
-            } else {
-              st.row(i).head(ci).array() = (st.row(i).head(ci).array() - l).max(T(-64)).exp();
-              st.row(i).tail(bj - ci).setZero();
-            }
-          }
+          detail::exp_rows_from_lse(s.data(), bk, bi, bj, cols,
+                                    lse.data() + h * lse.outerStride() + i0);
           if (seen == 1 && !cols)
             for (Index i = 0; i < bi; ++i) {
               const std::int64_t pi = qpos[i0 + i];
@@ -447,12 +439,7 @@ AttendGradients<E> attend_backward(const E& enc, const ConstMatrixRef<typename E
             dpt.noalias() = doh * vh.transpose();
           if constexpr (has_values) bias.add_values_grad(h, i0, j0, st, doh, dpt, grads);
           // dS = P o (dP - D), then through the soft-cap: dS_raw = dS o (1 - tanh^2)
-          for (Index i = 0; i < bi; ++i) {
-            const Index ci = cols ? cols[i] : bj;
-            dpt.row(i).head(ci).array() =
-                st.row(i).head(ci).array() * (dpt.row(i).head(ci).array() - dsum(h, i0 + i));
-            dpt.row(i).tail(bj - ci).setZero();
-          }
+          detail::ds_rows(s.data(), dp.data(), bk, bi, bj, cols, &dsum(h, i0));
           if (capped) dpt.array() *= (T(1) - tht.array().square());
           auto dq_t = dq.block(i0, h * dh, bi, dh);
           if (fast)

@@ -3,11 +3,14 @@
 // vectorise). Both work on row-major tiles without packing Q or V:
 //   qk_tile:  S[bi, nb*P] = scale * Q[bi, Dh] * KT[Dh, nb*P]   (KT: a packed, transposed key tile)
 //   pv_tile:  A[bi, Dh]   = diag(alpha) A + P[bi, bj] * V[bj, Dh]  (or A += P V)
+//   ptv_tile: A[m, Dh]   += scale P[n, m]^T V[n, Dh]
+// and the backward pass's row passes over a tile (exp_rows_from_lse, ds_rows).
 // Each keeps an R x NP block of packets in registers (R rows, NP packets of columns).
 #pragma once
 
 #include <Eigen/Core>
 #include <algorithm>
+#include <limits>
 #include <type_traits>
 
 #include "../types.hpp"
@@ -214,6 +217,42 @@ void ptv_tile(const T* p, Index ldp, Index n, Index m, const T* v, Index ldv, In
     for (Index r0 = 0; r0 < m; r0 += R)
       ptv_dispatch<T, R>(static_cast<int>(std::min<Index>(R, m - r0)), np, p + r0, ldp, n,
                          v + c0 * P, ldv, scale, a + r0 * lda + c0 * P, lda);
+  }
+}
+
+/// The backward pass's probabilities, in place on a tile s [bi, bj] (row stride lds): P_ij =
+/// e^max(S_ij - lse_i, -64) on each row's first cols[i] entries (all bj when cols is null), 0
+/// after them and in rows with lse_i = +inf (they see no key); lse_i = lse[i]. Written on raw
+/// rows: Eigen's nested row and block expressions, inlined into the kernel's loop, cost more
+/// than the row's arithmetic.
+template <class T>
+void exp_rows_from_lse(T* s, Index lds, Index bi, Index bj, const Index* cols, const T* lse) {
+  using Row = Eigen::Map<Eigen::Array<T, 1, Eigen::Dynamic>>;
+  for (Index i = 0; i < bi; ++i) {
+    T* row = s + i * lds;
+    const Index ci = lse[i] == std::numeric_limits<T>::infinity() ? 0 : cols ? cols[i] : bj;
+    if (ci > 0) {
+      Row r(row, ci);
+      r = (r - lse[i]).max(T(-64)).exp();
+    }
+    std::fill(row + ci, row + bj, T(0));
+  }
+}
+
+/// dS = P o (dP - D_i) in place in dp [bi, bj] on each row's first cols[i] entries (all bj
+/// when cols is null), 0 after them; D_i = d[i], p and dp with row stride ld.
+template <class T>
+void ds_rows(const T* p, T* dp, Index ld, Index bi, Index bj, const Index* cols, const T* d) {
+  using Row = Eigen::Map<Eigen::Array<T, 1, Eigen::Dynamic>>;
+  using ConstRow = Eigen::Map<const Eigen::Array<T, 1, Eigen::Dynamic>>;
+  for (Index i = 0; i < bi; ++i) {
+    const Index ci = cols ? cols[i] : bj;
+    T* row = dp + i * ld;
+    if (ci > 0) {
+      Row r(row, ci);
+      r = ConstRow(p + i * ld, ci) * (r - d[i]);
+    }
+    std::fill(row + ci, row + bj, T(0));
   }
 }
 
