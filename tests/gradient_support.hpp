@@ -28,7 +28,10 @@ inline double loss(const posenc::Matrix<double>& y, const posenc::Matrix<double>
 }
 
 /// Checks analytic gradient `grad` of f at the entries of `param` (all, or `samples` of them
-/// chosen by a seeded generator) against (f(p + h) - f(p - h)) / 2h.
+/// chosen by a seeded generator) against (f(p + h) - f(p - h)) / 2h. With samples, also the
+/// derivative along two random unit directions u (every entry at once: grad . u against
+/// (f(p + h u) - f(p - h u)) / 2h, to 1e-6 of |grad|), which no wrong entry of size above
+/// about 1e-6 |grad| sqrt(n) passes unnoticed.
 inline void check_fd(posenc::Matrix<double>& param, const posenc::Matrix<double>& grad,
                      const std::function<double()>& f, const std::string& what, int samples = -1,
                      double h = 1e-5) {
@@ -63,6 +66,32 @@ inline void check_fd(posenc::Matrix<double>& param, const posenc::Matrix<double>
     INFO(what << "[" << e / param.cols() << ", " << e % param.cols() << "] analytic "
               << grad.data()[e] << " finite difference " << fd);
     REQUIRE(err <= 1e-6 * scale + 1e-7 * std::fabs(fd));
+  }
+  if (samples < 0) return;
+  const double norm = std::max(1e-3, grad.norm());
+  std::normal_distribution<double> normal;
+  for (int d = 0; d < 2; ++d) {
+    posenc::Matrix<double> u(param.rows(), param.cols());
+    for (posenc::Index e = 0; e < n; ++e)
+      u.data()[e] = normal(rng);
+    u /= u.norm();
+    const posenc::Matrix<double> keep = param;
+    param = keep + h * u;
+    const double up = f();
+    param = keep - h * u;
+    const double down = f();
+    param = keep;
+    const double fd = (up - down) / (2 * h), analytic = grad.cwiseProduct(u).sum();
+    const double err = std::fabs(fd - analytic);
+    const double rel = err / std::max(norm, std::fabs(fd));
+    if (rel > worst_relative_error) {
+      worst_relative_error = rel;
+      worst_what = what + " (direction)";
+    }
+    if (what.rfind("d ", 0) == 0) worst_table_error = std::max(worst_table_error, rel);
+    INFO(what << " along random direction " << d << ": analytic " << analytic
+              << " finite difference " << fd);
+    REQUIRE(err <= 1e-6 * norm + 1e-7 * std::fabs(fd));
   }
 }
 

@@ -142,6 +142,15 @@ Positions positions_or(const std::vector<std::int64_t>& p, Index n) {
   return p.empty() ? Positions(0, n) : Positions(p);
 }
 
+/// Sampled entries per gradient over several tiles (and for a large table), besides the two
+/// random directions check_fd adds: fewer in unoptimised (sanitizer) builds, where every
+/// finite difference is two full forward passes at -O0.
+#ifdef NDEBUG
+constexpr int kTileSamples = 40, kTableSamples = 80;
+#else
+constexpr int kTileSamples = 3, kTableSamples = 6;
+#endif
+
 /// The core's gradients (dQ, dK, dV, dsinks, and each table of the encoder make(params)) on
 /// case c, checked entry by entry (or `samples` sampled entries of each).
 template <class Make>
@@ -191,7 +200,7 @@ void check_core(const Make& make, Params params, const std::vector<std::string>&
   for (std::size_t i = 0; i < ge.size(); ++i)
     check_fd(
         params[i], ge[i], [&] { return forward_with(make(params)); }, "d " + names[i],
-        params[i].size() > 400 ? 80 : samples);
+        params[i].size() > 400 ? kTableSamples : samples);
 }
 
 struct LayerCase {
@@ -275,13 +284,6 @@ void check_layer(const Make& make, Params params, const std::vector<std::string>
         params[i], ge[i], [&] { return forward_with(make(params)); }, "d " + names[i]);
 }
 
-/// Sampled entries per gradient over several tiles: fewer in unoptimised (sanitizer) builds,
-/// where every finite difference is two full forward passes at -O0.
-#ifdef NDEBUG
-constexpr int kTileSamples = 40;
-#else
-constexpr int kTileSamples = 10;
-#endif
 
 /// The core over several tiles (N = 130 > both tile sizes), sampled entries.
 template <class Make>
