@@ -41,8 +41,10 @@
 // for "out of memory"), an error message that is not exactly one line "posenc: error: ...",
 // text on the error stream after a success, an output file left behind by a failed run, or a
 // file in the working directory named like one of the arguments (a word taken for a path).
-// Allocations beyond libFuzzer's -malloc_limit_mb and slow inputs (-timeout) are reported by
-// libFuzzer itself.
+// Slow inputs (-timeout) are reported by libFuzzer itself; scripts/fuzz.sh makes ASan refuse
+// a single allocation above 1 GiB (malloc returns null), so that a legal but huge request
+// ends as the program's "out of memory" or posenc::error rather than in libFuzzer's malloc
+// limit.
 //
 // Environment: POSENC_FUZZ_PRINT=1 prints each argument vector (shell-quoted) to stderr, to
 // turn a crash file into a command line; POSENC_FUZZ_DIR=<dir> writes the input files there and
