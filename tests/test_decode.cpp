@@ -381,3 +381,107 @@ TEMPLATE_TEST_CASE("half storage: a KVCache of bfloat16 or half in attention_ste
   CHECK(worst <= 8 * unit);
   CHECK(worst > 0);
 }
+
+TEMPLATE_TEST_CASE("half storage: queries, keys, values and outputs all bfloat16 or half",
+                   "[attention][decode][half]", Eigen::bfloat16, Eigen::half) {
+  using S = TestType;
+  const Index heads = 4, kv_heads = 2, dh = 32, nk = 300;
+  // S's unit roundoff: 2^-8 (bfloat16) or 2^-11 (half)
+  const double unit =
+      std::is_same<S, Eigen::bfloat16>::value ? std::ldexp(1.0, -8) : std::ldexp(1.0, -11);
+  const Matrix<S> ks = to_storage<S>(random_matrix<double>(nk, kv_heads * dh, 71)),
+                  vs = to_storage<S>(random_matrix<double>(nk, kv_heads * dh, 72));
+  const Matrix<double> kr = from_storage(ks), vr = from_storage(vs);
+  for (const Index nq : {Index(1), Index(7), Index(40)}) {  // 40: the tiled kernel
+    INFO("Nq = " << nq);
+    const Matrix<S> qs = to_storage<S>(random_matrix<double>(nq, heads * dh, 73 + nq));
+    const Matrix<double> qr = from_storage(qs);
+    const Positions qpos(nk - nq, nq), kpos(0, nk);
+    Rules rules;
+    rules.causal = true;
+    AttendOptions<float> of;
+    of.heads = heads;
+    of.kv_heads = kv_heads;
+    of.visibility.causal = true;
+    const AlibiEncoding<float> alibi(heads);
+    Matrix<float> out(nq, heads * dh);
+    attend(alibi, qs, ks, vs, qpos, kpos, of, out);
+    const Reference ref =
+        dense_reference(AlibiEncoding<double>(heads), qr, kr, vr, qpos, kpos, heads, kv_heads,
+                        1.0 / std::sqrt(double(dh)), rules, 0, {});
+    CHECK(max_abs_diff(out.cast<double>(), ref.out) <= 2e-6);
+    // S outputs: the float result rounded once, so within half a unit of the reference
+    Matrix<S> out_s(nq, heads * dh);
+    attend(alibi, qs, ks, vs, qpos, kpos, of, out_s);
+    for (Index i = 0; i < nq; ++i)
+      for (Index j = 0; j < out.cols(); ++j) {
+        REQUIRE(out_s(i, j) == S(out(i, j)));
+        CHECK(std::fabs(double(static_cast<float>(out_s(i, j))) - ref.out(i, j)) <=
+              unit * std::fabs(ref.out(i, j)) + 2e-6);
+      }
+    // the same call on float copies of the stored queries
+    Matrix<float> out_f(nq, heads * dh);
+    attend(alibi, Matrix<float>(qr.cast<float>()), ks, vs, qpos, kpos, of, out_f);
+    CHECK(max_abs_diff(out, out_f) == 0.0);
+  }
+  Matrix<S> bad(2, heads * dh + 1);
+  const Matrix<S> q2 = to_storage<S>(random_matrix<double>(2, heads * dh, 79));
+  AttendOptions<float> of;
+  of.heads = heads;
+  of.kv_heads = kv_heads;
+  require_error(
+      [&] { attend(NoEncoding<float>{}, q2, ks, vs, Positions(0, 2), Positions(0, nk), of, bad); },
+      {"attend", "out"});
+}
+
+TEMPLATE_TEST_CASE("half storage: an attention layer on bfloat16 or half inputs",
+                   "[attention][half]", Eigen::bfloat16, Eigen::half) {
+  using S = TestType;
+  const Index n = 70, d = 64, heads = 4;
+  const double unit =
+      std::is_same<S, Eigen::bfloat16>::value ? std::ldexp(1.0, -8) : std::ldexp(1.0, -11);
+  const Weights<double> w(n, d, 81);
+  const Matrix<S> xs = to_storage<S>(w.x), wqs = to_storage<S>(w.wq), wks = to_storage<S>(w.wk),
+                  wvs = to_storage<S>(w.wv), wos = to_storage<S>(w.wo);
+  AttentionOptions<float> of = options<float>(heads, true, 3);
+  AttentionOptions<double> od = options<double>(heads, true, 3);
+  const RotaryEncoding<float> rope_f(16);
+  const RotaryEncoding<double> rope_d(16);
+  for (const bool stored_weights : {false, true}) {
+    INFO((stored_weights ? "weights stored as S" : "float weights"));
+    // the double layer (checked against the NumPy references in test_attention.cpp) on the
+    // values the call reads
+    const auto wd = [&](const Matrix<S>& ws, const Matrix<double>& wf) {
+      return stored_weights ? from_storage(ws) : Matrix<double>(wf.cast<float>().cast<double>());
+    };
+    const Matrix<double> ref = posenc::attention(from_storage(xs), wd(wqs, w.wq), wd(wks, w.wk),
+                                                 wd(wvs, w.wv), wd(wos, w.wo), rope_d, od);
+    const auto widen = [](const Matrix<S>& m) {
+      return Matrix<float>(from_storage(m).template cast<float>());
+    };
+    Matrix<S> y(n, d);
+    Matrix<float> yf;
+    if (stored_weights) {
+      attention(xs, wqs, wks, wvs, wos, rope_f, of, y);
+      yf = posenc::attention(widen(xs), widen(wqs), widen(wks), widen(wvs), widen(wos), rope_f, of);
+    } else {
+      const Matrix<float> wq = w.wq.cast<float>(), wk = w.wk.cast<float>(), wv = w.wv.cast<float>(),
+                          wo = w.wo.cast<float>();
+      attention(xs, wq, wk, wv, wo, rope_f, of, y);
+      yf = posenc::attention(widen(xs), wq, wk, wv, wo, rope_f, of);
+    }
+    double worst = 0;
+    for (Index i = 0; i < n; ++i)
+      for (Index j = 0; j < d; ++j) {
+        REQUIRE(y(i, j) == S(yf(i, j)));  // the float layer's result, rounded once
+        const double e = std::fabs(double(static_cast<float>(y(i, j))) - ref(i, j));
+        CHECK(e <= unit * std::fabs(ref(i, j)) + 1e-5);
+        worst = std::max(worst, e);
+      }
+    CHECK(worst > 0);
+  }
+  Matrix<S> bad(n, d + 1);
+  const Matrix<float> wq = w.wq.cast<float>();
+  require_error([&] { attention(xs, wq, wq, wq, wq, rope_f, of, bad); },
+                {"attention", "output is [70, 65]"});
+}

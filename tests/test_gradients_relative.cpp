@@ -284,7 +284,6 @@ void check_layer(const Make& make, Params params, const std::vector<std::string>
         params[i], ge[i], [&] { return forward_with(make(params)); }, "d " + names[i]);
 }
 
-
 /// The core over several tiles (N = 130 > both tile sizes), sampled entries.
 template <class Make>
 void check_tiles(const Make& make, const Params& params, const std::vector<std::string>& names,

@@ -578,6 +578,79 @@ void attend(const E& enc, const ConstMatrixRef<typename E::Scalar>& q,
   detail::attend_half<E, Eigen::half>(enc, q, k, v, q_positions, k_positions, options, out);
 }
 
+namespace detail {
+
+/// x [rows, cols] of bfloat16 or half widened to float (exactly: both are subsets of float).
+template <class S>
+Matrix<float> widened(const ConstMatrixRef<S>& x, const char* what) {
+  Matrix<float> w = new_matrix<float>(x.rows(), x.cols(), what);
+  widen_rows<float, S>(x.data(), x.outerStride(), x.rows(), x.cols(), w.data(), w.cols());
+  return w;
+}
+
+/// attend on Q, K, V stored as S: Q widened to float (O(Nq H Dh), read once), K and V read in
+/// place as attend_stored does; out is float, or S holding the float result rounded once.
+template <class E, class S, class O>
+void attend_half_queries(const E& enc, const ConstMatrixRef<S>& q, const ConstMatrixRef<S>& k,
+                         const ConstMatrixRef<S>& v, const Positions& qpos, const Positions& kpos,
+                         const AttendOptions<typename E::Scalar>& opt, MatrixRef<O> out) {
+  static_assert(std::is_same<typename E::Scalar, float>::value,
+                "posenc: bfloat16 and half queries, keys and values need a float encoder "
+                "(Scalar = float)");
+  check_attend("attend", q.rows(), q.cols(), k.rows(), k.cols(), v.rows(), v.cols(), out.rows(),
+               out.cols(), qpos, kpos, opt);
+  const Matrix<float> qf = widened<S>(q, "attend: Q widened to float [Nq, H * Dh]");
+  if constexpr (std::is_same<O, float>::value) {
+    attend_stored<E, S>(enc, qf, k, v, qpos, kpos, opt, out, nullptr);
+  } else {
+    Matrix<float> of = new_matrix<float>(out.rows(), out.cols(), "attend: O in float [Nq, H * Dh]");
+    attend_stored<E, S>(enc, qf, k, v, qpos, kpos, opt, of, nullptr);
+    out = of.template cast<S>();
+  }
+}
+
+}  // namespace detail
+
+/// attend with queries, keys and values stored as bfloat16 (float arithmetic: Q widened once,
+/// K and V as they are read); float outputs.
+template <class E>
+void attend(const E& enc, const ConstMatrixRef<Eigen::bfloat16>& q,
+            const ConstMatrixRef<Eigen::bfloat16>& k, const ConstMatrixRef<Eigen::bfloat16>& v,
+            const Positions& q_positions, const Positions& k_positions,
+            const AttendOptions<typename E::Scalar>& options, MatrixRef<typename E::Scalar> out) {
+  detail::attend_half_queries<E, Eigen::bfloat16>(enc, q, k, v, q_positions, k_positions, options,
+                                                  out);
+}
+
+/// As above with bfloat16 outputs: each the float result rounded once (to nearest, ties to
+/// even). out may share storage with Q, K or V (it is written last).
+template <class E>
+void attend(const E& enc, const ConstMatrixRef<Eigen::bfloat16>& q,
+            const ConstMatrixRef<Eigen::bfloat16>& k, const ConstMatrixRef<Eigen::bfloat16>& v,
+            const Positions& q_positions, const Positions& k_positions,
+            const AttendOptions<typename E::Scalar>& options, MatrixRef<Eigen::bfloat16> out) {
+  detail::attend_half_queries<E, Eigen::bfloat16>(enc, q, k, v, q_positions, k_positions, options,
+                                                  out);
+}
+
+/// attend with queries, keys and values stored as IEEE half; float outputs.
+template <class E>
+void attend(const E& enc, const ConstMatrixRef<Eigen::half>& q,
+            const ConstMatrixRef<Eigen::half>& k, const ConstMatrixRef<Eigen::half>& v,
+            const Positions& q_positions, const Positions& k_positions,
+            const AttendOptions<typename E::Scalar>& options, MatrixRef<typename E::Scalar> out) {
+  detail::attend_half_queries<E, Eigen::half>(enc, q, k, v, q_positions, k_positions, options, out);
+}
+
+/// As above with half outputs, each the float result rounded once.
+template <class E>
+void attend(const E& enc, const ConstMatrixRef<Eigen::half>& q,
+            const ConstMatrixRef<Eigen::half>& k, const ConstMatrixRef<Eigen::half>& v,
+            const Positions& q_positions, const Positions& k_positions,
+            const AttendOptions<typename E::Scalar>& options, MatrixRef<Eigen::half> out) {
+  detail::attend_half_queries<E, Eigen::half>(enc, q, k, v, q_positions, k_positions, options, out);
+}
+
 /// Options of an attention layer (conventions.md sections 6 and 6b).
 template <class T>
 struct AttentionOptions {
@@ -841,6 +914,73 @@ Matrix<typename E::Scalar> attention(const ConstMatrixRef<typename E::Scalar>& x
   Matrix<typename E::Scalar> y(x.rows(), x.cols());
   attention(x, wq, wk, wv, wo, enc, opt, y);
   return y;
+}
+
+namespace detail {
+
+/// attention on X and Y stored as S (bfloat16 or half) and weights as W (float or S): X and the
+/// S weights widened to float once, the float layer, Y rounded once to S.
+template <class E, class S, class W>
+void attention_half(const ConstMatrixRef<S>& x, const ConstMatrixRef<W>& wq,
+                    const ConstMatrixRef<W>& wk, const ConstMatrixRef<W>& wv,
+                    const ConstMatrixRef<W>& wo, const E& enc,
+                    const AttentionOptions<typename E::Scalar>& opt, MatrixRef<S> y) {
+  static_assert(std::is_same<typename E::Scalar, float>::value,
+                "posenc: bfloat16 and half layers need a float encoder (Scalar = float)");
+  require(y.rows() == x.rows() && y.cols() == x.cols(), "attention: output is [", y.rows(), ", ",
+          y.cols(), "], expected [", x.rows(), ", ", x.cols(), "]");
+  const Matrix<float> xf = widened<S>(x, "attention: X widened to float [N, D]");
+  Matrix<float> yf = new_matrix<float>(x.rows(), x.cols(), "attention: Y in float [N, D]");
+  if constexpr (std::is_same<W, float>::value) {
+    attention(xf, wq, wk, wv, wo, enc, opt, yf);
+  } else {
+    const char* what = "attention: weights widened to float";
+    attention(xf, widened<S>(wq, what), widened<S>(wk, what), widened<S>(wv, what),
+              widened<S>(wo, what), enc, opt, yf);
+  }
+  y = yf.template cast<S>();
+}
+
+}  // namespace detail
+
+/// attention on a layer whose input and output are bfloat16 (float weights and arithmetic):
+/// X widened once, Y the float result rounded once. y may share storage with x.
+template <class E>
+void attention(const ConstMatrixRef<Eigen::bfloat16>& x,
+               const ConstMatrixRef<typename E::Scalar>& wq,
+               const ConstMatrixRef<typename E::Scalar>& wk,
+               const ConstMatrixRef<typename E::Scalar>& wv,
+               const ConstMatrixRef<typename E::Scalar>& wo, const E& enc,
+               const AttentionOptions<typename E::Scalar>& opt, MatrixRef<Eigen::bfloat16> y) {
+  detail::attention_half<E, Eigen::bfloat16, typename E::Scalar>(x, wq, wk, wv, wo, enc, opt, y);
+}
+
+/// As above with the weights stored as bfloat16 too (widened to float for the call).
+template <class E>
+void attention(const ConstMatrixRef<Eigen::bfloat16>& x, const ConstMatrixRef<Eigen::bfloat16>& wq,
+               const ConstMatrixRef<Eigen::bfloat16>& wk, const ConstMatrixRef<Eigen::bfloat16>& wv,
+               const ConstMatrixRef<Eigen::bfloat16>& wo, const E& enc,
+               const AttentionOptions<typename E::Scalar>& opt, MatrixRef<Eigen::bfloat16> y) {
+  detail::attention_half<E, Eigen::bfloat16, Eigen::bfloat16>(x, wq, wk, wv, wo, enc, opt, y);
+}
+
+/// attention on a layer whose input and output are IEEE half (float weights and arithmetic).
+template <class E>
+void attention(const ConstMatrixRef<Eigen::half>& x, const ConstMatrixRef<typename E::Scalar>& wq,
+               const ConstMatrixRef<typename E::Scalar>& wk,
+               const ConstMatrixRef<typename E::Scalar>& wv,
+               const ConstMatrixRef<typename E::Scalar>& wo, const E& enc,
+               const AttentionOptions<typename E::Scalar>& opt, MatrixRef<Eigen::half> y) {
+  detail::attention_half<E, Eigen::half, typename E::Scalar>(x, wq, wk, wv, wo, enc, opt, y);
+}
+
+/// As above with the weights stored as half too.
+template <class E>
+void attention(const ConstMatrixRef<Eigen::half>& x, const ConstMatrixRef<Eigen::half>& wq,
+               const ConstMatrixRef<Eigen::half>& wk, const ConstMatrixRef<Eigen::half>& wv,
+               const ConstMatrixRef<Eigen::half>& wo, const E& enc,
+               const AttentionOptions<typename E::Scalar>& opt, MatrixRef<Eigen::half> y) {
+  detail::attention_half<E, Eigen::half, Eigen::half>(x, wq, wk, wv, wo, enc, opt, y);
 }
 
 /// Keys (after rotation) and values of the tokens seen so far, with their positions and

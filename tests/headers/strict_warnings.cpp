@@ -128,7 +128,8 @@ template posenc::Matrix<double> posenc::safetensors::Checkpoint::transposed<doub
     std::string_view, posenc::Index, posenc::Index) const;
 #endif
 
-// Keys and values kept as bfloat16 or half: the cache, the layer step, attend, RoPE in place.
+// Keys and values kept as bfloat16 or half: the cache, the layer step, attend (also on Q and
+// outputs in S), a layer on S inputs, RoPE in place.
 template <class S>
 void instantiate_half_storage() {
   posenc::Matrix<float> x, w, y;
@@ -142,6 +143,11 @@ void instantiate_half_storage() {
   posenc::attention_step(x, w, w, w, w, posenc::AlibiEncoding<float>(1), o, c, y);
   posenc::attend(posenc::T5Encoding<float>(w), x, k, k, p, p, ao, y);
   posenc::attend(posenc::ShawEncoding<float>(w, w), x, k, k, p, p, ao, y);
+  posenc::Matrix<S> ks;
+  posenc::attend(posenc::AlibiEncoding<float>(1), k, k, k, p, p, ao, y);
+  posenc::attend(posenc::NoEncoding<float>{}, k, k, k, p, p, ao, ks);
+  posenc::attention(k, w, w, w, w, r, o, ks);
+  posenc::attention(k, k, k, k, k, r, o, ks);
   r.rotate(k, p, 1);
 }
 template class posenc::KVCache<float, Eigen::bfloat16>;
