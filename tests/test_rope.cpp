@@ -1120,6 +1120,28 @@ TEMPLATE_TEST_CASE("rope: in place on bfloat16 and half, one rounding per output
       CHECK(from_storage(a) == from_storage(c));
     }
   }
+  SECTION("many outputs near S's midpoints: each the exact rotation rounded once") {
+    // 2^19 outputs: about one in 2^14 of them lies too close to a midpoint of S for the float
+    // rotation to decide its rounding, and must come out as the double rotation rounded once
+    for (const RotaryLayout layout : {RotaryLayout::half, RotaryLayout::interleaved}) {
+      INFO("layout " << posenc::name_of(layout));
+      const Index n = 1024, heads = 8, dh = 64;
+      const Matrix<S> in = to_storage<S>(random_matrix<double>(n, heads * dh, 91, 3.0));
+      const Positions pos((std::int64_t(1) << 20) - n, n);
+      RotaryOptions o;
+      o.layout = layout;
+      Matrix<S> y = in;
+      RotaryEncoding<float>(dh, o).rotate(y, pos, heads);
+      Matrix<double> exact = from_storage(in);
+      RotaryEncoding<double>(dh, o).rotate(exact, pos, heads);
+      Index wrong = 0;
+      for (Index i = 0; i < n; ++i)
+        for (Index j = 0; j < heads * dh; ++j)
+          wrong += Eigen::numext::bit_cast<std::uint16_t>(y(i, j)) !=
+                   Eigen::numext::bit_cast<std::uint16_t>(posenc::detail::round_to<S>(exact(i, j)));
+      CHECK(wrong == 0);
+    }
+  }
   SECTION("shape errors") {
     Matrix<S> bad(3, kHeads * kHeadDim + 1);
     CHECK_THROWS_AS(RotaryEncoding<float>(kHeadDim).rotate(bad, Positions(0, 3), kHeads),

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <memory>
 #include <optional>
@@ -742,9 +743,13 @@ class RotaryEncoding {
       }
   }
 
-  // rotate on half-precision storage: cos/sin of the row in double, pairs in double, one
-  // rounding per output (detail::round_to_many); a head at a time through scratch (widened
-  // with Eigen's vectorised conversion, which is exact).
+  // rotate on half-precision storage: cos/sin of the row in double, one rounding per output
+  // of the exact rotation of the stored pair. A head at a time: the pairs rotated in float
+  // (the inputs are exact in float; cos and sin rounded to float) with an error bound E per
+  // output, and the float result o rounded to S. Rounding is monotone, so where o - E and
+  // o + E round to the same S value the exact rotation does too; elsewhere (within E of a
+  // midpoint of S, about one output in 2^14, and NaN or infinity) the output is the double
+  // rotation rounded once (detail::round_to).
   template <class S>
   void rotate_stored(MatrixRef<S> x, const Positions& pos, Index heads) const {
     check_rows("", x, pos, heads);
@@ -775,10 +780,12 @@ class RotaryEncoding {
                                 });
     }
     const bool split = options_.layout == RotaryLayout::half;
+    using FloatMap = Eigen::Map<Eigen::Array<float, Eigen::Dynamic, 1>>;
     detail::parallel_region(n > 1 && n * x.cols() >= (Index(1) << 17), 0, [&] {
-      std::vector<double> own(table ? 0 : static_cast<std::size_t>(rotary_dim_)),
-          y(static_cast<std::size_t>(rotary_dim_));
-      std::vector<float> w(static_cast<std::size_t>(rotary_dim_));
+      const auto rd = static_cast<std::size_t>(rotary_dim_);
+      std::vector<double> own(table ? 0 : rd);
+      std::vector<float> w(rd), csf(rd), o(rd), mag(rd), bound(rd);
+      std::vector<std::uint16_t> out(rd), lo(rd), hi(rd);
 #if defined(_OPENMP)
 #pragma omp for schedule(static)
 #endif
@@ -790,28 +797,65 @@ class RotaryEncoding {
           fill_row(static_cast<double>(pos[r]), own.data());
           cs = own.data();
         }
+        for (Index i = 0; i < rotary_dim_; ++i)
+          csf[static_cast<std::size_t>(i)] = static_cast<float>(cs[i]);
         S* row = x.row(r).data();
         for (Index h = 0; h < heads; ++h) {
           S* xh = row + h * head_dim_ + block_offset_;
           detail::widen_rows(xh, rotary_dim_, 1, rotary_dim_, w.data(), rotary_dim_);
+          // o = the rotation in float; mag = (|x_a| + |x_b|)(|c| + |s|) bounds both products'
+          // magnitudes. With the roundings of c, s, the two products and the sum (each at most
+          // 2^-24 relative), |o - exact| <= 2^-24 (3 mag + |o|) < E = 2^-21 (mag + |o|), a
+          // margin that also covers the rounding of o -+ E below.
           const float* POSENC_RESTRICT in = w.data();
-          const double* POSENC_RESTRICT pc = cs;
-          const double* POSENC_RESTRICT ps = cs + half;
-          double* POSENC_RESTRICT out = y.data();
-          if (split) {
+          const float* POSENC_RESTRICT pc = csf.data();
+          const float* POSENC_RESTRICT ps = csf.data() + half;
+          float* POSENC_RESTRICT po = o.data();
+          float* POSENC_RESTRICT pm = mag.data();
+          if (split) {  // pairs (i, half + i): array expressions, which Eigen vectorises
+            using ConstMap = Eigen::Map<const Eigen::Array<float, Eigen::Dynamic, 1>>;
+            const ConstMap a(in, half), bv(in + half, half), c(pc, half), sn(ps, half);
+            FloatMap(mag.data(), half) = (a.abs() + bv.abs()) * (c.abs() + sn.abs());
+            FloatMap(mag.data() + half, half) = FloatMap(mag.data(), half);
+            FloatMap(po, half) = a * c - bv * sn;
+            FloatMap(po + half, half) = bv * c + a * sn;
+          } else {  // pairs (2i, 2i + 1)
             for (Index i = 0; i < half; ++i) {
-              const double xa = in[i], xb = in[half + i];
-              out[i] = xa * pc[i] - xb * ps[i];
-              out[half + i] = xb * pc[i] + xa * ps[i];
-            }
-          } else {
-            for (Index i = 0; i < half; ++i) {
-              const double xa = in[2 * i], xb = in[2 * i + 1];
-              out[2 * i] = xa * pc[i] - xb * ps[i];
-              out[2 * i + 1] = xb * pc[i] + xa * ps[i];
+              const float xa = in[2 * i], xb = in[2 * i + 1];
+              const float m =
+                  (std::fabs(xa) + std::fabs(xb)) * (std::fabs(pc[i]) + std::fabs(ps[i]));
+              po[2 * i] = xa * pc[i] - xb * ps[i];
+              po[2 * i + 1] = xb * pc[i] + xa * ps[i];
+              pm[2 * i] = m;
+              pm[2 * i + 1] = m;
             }
           }
-          detail::round_to_many(y.data(), xh, w.data(), rotary_dim_);
+          const FloatMap of(o.data(), rotary_dim_), mf(mag.data(), rotary_dim_);
+          FloatMap b(bound.data(), rotary_dim_);
+          const float unit = std::ldexp(1.0f, -21);
+          detail::narrow_bits<S>(o.data(), out.data(), rotary_dim_);
+          b = of - unit * (mf + of.abs());
+          detail::narrow_bits<S>(b.data(), lo.data(), rotary_dim_);
+          b = of + unit * (mf + of.abs());
+          detail::narrow_bits<S>(b.data(), hi.data(), rotary_dim_);
+          // the outputs whose bounds round apart, or NaN
+          int apart = 0;
+          for (Index k = 0; k < rotary_dim_; ++k)
+            apart |=
+                static_cast<int>(lo[static_cast<std::size_t>(k)] !=
+                                 hi[static_cast<std::size_t>(k)]) |
+                static_cast<int>(o[static_cast<std::size_t>(k)] != o[static_cast<std::size_t>(k)]);
+          std::memcpy(static_cast<void*>(xh), out.data(), rd * sizeof(S));
+          if (apart)
+            for (Index k = 0; k < rotary_dim_; ++k) {
+              const auto kk = static_cast<std::size_t>(k);
+              if (lo[kk] == hi[kk] && o[kk] == o[kk]) continue;
+              const Index i = split ? k % half : k / 2;
+              const bool second = split ? k >= half : (k & 1) != 0;
+              const double xa = in[split ? i : 2 * i], xb = in[split ? half + i : 2 * i + 1];
+              xh[k] = detail::round_to<S>(second ? xb * cs[i] + xa * cs[half + i]
+                                                 : xa * cs[i] - xb * cs[half + i]);
+            }
         }
       }
     });

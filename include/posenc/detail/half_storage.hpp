@@ -1,7 +1,7 @@
 // posenc internals: bfloat16 and IEEE binary16 (Eigen::bfloat16, Eigen::half) as storage for
 // float arithmetic: packet loads that widen to float (AVX-512 or AVX2 + F16C instructions where
-// the build targets them, Eigen's packet conversions or one value at a time otherwise) and one
-// correctly rounded narrowing from double.
+// the build targets them, Eigen's packet conversions or one value at a time otherwise), float
+// to S by the instructions that exist, and one correctly rounded narrowing from double.
 #pragma once
 
 #include <Eigen/Core>
@@ -10,7 +10,7 @@
 #include <cstring>
 #include <type_traits>
 
-#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__F16C__))
+#if defined(__AVX512F__) || defined(__F16C__)
 #include <immintrin.h>
 #endif
 
@@ -81,6 +81,43 @@ inline typename tile_packet<T>::type load_widened(const S* p) {
   }
 }
 
+/// out[i] = the bit pattern of x[i] rounded to S (bfloat16 or half; to nearest, ties to even)
+/// for n floats: vcvtneps2bf16 (AVX512-BF16), vcvtps2ph (AVX-512 or F16C) where the build
+/// targets them; bfloat16 otherwise by integer rounding of the float's bits (which the
+/// compiler vectorises), half through Eigen one value at a time.
+template <class S>
+void narrow_bits(const float* x, std::uint16_t* out, Index n) {
+  static_assert(is_half_storage<S>::value, "narrow_bits: S is bfloat16 or half");
+  Index i = 0;
+  if constexpr (std::is_same<S, Eigen::bfloat16>::value) {
+#if defined(__AVX512BF16__) && defined(__AVX512VL__)
+    for (; i + 16 <= n; i += 16)
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i),
+                          reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(_mm512_loadu_ps(x + i))));
+#endif
+    for (; i < n; ++i) {
+      std::uint32_t b;
+      std::memcpy(&b, x + i, sizeof b);
+      const bool nan = (b & 0x7fffffffu) > 0x7f800000u;
+      const std::uint32_t r = (b + 0x7fffu + ((b >> 16) & 1u)) >> 16;
+      out[i] = static_cast<std::uint16_t>(nan ? ((b >> 16) | 0x40u) : r);
+    }
+  } else {
+#if defined(__AVX512F__)
+    for (; i + 16 <= n; i += 16)
+      _mm256_storeu_si256(
+          reinterpret_cast<__m256i*>(out + i),
+          _mm512_cvtps_ph(_mm512_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+#elif defined(__F16C__)
+    for (; i + 8 <= n; i += 8)
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i),
+                       _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+#endif
+    for (; i < n; ++i)
+      out[i] = Eigen::numext::bit_cast<std::uint16_t>(static_cast<Eigen::half>(x[i]));
+  }
+}
+
 /// dst [rows, cols] (row stride ldd) = src [rows, cols] (row stride lds) widened to T.
 template <class T, class S>
 void widen_rows(const S* src, Index lds, Index rows, Index cols, T* dst, Index ldd) {
@@ -116,37 +153,6 @@ inline S round_to(double x) {
       std::memcpy(&f, &bits, sizeof bits);
     }
     return S(f);  // Eigen: round to nearest, ties to even
-  }
-}
-
-/// out[i] = round_to<S>(y[i]) for n values, S = bfloat16 or half, with float scratch
-/// tmp [n]: in the formats' normal range by rounding the double's significand to S's width
-/// on its bits (to nearest, ties to even; the result is exact in float and in S, so Eigen's
-/// vectorised conversions after it are exact), in loops the compiler vectorises; round_to
-/// for the rest (subnormal results, NaN, inf, beyond float).
-template <class S>
-void round_to_many(const double* y, S* out, float* tmp, Index n) {
-  static_assert(is_half_storage<S>::value, "round_to_many: S is bfloat16 or half");
-  constexpr bool bf = std::is_same<S, Eigen::bfloat16>::value;
-  constexpr int drop = bf ? 52 - 7 : 52 - 10;  // dropped significand bits
-  constexpr std::uint64_t half_unit = (std::uint64_t(1) << (drop - 1)) - 1,
-                          mask = ~((std::uint64_t(1) << drop) - 1);
-  // the smallest normal of S, the largest finite float
-  constexpr double smallest = bf ? 1.1754943508222875e-38 : 6.103515625e-05;
-  constexpr double largest = 3.4028234663852886e38;
-  for (Index i = 0; i < n; ++i) {
-    std::uint64_t b;
-    std::memcpy(&b, y + i, sizeof b);
-    b = (b + half_unit + ((b >> drop) & 1)) & mask;
-    double r;
-    std::memcpy(&r, &b, sizeof r);
-    tmp[i] = static_cast<float>(r);  // exact (inf when the rounding carried past float)
-  }
-  Eigen::Map<Eigen::Array<S, Eigen::Dynamic, 1>>(out, n) =
-      Eigen::Map<const Eigen::ArrayXf>(tmp, n).template cast<S>();
-  for (Index i = 0; i < n; ++i) {
-    const double a = std::abs(y[i]);
-    if (!(a >= smallest && a <= largest)) out[i] = round_to<S>(y[i]);
   }
 }
 
