@@ -516,6 +516,14 @@ void attend(const E& enc, const ConstMatrixRef<typename E::Scalar>& q,
 
 namespace detail {
 
+/// x [rows, cols] of bfloat16 or half widened to float (exactly: both are subsets of float).
+template <class S>
+Matrix<float> widened(const ConstMatrixRef<S>& x, const char* what) {
+  Matrix<float> w = new_matrix<float>(x.rows(), x.cols(), what);
+  widen_rows<float, S>(x.data(), x.outerStride(), x.rows(), x.cols(), w.data(), w.cols());
+  return w;
+}
+
 /// attend_core on keys and values kept as S (T itself, or bfloat16 / half for float): 1 to 8
 /// queries read them in place (the decoding kernel, widening each load to float); more
 /// queries run the tiled kernel on a float copy of K and V.
@@ -536,11 +544,7 @@ void attend_stored(const E& enc, const ConstMatrixRef<typename E::Scalar>& q,
       return;
     }
     const char* what = "attend: K, V widened to float [Nk, H_kv * Dh]";
-    Matrix<T> kw = new_matrix<T>(k.rows(), k.cols(), what),
-              vw = new_matrix<T>(v.rows(), v.cols(), what);
-    kw = k.template cast<T>();
-    vw = v.template cast<T>();
-    attend_core(enc, q, kw, vw, qpos, kpos, opt, out, lse);
+    attend_core(enc, q, widened<S>(k, what), widened<S>(v, what), qpos, kpos, opt, out, lse);
   }
 }
 
@@ -579,14 +583,6 @@ void attend(const E& enc, const ConstMatrixRef<typename E::Scalar>& q,
 }
 
 namespace detail {
-
-/// x [rows, cols] of bfloat16 or half widened to float (exactly: both are subsets of float).
-template <class S>
-Matrix<float> widened(const ConstMatrixRef<S>& x, const char* what) {
-  Matrix<float> w = new_matrix<float>(x.rows(), x.cols(), what);
-  widen_rows<float, S>(x.data(), x.outerStride(), x.rows(), x.cols(), w.data(), w.cols());
-  return w;
-}
 
 /// attend on Q, K, V stored as S: Q widened to float (O(Nq H Dh), read once), K and V read in
 /// place as attend_stored does; out is float, or S holding the float result rounded once.
